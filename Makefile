@@ -1,0 +1,133 @@
+# vecutils - build, test, install.
+#
+#   make                 lib/libvec.a and bin/vec-*
+#   make test            C unit tests and the bats suite
+#   make test SAN=1      the same under AddressSanitizer + UBSan
+#   make demo            the iris example and an fvecs pipeline
+#   make bench           exact search against FAISS (needs python3-faiss)
+#   make install PREFIX=/usr/local DESTDIR=
+#
+# CC, CFLAGS, CPPFLAGS, LDFLAGS are yours; required flags live in ALL_CFLAGS.
+# Put local settings in config.mak.
+
+-include config.mak
+
+CC ?= cc
+CFLAGS ?= -O2 -g
+WARNINGS = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR = $(PREFIX)/bin
+MANDIR = $(PREFIX)/share/man
+
+# -MMD -MP: write a .d file of header dependencies beside each object, with
+# phony targets for headers so that deleting one does not break the build.
+DEPFLAGS = -MMD -MP
+
+ifeq ($(SAN),1)
+SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+BUILD = build/san
+else
+SANFLAGS =
+BUILD = build/rel
+endif
+
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -Ilib -pthread $(WARNINGS) $(CPPFLAGS) $(CFLAGS) $(SANFLAGS)
+ALL_LDFLAGS = -pthread $(LDFLAGS) $(SANFLAGS)
+LDLIBS = -lz -lm
+
+ARCH := $(shell $(CC) -dumpmachine 2>/dev/null)
+LIB_SRC = $(filter-out lib/distance_%.c,$(wildcard lib/*.c))
+ifneq (,$(filter x86_64% amd64% i%86%,$(ARCH)))
+LIB_SRC += lib/distance_avx2.c lib/distance_avx512.c
+SIMD_DEFS = -DVEC_HAVE_X86
+endif
+ifneq (,$(filter aarch64% arm%,$(ARCH)))
+LIB_SRC += lib/distance_neon.c
+SIMD_DEFS = -DVEC_HAVE_NEON
+endif
+LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
+
+# SIMD flags per object: only these files contain intrinsics, and the
+# dispatcher in distance.c picks one at run time.
+$(BUILD)/lib/distance_avx2.o: ALL_CFLAGS += -mavx2 -mfma
+$(BUILD)/lib/distance_avx512.o: ALL_CFLAGS += -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma
+$(BUILD)/lib/flat_avx2.o: ALL_CFLAGS += -mavx2 -mfma
+$(BUILD)/lib/flat_avx512.o: ALL_CFLAGS += -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma
+$(BUILD)/lib/distance.o $(BUILD)/lib/flat.o: ALL_CFLAGS += $(SIMD_DEFS)
+
+CMDS = vec-build vec-add vec-query vec-stat
+BINS = $(CMDS:%=bin/%)
+CMD_COMMON = $(BUILD)/cmd/cmd.o
+
+UNIT_SRC = $(wildcard tests/unit/*.c)
+UNIT_OBJ = $(UNIT_SRC:%.c=$(BUILD)/%.o)
+
+ifeq ($(SAN),1)
+BINDIR_BUILD = $(BUILD)/bin
+else
+BINDIR_BUILD = bin
+endif
+BUILT_BINS = $(CMDS:%=$(BINDIR_BUILD)/%)
+
+.PHONY: all test unit bats demo bench install uninstall clean
+ifeq ($(SAN),1)
+all: $(BUILT_BINS)
+else
+all: $(BUILT_BINS) lib/libvec.a
+endif
+
+$(BUILD)/libvec.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	$(AR) rcs $@ $(LIB_OBJ)
+
+# The release library is also left at lib/libvec.a, for programs of users.
+lib/libvec.a: build/rel/libvec.a
+	cp build/rel/libvec.a $@
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -c -o $@ $<
+
+$(BINDIR_BUILD)/vec-%: $(BUILD)/cmd/vec-%.o $(CMD_COMMON) $(BUILD)/libvec.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(BUILD)/cmd/vec-$*.o $(CMD_COMMON) $(BUILD)/libvec.a $(LDLIBS)
+
+$(BUILD)/tests/unit/run: $(UNIT_OBJ) $(BUILD)/libvec.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $(UNIT_OBJ) $(BUILD)/libvec.a $(LDLIBS)
+
+
+$(BUILD)/tests/unit/%.o: ALL_CFLAGS += -Itests/unit
+
+# The whole suite; the last line is "N passed, N failed".
+test: $(BUILT_BINS) $(BUILD)/tests/unit/run
+	@VEC_BIN=$(CURDIR)/$(BINDIR_BUILD) UNIT=$(BUILD)/tests/unit/run \
+	  sh scripts/run-tests.sh
+
+unit: $(BUILD)/tests/unit/run
+	$(BUILD)/tests/unit/run
+
+bats: $(BUILT_BINS)
+	VEC_BIN=$(CURDIR)/$(BINDIR_BUILD) bats tests
+
+demo: $(BUILT_BINS)
+	@VEC_BIN=$(CURDIR)/$(BINDIR_BUILD) sh scripts/demo.sh
+
+DATA ?= ../shared/data
+bench: $(BUILT_BINS)
+	VEC_BIN=$(CURDIR)/$(BINDIR_BUILD) sh scripts/bench $(DATA)
+
+install: $(BINS)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5
+	install -m 755 $(BINS) $(DESTDIR)$(BINDIR)
+	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1
+	install -m 644 man/*.5 $(DESTDIR)$(MANDIR)/man5
+
+uninstall:
+	rm -f $(CMDS:%=$(DESTDIR)$(BINDIR)/%) $(CMDS:%=$(DESTDIR)$(MANDIR)/man1/%.1) $(DESTDIR)$(MANDIR)/man5/vec-index.5
+
+clean:
+	rm -rf build bin lib/libvec.a
+
+-include $(shell find build -name '*.d' 2>/dev/null)

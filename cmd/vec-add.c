@@ -1,0 +1,80 @@
+/* vec-add - append vectors to an existing index, atomically. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+
+static const char usage_text[] =
+	"Usage: vec-add [OPTION]... INDEX [INPUT]...\n"
+	"Append the vectors of each INPUT to the index file INDEX.  Ids continue\n"
+	"from the index's count; the vectors must have the index's dimension.\n"
+	"With no INPUT, or when INPUT is -, read standard input.  INDEX is\n"
+	"replaced atomically, and concurrent writers take turns (flock): a\n"
+	"failed vec-add leaves INDEX as it was.\n"
+	"\n"
+	CMD_INPUT_HELP
+	"  -j, --threads=N         worker threads (default: all cores)\n"
+	"  -q, --quiet             no progress line\n"
+	"  -h, --help              display this help and exit\n"
+	"  -V, --version           output version information and exit\n"
+	"\n"
+	"Exit status: 0 success, 1 bad input, damaged index or I/O error, 2 usage\n"
+	"error.\n"
+	"Example: vec-add words.vec new-words.fvecs\n";
+
+static const struct option long_options[] = {
+	{ "threads", required_argument, NULL, 'j' },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	CMD_INPUT_LONG_OPTIONS,
+	{ NULL, 0, NULL, 0 },
+};
+
+int main(int argc, char **argv)
+{
+	struct vec_reader_opts ro = VEC_READER_OPTS_INIT;
+	struct vec_errbuf eb = { 0 };
+	struct vec_index *idx = NULL;
+	struct vec_index_info info;
+	const char *path;
+	int opt;
+
+	cmd_init("vec-add");
+	while ((opt = getopt_long(argc, argv, "f:j:qhV", long_options, NULL)) != -1) {
+		if (cmd_input_option(opt, optarg, &ro))
+			continue;
+		switch (opt) {
+		case 'j': cmd_threads(optarg); break;
+		case 'q': cmd_quiet = 1; break;
+		case 'h': fputs(usage_text, stdout); return cmd_finish(EXIT_OK);
+		case 'V': cmd_version();
+		default: cmd_usage_error("invalid usage");
+		}
+	}
+	if (optind >= argc)
+		cmd_usage_error("no index given");
+	path = argv[optind++];
+
+	/* Hold the writer lock from reading the old index to renaming the
+	 * new one, so that concurrent vec-adds each see the other's vectors. */
+	if (vec_index_open(&idx, path, VEC_OPEN_WRITE, &eb)) {
+		cmd_error("%s", eb.msg);
+		return cmd_finish(EXIT_RUNTIME);
+	}
+	vec_index_info(idx, &info);
+	if (cmd_read_into_index(&idx, info.type, info.metric, argv + optind,
+				argc - optind, &ro)) {
+		vec_index_close(idx);
+		return cmd_finish(EXIT_RUNTIME);
+	}
+	if (vec_index_save(idx, path, &eb)) {
+		cmd_error("%s", eb.msg);
+		vec_index_close(idx);
+		return cmd_finish(EXIT_RUNTIME);
+	}
+	vec_index_close(idx);
+	return cmd_finish(EXIT_OK);
+}

@@ -1,0 +1,88 @@
+/* vec-build - build an index file from vectors. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+
+static const char usage_text[] =
+	"Usage: vec-build [OPTION]... -o INDEX [INPUT]...\n"
+	"Build the index file INDEX from the vectors in each INPUT (fvecs, bvecs,\n"
+	"ivecs, CSV/TSV or npy, plain or gzip-compressed).  With no INPUT, or when\n"
+	"INPUT is -, read standard input.  INDEX is replaced atomically: a failed\n"
+	"build leaves no file behind and an existing INDEX untouched.\n"
+	"\n"
+	"  -o, --output=INDEX      the index file to write (required)\n"
+	"  -t, --type=TYPE         index type: flat (exact search; the default)\n"
+	"  -m, --metric=METRIC     l2 (Euclidean, the default), ip (inner product)\n"
+	"                          or cos (cosine; vectors are stored normalised)\n"
+	CMD_INPUT_HELP
+	"  -j, --threads=N         worker threads (default: all cores)\n"
+	"  -q, --quiet             no progress line\n"
+	"  -h, --help              display this help and exit\n"
+	"  -V, --version           output version information and exit\n"
+	"\n"
+	"Exit status: 0 success, 1 bad input or I/O error, 2 usage error.\n"
+	"Example: vec-build -m cos -o words.vec glove.fvecs\n";
+
+static const struct option long_options[] = {
+	{ "output", required_argument, NULL, 'o' },
+	{ "type", required_argument, NULL, 't' },
+	{ "metric", required_argument, NULL, 'm' },
+	{ "threads", required_argument, NULL, 'j' },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	CMD_INPUT_LONG_OPTIONS,
+	{ NULL, 0, NULL, 0 },
+};
+
+int main(int argc, char **argv)
+{
+	struct vec_reader_opts ro = VEC_READER_OPTS_INIT;
+	struct vec_errbuf eb = { 0 };
+	struct vec_index *idx = NULL;
+	const char *output = NULL;
+	int type = VEC_TYPE_FLAT, metric = VEC_METRIC_L2, opt;
+
+	cmd_init("vec-build");
+	while ((opt = getopt_long(argc, argv, "o:t:m:f:j:qhV", long_options, NULL)) != -1) {
+		if (cmd_input_option(opt, optarg, &ro))
+			continue;
+		switch (opt) {
+		case 'o': output = optarg; break;
+		case 't':
+			type = vec_type_parse(optarg);
+			if (type < 0)
+				cmd_usage_error("unknown index type '%s' (expected flat)", optarg);
+			break;
+		case 'm':
+			metric = vec_metric_parse(optarg);
+			if (metric < 0)
+				cmd_usage_error("unknown metric '%s' (expected l2, ip or cos)", optarg);
+			break;
+		case 'j': cmd_threads(optarg); break;
+		case 'q': cmd_quiet = 1; break;
+		case 'h': fputs(usage_text, stdout); return cmd_finish(EXIT_OK);
+		case 'V': cmd_version();
+		default: cmd_usage_error("invalid usage");
+		}
+	}
+	if (!output)
+		cmd_usage_error("no output index given (use -o INDEX)");
+	if (!*output || !strcmp(output, "-"))
+		cmd_usage_error("the index must be a file, not '%s'", output);
+
+	if (cmd_read_into_index(&idx, type, metric, argv + optind, argc - optind, &ro)) {
+		vec_index_close(idx);
+		return cmd_finish(EXIT_RUNTIME);
+	}
+	if (vec_index_save(idx, output, &eb)) {
+		cmd_error("%s", eb.msg);
+		vec_index_close(idx);
+		return cmd_finish(EXIT_RUNTIME);
+	}
+	vec_index_close(idx);
+	return cmd_finish(EXIT_OK);
+}

@@ -1,0 +1,145 @@
+/* vec-stat - print what an index holds, and check that it is intact. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+
+static const char usage_text[] =
+	"Usage: vec-stat [OPTION]... INDEX...\n"
+	"Print what each index file holds: format version, type, metric,\n"
+	"dimension, count, keys, and bytes by section and per vector.\n"
+	"\n"
+	"      --verify            also check every checksum (header, section\n"
+	"                          table, each section); exit 1 on damage,\n"
+	"                          naming the section\n"
+	"      --json              one JSON object per index, one per line\n"
+	"  -q, --quiet             print nothing; the exit status tells\n"
+	"  -h, --help              display this help and exit\n"
+	"  -V, --version           output version information and exit\n"
+	"\n"
+	"Exit status: 0 success, 1 an index is missing, damaged or too new,\n"
+	"2 usage error.\n"
+	"Example: vec-stat --verify words.vec\n";
+
+enum { OPT_VERIFY = OPT_CMD_LAST, OPT_JSON };
+
+static const struct option long_options[] = {
+	{ "verify", no_argument, NULL, OPT_VERIFY },
+	{ "check", no_argument, NULL, OPT_VERIFY },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static void json_string(const char *s)
+{
+	putchar('"');
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			printf("\\%c", *p);
+		else if (*p < 0x20)
+			printf("\\u%04x", *p);
+		else
+			putchar(*p);
+	}
+	putchar('"');
+}
+
+static void print_text(const char *path, const struct vec_index_info *in,
+		       int keys, int verified)
+{
+	double per = in->count ? (double)in->file_bytes / (double)in->count : 0;
+
+	printf("index:          %s\n", path);
+	printf("format:         version %u (read %u, write %u)\n",
+	       in->read_version, in->read_version, in->write_version);
+	printf("type:           %s\n", vec_type_name(in->type));
+	printf("metric:         %s\n", vec_metric_name(in->metric));
+	printf("dim:            %zu\n", in->dim);
+	printf("count:          %llu\n", (unsigned long long)in->count);
+	printf("keys:           %s\n", keys ? "yes" : "no");
+	printf("bytes:          %llu (%.1f per vector)\n",
+	       (unsigned long long)in->file_bytes, per);
+	printf("sections:       %zu\n", in->n_sections);
+	printf("  %-4s  %-8s  %12s  %12s  %8s\n", "id", "required", "offset",
+	       "length", "crc32");
+	for (size_t i = 0; i < in->n_sections; i++) {
+		const struct vec_section_info *s = &in->sections[i];
+		printf("  %-4s  %-8s  %12llu  %12llu  %08x\n", s->id,
+		       s->required ? "yes" : "no",
+		       (unsigned long long)s->offset,
+		       (unsigned long long)s->length, s->crc32);
+	}
+	if (verified)
+		printf("verify:         ok (all checksums match)\n");
+}
+
+static void print_json(const char *path, const struct vec_index_info *in,
+		       int keys, int verified)
+{
+	fputs("{\"index\":", stdout);
+	json_string(path);
+	printf(",\"format_version\":%u,\"read_version\":%u,\"write_version\":%u",
+	       in->read_version, in->read_version, in->write_version);
+	printf(",\"type\":\"%s\",\"metric\":\"%s\",\"dim\":%zu,\"count\":%llu",
+	       vec_type_name(in->type), vec_metric_name(in->metric), in->dim,
+	       (unsigned long long)in->count);
+	printf(",\"keys\":%s,\"bytes\":%llu,\"bytes_per_vector\":%.2f",
+	       keys ? "true" : "false", (unsigned long long)in->file_bytes,
+	       in->count ? (double)in->file_bytes / (double)in->count : 0.0);
+	fputs(",\"sections\":[", stdout);
+	for (size_t i = 0; i < in->n_sections; i++) {
+		const struct vec_section_info *s = &in->sections[i];
+		printf("%s{\"id\":\"%s\",\"required\":%s,\"offset\":%llu,\"length\":%llu,\"crc32\":\"%08x\"}",
+		       i ? "," : "", s->id, s->required ? "true" : "false",
+		       (unsigned long long)s->offset,
+		       (unsigned long long)s->length, s->crc32);
+	}
+	printf("],\"verified\":%s}\n", verified ? "true" : "false");
+}
+
+int main(int argc, char **argv)
+{
+	int opt, verify = 0, json = 0, status = EXIT_OK;
+
+	cmd_init("vec-stat");
+	while ((opt = getopt_long(argc, argv, "qhV", long_options, NULL)) != -1) {
+		switch (opt) {
+		case OPT_VERIFY: verify = 1; break;
+		case OPT_JSON: json = 1; break;
+		case 'q': cmd_quiet = 1; break;
+		case 'h': fputs(usage_text, stdout); return cmd_finish(EXIT_OK);
+		case 'V': cmd_version();
+		default: cmd_usage_error("invalid usage");
+		}
+	}
+	if (optind >= argc)
+		cmd_usage_error("no index given");
+	for (int i = optind; i < argc; i++) {
+		struct vec_errbuf eb = { 0 };
+		struct vec_index *idx;
+		struct vec_index_info info;
+
+		if (vec_index_open(&idx, argv[i], verify ? VEC_OPEN_VERIFY : 0, &eb)) {
+			cmd_error("%s", eb.msg);
+			status = EXIT_RUNTIME;
+			continue;
+		}
+		vec_index_info(idx, &info);
+		if (!cmd_quiet) {
+			if (json)
+				print_json(argv[i], &info, vec_index_has_keys(idx), verify);
+			else {
+				if (i > optind)
+					putchar('\n');
+				print_text(argv[i], &info, vec_index_has_keys(idx), verify);
+			}
+		}
+		vec_index_close(idx);
+	}
+	return cmd_finish(status);
+}

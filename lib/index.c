@@ -1,0 +1,579 @@
+/*
+ * index.c - the vec_index handle: create, open (mmap, in place), add,
+ * search, save, verify.
+ *
+ * An index is either a view of a mapped file (vectors, norms and keys point
+ * into the mapping; nothing is copied at open) or owned memory.  The first
+ * modification of a view copies it into owned memory; the file stays as it
+ * was until vec_index_save() replaces it atomically.
+ *
+ * Sections of the flat index (man/vec-index.5):
+ *   VECS required  count x dim float32, row-major (unit length for cos)
+ *   NORM optional  count float32 squared norms (l2 only; recomputed if absent)
+ *   KEYS optional  (count + 1) u64 offsets, then the key bytes; key i is the
+ *                  bytes [off[i], off[i+1]), NUL-terminated; "" = no key
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "file.h"
+#include "internal.h"
+
+struct vec_index {
+	int type, metric;
+	size_t dim;
+	uint64_t count;
+
+	/* Current view: into the mapping, or the owned buffers below. */
+	const float *vecs;
+	const float *norms;        /* l2 only */
+	const uint64_t *key_off;   /* count + 1 entries, or NULL: no keys */
+	const char *key_blob;
+
+	/* Owned storage (after vec_index_new or a modification). */
+	int owned;
+	uint64_t cap;              /* vectors room */
+	float *own_vecs, *own_norms;
+	uint64_t *own_key_off;     /* cap + 1 entries when keys exist */
+	char *own_blob;
+	uint64_t blob_len, blob_cap;
+
+	/* File backing. */
+	int from_file;
+	void *map;
+	size_t map_len;
+	int lock_fd;               /* writer lock held, or -1 */
+	char *path;
+	struct vec_file file;
+};
+
+static const char *idx_name(const struct vec_index *idx)
+{
+	return idx->path ? idx->path : "index";
+}
+
+int vec_index_new(struct vec_index **out, int type, int metric, size_t dim,
+		  struct vec_errbuf *eb)
+{
+	struct vec_index *idx;
+
+	*out = NULL;
+	if (type != VEC_TYPE_FLAT)
+		return vec_err(eb, VEC_E_USAGE, "unknown index type %d", type);
+	if (metric < VEC_METRIC_L2 || metric > VEC_METRIC_COS)
+		return vec_err(eb, VEC_E_USAGE, "unknown metric %d", metric);
+	if (dim < 1 || dim > VEC_DIM_MAX)
+		return vec_err(eb, VEC_E_USAGE, "bad dimension %zu (must be 1..%d)",
+			       dim, VEC_DIM_MAX);
+	idx = calloc(1, sizeof *idx);
+	if (!idx)
+		return vec_err(eb, VEC_E_NOMEM, "out of memory");
+	idx->type = type;
+	idx->metric = metric;
+	idx->dim = dim;
+	idx->owned = 1;
+	idx->lock_fd = -1;
+	*out = idx;
+	return VEC_OK;
+}
+
+/* Check the sections against what the header implies; set up the view. */
+static int attach_sections(struct vec_index *idx, struct vec_errbuf *eb)
+{
+	const struct vec_file *f = &idx->file;
+	const struct vec_file_section *vs, *ns, *ks;
+	const char *name = f->name;
+	uint64_t want;
+
+	if (!vec_host_is_le())
+		return vec_err(eb, VEC_E_VERSION,
+			       "%s: this build cannot map little-endian indexes on a big-endian host",
+			       name);
+	idx->type = (int)f->type;
+	idx->metric = (int)f->metric;
+	idx->dim = f->dim;
+	idx->count = f->count;
+
+	vs = vec_file_find(f, VEC_SEC_VECS);
+	if (!vs)
+		return VEC_CORRUPT(eb, "%s: missing section 'VECS'", name);
+	/* R-SEC-3: VECS holds exactly count x dim float32. */
+	if (vec_mul_overflows(f->count, (uint64_t)f->dim * 4, &want) ||
+	    vs->length != want)
+		return VEC_CORRUPT(eb, "%s: section 'VECS' is %llu bytes, expected %llu x %u x 4",
+				   name, (unsigned long long)vs->length,
+				   (unsigned long long)f->count, f->dim);
+	idx->vecs = (const float *)(const void *)vs->data;
+
+	ns = vec_file_find(f, VEC_SEC_NORM);
+	if (ns) {
+		if (ns->length != f->count * 4)
+			return VEC_CORRUPT(eb, "%s: section 'NORM' is %llu bytes, expected %llu",
+					   name, (unsigned long long)ns->length,
+					   (unsigned long long)f->count * 4);
+		if (idx->metric == VEC_METRIC_L2)
+			idx->norms = (const float *)(const void *)ns->data;
+	}
+
+	ks = vec_file_find(f, VEC_SEC_KEYS);
+	if (ks) {
+		uint64_t noff = f->count + 1, blob;
+		const uint64_t *off = (const uint64_t *)(const void *)ks->data;
+		const char *bytes;
+
+		/* R-SEC-4: KEYS holds count + 1 offsets, rising from 0 to
+		 * the blob length, each key ending in NUL. */
+		if (ks->length / 8 < noff)
+			return VEC_CORRUPT(eb, "%s: section 'KEYS' too short for %llu keys",
+					   name, (unsigned long long)f->count);
+		blob = ks->length - noff * 8;
+		bytes = (const char *)ks->data + noff * 8;
+		if (off[0] != 0 || off[f->count] != blob)
+			return VEC_CORRUPT(eb, "%s: section 'KEYS': bad offsets", name);
+		for (uint64_t i = 0; i < f->count; i++) {
+			if (off[i + 1] <= off[i] || off[i + 1] > blob ||
+			    bytes[off[i + 1] - 1] != '\0')
+				return VEC_CORRUPT(eb, "%s: section 'KEYS': bad key %llu",
+						   name, (unsigned long long)i);
+		}
+		idx->key_off = off;
+		idx->key_blob = bytes;
+	}
+	return VEC_OK;
+}
+
+/* Squared norms for an l2 view that has no NORM section (older writers). */
+static int compute_norms(struct vec_index *idx, struct vec_errbuf *eb)
+{
+	float *n;
+	if (idx->metric != VEC_METRIC_L2 || idx->norms || idx->count == 0)
+		return VEC_OK;
+	n = malloc(idx->count * sizeof *n);
+	if (!n)
+		return vec_err(eb, VEC_E_NOMEM, "out of memory");
+	for (uint64_t i = 0; i < idx->count; i++)
+		n[i] = vec_dot(idx->vecs + i * idx->dim, idx->vecs + i * idx->dim, idx->dim);
+	idx->own_norms = n;
+	idx->norms = n;
+	return VEC_OK;
+}
+
+static int open_common(struct vec_index *idx, const char *name, int flags,
+		       struct vec_errbuf *eb)
+{
+	int rc = vec_file_parse(&idx->file, name, idx->map, idx->map_len, eb);
+	if (rc)
+		return rc;
+	if ((flags & VEC_OPEN_WRITE) &&
+	    idx->file.write_version > VEC_FILE_WRITE_VERSION)
+		return vec_err(eb, VEC_E_VERSION,
+			       "%s: format write version %u is newer than this tool (%d): read-only",
+			       name, idx->file.write_version, VEC_FILE_WRITE_VERSION);
+	if ((flags & VEC_OPEN_VERIFY) && (rc = vec_file_verify(&idx->file, eb)))
+		return rc;
+	if ((rc = attach_sections(idx, eb)))
+		return rc;
+	return compute_norms(idx, eb);
+}
+
+int vec_index_open(struct vec_index **out, const char *path, int flags,
+		   struct vec_errbuf *eb)
+{
+	struct vec_index *idx;
+	struct stat st;
+	int fd = -1, rc;
+
+	*out = NULL;
+	idx = calloc(1, sizeof *idx);
+	if (!idx)
+		return vec_err(eb, VEC_E_NOMEM, "out of memory");
+	idx->lock_fd = -1;
+	idx->from_file = 1;
+	idx->path = strdup(path);
+	if (!idx->path) {
+		free(idx);
+		return vec_err(eb, VEC_E_NOMEM, "out of memory");
+	}
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		rc = vec_err(eb, VEC_E_IO, "%s: is a directory", path);
+		goto fail;
+	}
+	if (flags & VEC_OPEN_WRITE) {
+		/* The lock fd is the file we map: what we read is what
+		 * nobody else can replace until we are done. */
+		if ((rc = vec_file_lock(path, &idx->lock_fd, eb)))
+			goto fail;
+		if (idx->lock_fd < 0) {
+			rc = vec_err(eb, VEC_E_IO, "%s: cannot open: %s", path,
+				     strerror(ENOENT));
+			goto fail;
+		}
+		fd = idx->lock_fd;
+	} else {
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			rc = vec_err(eb, VEC_E_IO, "%s: cannot open: %s", path,
+				     strerror(errno));
+			goto fail;
+		}
+	}
+	if (fstat(fd, &st) != 0) {
+		rc = vec_err(eb, VEC_E_IO, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = vec_err(eb, VEC_E_CORRUPT, "%s: not a vec index (not a regular file)", path);
+		goto fail;
+	}
+	if (st.st_size < VEC_FILE_HEADER_SIZE) {
+		rc = VEC_CORRUPT(eb, st.st_size >= 8 ?
+				 "%s: truncated index (%lld bytes)" :
+				 "%s: not a vec index (%lld bytes)",
+				 path, (long long)st.st_size);
+		goto fail;
+	}
+	idx->map_len = (size_t)st.st_size;
+	idx->map = mmap(NULL, idx->map_len, PROT_READ, MAP_SHARED, fd, 0);
+	if (idx->map == MAP_FAILED) {
+		idx->map = NULL;
+		rc = vec_err(eb, VEC_E_IO, "%s: cannot map: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (fd != idx->lock_fd)
+		close(fd);
+	fd = -1;
+	if ((rc = open_common(idx, path, flags, eb)))
+		goto fail;
+	*out = idx;
+	return VEC_OK;
+fail:
+	if (fd >= 0 && fd != idx->lock_fd)
+		close(fd);
+	vec_index_close(idx);
+	return rc;
+}
+
+int vec_index_open_mem(struct vec_index **out, const void *buf, size_t len,
+		       int flags, struct vec_errbuf *eb)
+{
+	struct vec_index *idx;
+	int rc;
+
+	*out = NULL;
+	if (flags & VEC_OPEN_WRITE)
+		return vec_err(eb, VEC_E_USAGE, "a memory index cannot be opened for writing");
+	idx = calloc(1, sizeof *idx);
+	if (!idx)
+		return vec_err(eb, VEC_E_NOMEM, "out of memory");
+	idx->lock_fd = -1;
+	idx->from_file = 1;
+	idx->map_len = len;
+	if ((rc = vec_file_parse(&idx->file, "index", buf, len, eb)) ||
+	    ((flags & VEC_OPEN_VERIFY) && (rc = vec_file_verify(&idx->file, eb))) ||
+	    (rc = attach_sections(idx, eb)) || (rc = compute_norms(idx, eb))) {
+		vec_index_close(idx);
+		return rc;
+	}
+	*out = idx;
+	return VEC_OK;
+}
+
+void vec_index_close(struct vec_index *idx)
+{
+	if (!idx)
+		return;
+	if (idx->map && idx->path)
+		munmap(idx->map, idx->map_len);
+	if (idx->lock_fd >= 0)
+		close(idx->lock_fd); /* releases the flock */
+	free(idx->own_vecs);
+	free(idx->own_norms);
+	free(idx->own_key_off);
+	free(idx->own_blob);
+	free(idx->path);
+	free(idx);
+}
+
+/* Make sure owned storage holds room for `need` vectors (and keys). */
+static int reserve(struct vec_index *idx, uint64_t need, int want_keys,
+		   struct vec_errbuf *eb)
+{
+	uint64_t cap = idx->cap, bytes;
+
+	if (need > idx->cap) {
+		float *v, *n = NULL;
+		cap = idx->cap ? idx->cap : 1024;
+		while (cap < need)
+			cap = cap + cap / 2;
+		if (vec_mul_overflows(cap, (uint64_t)idx->dim * sizeof(float), &bytes) ||
+		    bytes > SIZE_MAX)
+			return vec_err(eb, VEC_E_NOMEM, "index too large");
+		v = realloc(idx->own_vecs, (size_t)bytes);
+		if (!v)
+			return vec_err(eb, VEC_E_NOMEM, "out of memory (%llu vectors)",
+				       (unsigned long long)cap);
+		idx->own_vecs = v;
+		if (idx->metric == VEC_METRIC_L2) {
+			n = realloc(idx->own_norms, (size_t)cap * sizeof *n);
+			if (!n)
+				return vec_err(eb, VEC_E_NOMEM, "out of memory");
+			idx->own_norms = n;
+		}
+		if (idx->own_key_off) {
+			uint64_t *o = realloc(idx->own_key_off, (size_t)(cap + 1) * sizeof *o);
+			if (!o)
+				return vec_err(eb, VEC_E_NOMEM, "out of memory");
+			idx->own_key_off = o;
+		}
+		idx->cap = cap;
+	}
+	if (want_keys && !idx->own_key_off) {
+		/* First keys arrive: every earlier vector gets an empty key. */
+		uint64_t *o = malloc((size_t)(idx->cap + 1) * sizeof *o);
+		if (!o)
+			return vec_err(eb, VEC_E_NOMEM, "out of memory");
+		free(idx->own_blob);
+		idx->own_blob = malloc(idx->count + 64);
+		if (!idx->own_blob) {
+			free(o);
+			return vec_err(eb, VEC_E_NOMEM, "out of memory");
+		}
+		idx->blob_cap = idx->count + 64;
+		for (uint64_t i = 0; i <= idx->count; i++)
+			o[i] = i;
+		memset(idx->own_blob, 0, idx->count);
+		idx->blob_len = idx->count;
+		idx->own_key_off = o;
+	}
+	return VEC_OK;
+}
+
+/* Copy a mapped view into owned memory before the first change. */
+static int make_owned(struct vec_index *idx, struct vec_errbuf *eb)
+{
+	int rc;
+	uint64_t n = idx->count;
+
+	if (idx->owned)
+		return VEC_OK;
+	if ((rc = reserve(idx, n ? n : 1, 0, eb)))
+		return rc;
+	if (n) {
+		memcpy(idx->own_vecs, idx->vecs, (size_t)n * idx->dim * sizeof(float));
+		if (idx->metric == VEC_METRIC_L2)
+			memcpy(idx->own_norms, idx->norms, (size_t)n * sizeof(float));
+	}
+	if (idx->key_off) {
+		uint64_t blob = idx->key_off[n];
+		idx->own_key_off = malloc((size_t)(idx->cap + 1) * sizeof(uint64_t));
+		idx->own_blob = malloc(blob + 64);
+		if (!idx->own_key_off || !idx->own_blob)
+			return vec_err(eb, VEC_E_NOMEM, "out of memory");
+		memcpy(idx->own_key_off, idx->key_off, (size_t)(n + 1) * sizeof(uint64_t));
+		memcpy(idx->own_blob, idx->key_blob, blob);
+		idx->blob_len = blob;
+		idx->blob_cap = blob + 64;
+	}
+	idx->owned = 1;
+	idx->vecs = idx->own_vecs;
+	idx->norms = idx->own_norms;
+	idx->key_off = idx->own_key_off;
+	idx->key_blob = idx->own_blob;
+	return VEC_OK;
+}
+
+int vec_index_add(struct vec_index *idx, size_t n, const float *x,
+		  const char *const *keys, struct vec_errbuf *eb)
+{
+	uint64_t start = idx->count, klen = 0;
+	int want_keys = 0, rc;
+
+	if (n == 0)
+		return VEC_OK;
+	/* Validate everything first, so that a refused batch changes nothing. */
+	for (size_t i = 0; i < n; i++) {
+		const float *v = x + i * idx->dim;
+		for (size_t j = 0; j < idx->dim; j++)
+			if (!isfinite(v[j]))
+				return vec_err(eb, VEC_E_FORMAT,
+					       "vector %zu: component %zu is not a finite number",
+					       i + 1, j + 1);
+		if (idx->metric == VEC_METRIC_COS && vec_dot(v, v, idx->dim) == 0.0f)
+			return vec_err(eb, VEC_E_FORMAT,
+				       "vector %zu: zero vector has no direction (metric cos)",
+				       i + 1);
+		if (keys && keys[i] && keys[i][0]) {
+			want_keys = 1;
+			klen += strlen(keys[i]);
+		}
+	}
+	if ((rc = make_owned(idx, eb)) ||
+	    (rc = reserve(idx, start + n, want_keys, eb)))
+		return rc;
+	if (idx->own_key_off && idx->blob_len + klen + n > idx->blob_cap) {
+		uint64_t cap = idx->blob_cap * 2 + klen + n;
+		char *b = realloc(idx->own_blob, (size_t)cap);
+		if (!b)
+			return vec_err(eb, VEC_E_NOMEM, "out of memory");
+		idx->own_blob = b;
+		idx->blob_cap = cap;
+	}
+	for (size_t i = 0; i < n; i++) {
+		float *dst = idx->own_vecs + (start + i) * idx->dim;
+		memcpy(dst, x + i * idx->dim, idx->dim * sizeof(float));
+		if (idx->metric == VEC_METRIC_COS)
+			vec_normalize(dst, idx->dim);
+		if (idx->metric == VEC_METRIC_L2)
+			idx->own_norms[start + i] = vec_dot(dst, dst, idx->dim);
+		if (idx->own_key_off) {
+			const char *k = keys && keys[i] ? keys[i] : "";
+			size_t l = strlen(k) + 1;
+			memcpy(idx->own_blob + idx->blob_len, k, l);
+			idx->blob_len += l;
+			idx->own_key_off[start + i + 1] = idx->blob_len;
+		}
+	}
+	idx->count = start + n;
+	idx->vecs = idx->own_vecs;
+	idx->norms = idx->own_norms;
+	idx->key_off = idx->own_key_off;
+	idx->key_blob = idx->own_blob;
+	return VEC_OK;
+}
+
+int vec_index_search(const struct vec_index *idx, size_t nq,
+		     const float *queries, size_t k, int threads,
+		     uint64_t *ids, float *scores, struct vec_errbuf *eb)
+{
+	const float *q = queries;
+	float *qn = NULL;
+	int rc;
+
+	if (k == 0)
+		return vec_err(eb, VEC_E_USAGE, "k must be at least 1");
+	if (nq == 0)
+		return VEC_OK;
+	if (idx->metric == VEC_METRIC_COS) {
+		/* Stored vectors are unit length; so must the queries be. */
+		qn = malloc(nq * idx->dim * sizeof *qn);
+		if (!qn)
+			return vec_err(eb, VEC_E_NOMEM, "out of memory");
+		memcpy(qn, queries, nq * idx->dim * sizeof *qn);
+		for (size_t i = 0; i < nq; i++)
+			vec_normalize(qn + i * idx->dim, idx->dim);
+		q = qn;
+	}
+	rc = vec_flat_search(idx->vecs, idx->norms, (size_t)idx->count, idx->dim,
+			     idx->metric, q, nq, k, threads, ids, scores);
+	free(qn);
+	if (rc)
+		return vec_err(eb, rc, "search failed: %s", vec_strerror(rc));
+	return VEC_OK;
+}
+
+int vec_index_save(struct vec_index *idx, const char *path,
+		   struct vec_errbuf *eb)
+{
+	struct vec_file_section secs[3];
+	size_t ns = 0;
+	uint8_t *keys = NULL;
+	int lock_fd = -1, rc;
+
+	memset(secs, 0, sizeof secs);
+	secs[ns].id = VEC_SEC_VECS;
+	secs[ns].flags = VEC_SEC_REQUIRED;
+	secs[ns].data = (const uint8_t *)idx->vecs;
+	secs[ns++].length = idx->count * idx->dim * sizeof(float);
+	if (idx->metric == VEC_METRIC_L2) {
+		secs[ns].id = VEC_SEC_NORM;
+		secs[ns].data = (const uint8_t *)idx->norms;
+		secs[ns++].length = idx->count * sizeof(float);
+	}
+	if (idx->key_off) {
+		/* Offsets and bytes are one section: gather them. */
+		uint64_t blob = idx->key_off[idx->count];
+		uint64_t len = (idx->count + 1) * 8 + blob;
+		keys = malloc(len ? len : 1);
+		if (!keys)
+			return vec_err(eb, VEC_E_NOMEM, "out of memory");
+		for (uint64_t i = 0; i <= idx->count; i++)
+			vec_put_le64(keys + i * 8, idx->key_off[i]);
+		memcpy(keys + (idx->count + 1) * 8, idx->key_blob, blob);
+		secs[ns].id = VEC_SEC_KEYS;
+		secs[ns].data = keys;
+		secs[ns++].length = len;
+	}
+	/* Serialise with other writers unless we already hold this path. */
+	if (idx->lock_fd < 0 || !idx->path || strcmp(idx->path, path) != 0) {
+		if ((rc = vec_file_lock(path, &lock_fd, eb))) {
+			free(keys);
+			return rc;
+		}
+	}
+	rc = vec_file_write(path, (uint32_t)idx->type, (uint32_t)idx->metric,
+			    (uint32_t)idx->dim, idx->count, secs, ns, eb);
+	if (lock_fd >= 0)
+		close(lock_fd);
+	free(keys);
+	return rc;
+}
+
+int vec_index_verify(const struct vec_index *idx, struct vec_errbuf *eb)
+{
+	if (!idx->from_file)
+		return VEC_OK;
+	return vec_file_verify(&idx->file, eb);
+}
+
+const char *vec_index_key(const struct vec_index *idx, uint64_t id)
+{
+	const char *k;
+	if (!idx->key_off || id >= idx->count)
+		return NULL;
+	k = idx->key_blob + idx->key_off[id];
+	return *k ? k : NULL;
+}
+
+int vec_index_has_keys(const struct vec_index *idx)
+{
+	return idx->key_off != NULL;
+}
+
+const float *vec_index_vector(const struct vec_index *idx, uint64_t id)
+{
+	if (id >= idx->count)
+		return NULL;
+	return idx->vecs + id * idx->dim;
+}
+
+void vec_index_info(const struct vec_index *idx, struct vec_index_info *info)
+{
+	memset(info, 0, sizeof *info);
+	info->type = idx->type;
+	info->metric = idx->metric;
+	info->dim = idx->dim;
+	info->count = idx->count;
+	info->read_version = VEC_FILE_READ_VERSION;
+	info->write_version = VEC_FILE_WRITE_VERSION;
+	if (!idx->from_file)
+		return;
+	info->read_version = idx->file.read_version;
+	info->write_version = idx->file.write_version;
+	info->file_bytes = idx->map_len;
+	info->n_sections = idx->file.n_sections;
+	for (size_t i = 0; i < idx->file.n_sections; i++) {
+		const struct vec_file_section *s = &idx->file.sec[i];
+		vec_fourcc_str(s->id, info->sections[i].id);
+		info->sections[i].required = !!(s->flags & VEC_SEC_REQUIRED);
+		info->sections[i].offset = s->offset;
+		info->sections[i].length = s->length;
+		info->sections[i].crc32 = s->crc32;
+	}
+	(void)idx_name;
+}

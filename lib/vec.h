@@ -1,0 +1,341 @@
+/*
+ * vec.h - the public interface of libvec, the vecutils library.
+ *
+ * This is the only header the commands (cmd/) and the tests include.
+ *
+ * Contract, for every function declared here:
+ *  - Functions that can fail return int: 0 (VEC_OK) on success, a negative
+ *    enum vec_err value on failure.  They never exit(), never print, and
+ *    leave no memory behind on failure.
+ *  - Where a function takes a `struct vec_errbuf *eb`, a failure also writes
+ *    a one-line, human-readable message into it (no trailing newline, no
+ *    program name; the command adds "vec-build: " in front).  eb may be NULL.
+ *    Messages name the file and the record: "base.csv:17: 127 fields,
+ *    expected 128", "base.fvecs: vector 17: dimension 64, expected 128".
+ *  - Record numbers in messages are 1-based (the 17th vector, line 17);
+ *    vector ids are 0-based.
+ *  - Thread safety: distinct objects may be used from distinct threads.  An
+ *    opened index may be searched from many threads at once; adding to it
+ *    needs exclusive access.
+ *  - Ownership: whoever gets an object from an _open or _new function frees it with the
+ *    matching _close or _free function.  Pointers returned into an index (keys,
+ *    vectors) stay valid until the index is closed or modified.
+ */
+#ifndef VEC_H
+#define VEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VEC_VERSION_MAJOR 0
+#define VEC_VERSION_MINOR 1
+#define VEC_VERSION_PATCH 0
+#define VEC_VERSION_STRING "0.1.0"
+
+/* The library's version, as VEC_VERSION_STRING, at run time. */
+const char *vec_version(void);
+
+/* ---- errors ----------------------------------------------------------- */
+
+/* Error codes are stable; values are never renumbered. */
+enum vec_err {
+	VEC_OK = 0,
+	VEC_E_IO = -2,      /* a system call failed (errno is in the message) */
+	VEC_E_FORMAT = -3,  /* input vectors are malformed (bad record) */
+	VEC_E_CORRUPT = -4, /* an index file is damaged or not an index */
+	VEC_E_VERSION = -5, /* an index needs a newer reader */
+	VEC_E_NOMEM = -6,   /* out of memory */
+	VEC_E_USAGE = -7,   /* API misuse or a bad parameter value */
+	VEC_E_DIM = -8,     /* vectors of the wrong dimension for an index */
+};
+
+/*
+ * Caller-owned detail for a failure.  code is the enum vec_err value, line
+ * the library source line that detected it (useful for corruption reports),
+ * msg the text.  Thread-safe by construction: each caller has its own.
+ */
+struct vec_errbuf {
+	int code;
+	int line;
+	char msg[256];
+};
+
+/* A short static description of an error code ("index file is corrupt"). */
+const char *vec_strerror(int code);
+
+/* ---- metrics ------------------------------------------------------------ */
+
+/* Stored on disk: never renumber. */
+enum vec_metric {
+	VEC_METRIC_L2 = 1,  /* score: Euclidean distance, smaller is better */
+	VEC_METRIC_IP = 2,  /* score: inner product, larger is better */
+	VEC_METRIC_COS = 3, /* score: cosine similarity, larger is better */
+};
+
+/* "l2", "ip", "cos" (also "cosine", "euclidean", "dot") -> metric; -1 if unknown. */
+int vec_metric_parse(const char *name);
+/* metric -> "l2" / "ip" / "cos"; "?" if unknown. */
+const char *vec_metric_name(int metric);
+
+/* ---- distance kernels (distance.c, distance_*.c) ------------------------ */
+
+/* SIMD levels, best last.  Chosen once at run time from the CPU. */
+enum vec_simd {
+	VEC_SIMD_SCALAR = 0,
+	VEC_SIMD_AVX2 = 1,   /* AVX2 + FMA */
+	VEC_SIMD_AVX512 = 2, /* AVX-512 F */
+	VEC_SIMD_NEON = 3,
+};
+
+struct vec_kernels {
+	int level;                 /* enum vec_simd */
+	const char *name;          /* "scalar", "avx2", "avx512", "neon" */
+	/* squared Euclidean distance sum (a[i]-b[i])^2 */
+	float (*l2sq)(const float *a, const float *b, size_t d);
+	/* inner product sum a[i]*b[i] */
+	float (*dot)(const float *a, const float *b, size_t d);
+};
+
+/*
+ * The kernels in use: the best level this CPU and build support, unless the
+ * environment variable VEC_SIMD (scalar|avx2|avx512|neon) or
+ * vec_simd_select() asked for a lower one.  Never NULL.
+ */
+const struct vec_kernels *vec_kernels(void);
+/* The kernels of one level, or NULL if this build or CPU cannot run it. */
+const struct vec_kernels *vec_kernels_for(int level);
+/* Use `level` from now on (process-wide; call before starting threads). */
+int vec_simd_select(int level);
+
+/* Convenience wrappers through vec_kernels(). */
+float vec_l2sq(const float *a, const float *b, size_t d);
+float vec_dot(const float *a, const float *b, size_t d);
+/* Scale x to unit length; returns its original norm (0: left unchanged). */
+float vec_normalize(float *x, size_t d);
+
+/* ---- top-k (topk.c) --------------------------------------------------- */
+
+/*
+ * A bounded heap keeping the k best (id, score) pairs, where "best" is the
+ * smallest score.  (Search code negates larger-is-better scores.)  Ties are
+ * broken by the smaller id, so results are deterministic.
+ */
+struct vec_topk {
+	size_t k, n;      /* capacity, current size */
+	float *score;     /* k entries, heap order (worst at [0]) */
+	uint64_t *id;
+};
+int vec_topk_init(struct vec_topk *h, size_t k);
+void vec_topk_free(struct vec_topk *h);
+void vec_topk_reset(struct vec_topk *h);
+/* Offer one candidate; kept if better than the current worst. */
+void vec_topk_push(struct vec_topk *h, uint64_t id, float score);
+/* The current worst kept score (+INFINITY while fewer than k are held). */
+float vec_topk_worst(const struct vec_topk *h);
+/*
+ * Sort the kept entries best first into ids[0..k) / scores[0..k), padding
+ * the tail with UINT64_MAX / +INFINITY when fewer than k are held; returns
+ * how many are real.  The heap is left empty.
+ */
+size_t vec_topk_extract(struct vec_topk *h, uint64_t *ids, float *scores);
+
+/* ---- exact search kernel (flat.c) ---------------------------------------- */
+
+/*
+ * Exact k-nearest-neighbour search of nq queries against n base vectors,
+ * row-major, dimension dim.  Fused distance + top-k: no n x nq distance
+ * matrix is ever built; the base is streamed once per block of queries.
+ *
+ *   metric  VEC_METRIC_L2: scores are Euclidean distances, ascending.
+ *           VEC_METRIC_IP: scores are inner products, descending.
+ *           VEC_METRIC_COS: as IP; base and queries must already be unit
+ *           length (the index stores normalised vectors).
+ *   norms   for L2, the n squared norms of the base vectors (may be NULL:
+ *           then they are computed on the fly); ignored otherwise.
+ *   threads worker threads (<= 0: all cores).
+ *   ids, scores: nq * k each, row per query, best first, padded with
+ *           UINT64_MAX / +INFINITY (L2) or -INFINITY (IP, COS) when n < k.
+ * Ties are broken by the smaller id.
+ */
+int vec_flat_search(const float *base, const float *norms, size_t n,
+		    size_t dim, int metric, const float *queries, size_t nq,
+		    size_t k, int threads, uint64_t *ids, float *scores);
+
+/* Number of online CPUs (>= 1). */
+int vec_ncpu(void);
+
+/* ---- vector streams (io_*.c) ------------------------------------------- */
+
+/* Stream formats.  VEC_FMT_AUTO detects from content. */
+enum vec_format {
+	VEC_FMT_AUTO = 0,
+	VEC_FMT_FVECS = 1,
+	VEC_FMT_BVECS = 2,
+	VEC_FMT_IVECS = 3,
+	VEC_FMT_CSV = 4,
+	VEC_FMT_TSV = 5,
+	VEC_FMT_NPY = 6,
+};
+
+/* "fvecs", "csv", ... -> format; -1 if unknown. */
+int vec_format_parse(const char *name);
+const char *vec_format_name(int format);
+
+#define VEC_DIM_MAX 65536
+
+struct vec_reader_opts {
+	int format;       /* enum vec_format; VEC_FMT_AUTO to detect */
+	int header;       /* CSV/TSV: -1 detect, 0 none, 1 first line is a header */
+	int keys;         /* CSV/TSV: -1 detect, 0 none, 1 first column is a key */
+	const char *name; /* name in messages; NULL: the path, or "stdin" */
+};
+#define VEC_READER_OPTS_INIT { VEC_FMT_AUTO, -1, -1, NULL }
+
+struct vec_reader;
+
+/*
+ * Open a vector stream: path, or "-" / NULL for standard input.  gzip is
+ * unwrapped first (also concatenated members).  The first record is read, so
+ * that the dimension is known on return; an input holding no vector at all
+ * is an error ("empty input").  Reads never wait for more bytes than the
+ * records asked for need, so a pipe can feed queries one at a time.
+ */
+int vec_reader_open(struct vec_reader **out, const char *path,
+		    const struct vec_reader_opts *opts, struct vec_errbuf *eb);
+void vec_reader_close(struct vec_reader *r);
+
+size_t vec_reader_dim(const struct vec_reader *r);
+int vec_reader_format(const struct vec_reader *r);  /* as detected */
+int vec_reader_has_keys(const struct vec_reader *r);
+int vec_reader_gzip(const struct vec_reader *r);    /* input was gzip */
+/* Records returned so far. */
+uint64_t vec_reader_count(const struct vec_reader *r);
+
+/*
+ * Read up to max vectors into out (max * dim floats).  *got is set to the
+ * number read; 0 with a 0 return means end of input.  If keys is not NULL
+ * and the stream has keys, keys[i] receives a malloc'd string the caller
+ * frees (NULL when the stream has none).  Bad records fail with
+ * VEC_E_FORMAT: wrong dimension, NaN/Inf, non-numeric fields, ragged rows,
+ * truncated records, corrupt or cut-short gzip.  Vectors before the bad one
+ * may already have been returned by earlier calls.
+ *
+ * Blocking: returns as soon as at least one vector is available (it does
+ * not wait to fill max), so interactive pipes work.
+ */
+int vec_reader_read(struct vec_reader *r, float *out, size_t max,
+		    size_t *got, char **keys, struct vec_errbuf *eb);
+
+/* Writers: append one record to f; return VEC_E_IO on a write error. */
+int vec_write_fvecs(FILE *f, const float *v, size_t dim);
+int vec_write_ivecs(FILE *f, const int32_t *v, size_t dim);
+/* One line: optional key (quoted if needed), then the values, sep = ',' or '\t'. */
+int vec_write_csv(FILE *f, const char *key, const float *v, size_t dim,
+		  char sep);
+
+/* ---- the index (index.c, flat.c, file.c) --------------------------------- */
+
+/* Index types.  Stored on disk: never renumber. */
+enum vec_type {
+	VEC_TYPE_FLAT = 1,
+};
+int vec_type_parse(const char *name); /* "flat" -> VEC_TYPE_FLAT, -1 unknown */
+const char *vec_type_name(int type);
+
+struct vec_index;
+
+/* A new, empty, in-memory index. */
+int vec_index_new(struct vec_index **out, int type, int metric, size_t dim,
+		  struct vec_errbuf *eb);
+
+/* Flags for vec_index_open. */
+#define VEC_OPEN_WRITE 0x1  /* take the writer lock (flock) for a later save */
+#define VEC_OPEN_VERIFY 0x2 /* check every section checksum while opening */
+
+/*
+ * Open an index file by mmap, searched in place (no copy of the vectors).
+ * The header, section table and every bound are checked first; a damaged,
+ * truncated or foreign file is refused with VEC_E_CORRUPT, a too-new one
+ * with VEC_E_VERSION.  With VEC_OPEN_WRITE, waits for the exclusive writer
+ * lock of that path and holds it until vec_index_close().
+ */
+int vec_index_open(struct vec_index **out, const char *path, int flags,
+		   struct vec_errbuf *eb);
+/* The same from a memory buffer the caller keeps alive (fuzzing, tests). */
+int vec_index_open_mem(struct vec_index **out, const void *buf, size_t len,
+		       int flags, struct vec_errbuf *eb);
+void vec_index_close(struct vec_index *idx);
+
+/*
+ * Append n vectors (row-major, dim each).  keys: NULL, or n strings (an
+ * entry may be NULL: no key).  Ids continue from the current count.  For
+ * cos, vectors are stored normalised; a zero vector is refused.  On failure
+ * the index is unchanged.  An index opened from a file is copied into
+ * memory on its first modification.
+ */
+int vec_index_add(struct vec_index *idx, size_t n, const float *x,
+		  const char *const *keys, struct vec_errbuf *eb);
+
+/*
+ * k nearest neighbours of nq queries (nq * dim floats).  ids/scores hold
+ * nq * k entries, best first; missing entries are UINT64_MAX and an
+ * infinity (+ for l2, - for ip/cos).  Queries of a cos index are normalised
+ * by the search (a zero query scores 0 against everything).
+ */
+int vec_index_search(const struct vec_index *idx, size_t nq,
+		     const float *queries, size_t k, int threads,
+		     uint64_t *ids, float *scores, struct vec_errbuf *eb);
+
+/*
+ * Write the index to path atomically: a temporary file in the same
+ * directory, fsync, rename over path, fsync of the directory; on failure the
+ * temporary file is removed and path is untouched.  If path exists and the
+ * index was not opened with VEC_OPEN_WRITE on it, the writer lock of path
+ * is taken for the duration of the write.
+ */
+int vec_index_save(struct vec_index *idx, const char *path,
+		   struct vec_errbuf *eb);
+
+/* Re-check every checksum (header, table, each section). */
+int vec_index_verify(const struct vec_index *idx, struct vec_errbuf *eb);
+
+/* The key of vector id, or NULL if it has none. */
+const char *vec_index_key(const struct vec_index *idx, uint64_t id);
+int vec_index_has_keys(const struct vec_index *idx);
+/* The stored vector id (normalised for cos), or NULL if out of range. */
+const float *vec_index_vector(const struct vec_index *idx, uint64_t id);
+
+#define VEC_SECTIONS_MAX 64
+
+struct vec_section_info {
+	char id[5];          /* fourcc, NUL-terminated ("VECS") */
+	int required;        /* 1 if readers must understand it */
+	uint64_t offset, length;
+	uint32_t crc32;      /* as stored */
+};
+
+struct vec_index_info {
+	int type, metric;
+	size_t dim;
+	uint64_t count;
+	unsigned read_version, write_version;
+	uint64_t file_bytes;  /* 0 for an index not backed by a file */
+	size_t n_sections;
+	struct vec_section_info sections[VEC_SECTIONS_MAX];
+};
+void vec_index_info(const struct vec_index *idx, struct vec_index_info *info);
+
+/* ---- small utilities (util.c) ------------------------------------------- */
+
+/* Strict number parsing for option values: whole string, in range. */
+int vec_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,669 @@
+#!/usr/bin/python3
+"""Exact k-NN search: vecutils against FAISS IndexFlat, side by side.
+
+Run through scripts/bench (which checks prerequisites and clears the
+OpenBLAS tuning variables), or directly:
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \\
+        VEC_BIN=bin /usr/bin/python3 scripts/bench_faiss.py DATA_DIR
+
+Needs numpy and faiss (Debian: python3-numpy python3-faiss).
+
+Environment:
+  VEC_BIN         directory of vec-build / vec-query / vec-stat (default: bin/)
+  BENCH_SETS      data sets to run (default "glove-100 fashion-mnist")
+  BENCH_REPEAT    timed repetitions per measurement; medians are reported (5)
+  BENCH_SINGLE_Q  queries used in the one-query-at-a-time mode (200)
+  BENCH_OPEN      0 skips the large-index open test (default 1)
+  BENCH_OPEN_GIB  approximate size of that index in GiB (default 1)
+  BENCH_OUT       JSON results file (default bench-results.json)
+  BENCH_FAISS_ONLY=1  run only the FAISS side (for when vec-* is not built)
+
+What is timed:
+  vecutils  the wall time of the whole vec-query process, from spawn to exit:
+            reading the queries, opening the index (mmap), searching and
+            writing the ids (ivecs) to a file.  In the one-at-a-time mode one
+            vec-query --batch 1 process is fed the queries through a pipe, one
+            at a time, and each answer is read back before the next query is
+            sent (a round trip per query, like a request loop).
+  FAISS     index.search() in this process, on an index already built in
+            memory; for cosine the query normalisation is included.
+"""
+
+import os
+
+# Before any OpenMP runtime loads: FAISS's OpenMP threads otherwise spin after
+# each parallel region and take the cores from OpenBLAS's own threads, which
+# halves FAISS's multi-threaded speed on a small machine.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import ctypes
+import ctypes.util
+import gzip
+import json
+import platform
+import select
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+K = 10
+BW_BOUND = 30e9          # bytes/s: the memory-bandwidth bound used below
+RECALL_REL_EPS = 1e-5    # tie-aware recall: relative slack on the k-th distance
+
+
+# ---------------------------------------------------------------- file io --
+
+def read_vecs(path, dtype):
+    """Read an fvecs/ivecs file (optionally gzip-compressed) into (n, d)."""
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    opener = gzip.open if magic == b"\x1f\x8b" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if not raw:
+        return np.zeros((0, 0), dtype=dtype)
+    d = int(np.frombuffer(raw[:4], dtype="<i4")[0])
+    rec = 4 * (d + 1)
+    if d <= 0 or len(raw) % rec:
+        raise ValueError("%s: not a %s file of dimension %d" % (path, dtype, d))
+    a = np.frombuffer(raw, dtype="<i4").reshape(-1, d + 1)
+    if not (a[:, 0] == d).all():
+        raise ValueError("%s: mixed dimensions" % path)
+    return np.ascontiguousarray(a[:, 1:]).view(dtype)
+
+
+def write_fvecs(path, x):
+    x = np.ascontiguousarray(x, dtype="<f4")
+    n, d = x.shape
+    out = np.empty((n, d + 1), dtype="<i4")
+    out[:, 0] = d
+    out[:, 1:] = x.view("<i4")
+    out.tofile(path)
+
+
+def fvecs_records(x):
+    """One bytes object per vector, in fvecs layout."""
+    n, d = x.shape
+    out = np.empty((n, d + 1), dtype="<i4")
+    out[:, 0] = d
+    out[:, 1:] = np.ascontiguousarray(x, dtype="<f4").view("<i4")
+    return [out[i].tobytes() for i in range(n)]
+
+
+def parse_ivecs_ids(raw, k):
+    a = np.frombuffer(raw, dtype="<i4")
+    if a.size % (k + 1):
+        raise ValueError("vec-query output is not ivecs of dimension %d" % k)
+    a = a.reshape(-1, k + 1)
+    if a.size and not (a[:, 0] == k).all():
+        raise ValueError("vec-query output: records not of dimension %d" % k)
+    return a[:, 1:].astype(np.int64)
+
+
+def read_metric(set_dir):
+    with open(os.path.join(set_dir, "README.md"), encoding="utf-8") as f:
+        first = f.readline().strip()
+    if not first.startswith("metric:"):
+        raise ValueError("%s/README.md: first line is not 'metric: ...'" % set_dir)
+    word = first.split(":", 1)[1].split()[0].lower()
+    if word in ("cos", "cosine", "angular"):
+        return "cos"
+    if word in ("l2", "euclidean"):
+        return "l2"
+    if word in ("ip", "dot"):
+        return "ip"
+    raise ValueError("%s: unknown metric %r" % (set_dir, word))
+
+
+# ---------------------------------------------------------------- recall --
+
+def true_distances(base, queries, ids, metric):
+    """Exact distance (float64) of each returned id to its query, in the
+    ground truth's convention: squared L2, or 1 - cos.  Invalid ids -> inf."""
+    nq, k = ids.shape
+    valid = (ids >= 0) & (ids < base.shape[0])
+    safe = np.where(valid, ids, 0)
+    b = base[safe.ravel()].astype(np.float64).reshape(nq, k, -1)
+    q = queries.astype(np.float64)[:, None, :]
+    if metric == "l2":
+        dist = ((b - q) ** 2).sum(axis=2)
+    elif metric == "cos":
+        num = (b * q).sum(axis=2)
+        den = np.linalg.norm(b, axis=2) * np.linalg.norm(q, axis=2)
+        dist = 1.0 - num / np.where(den > 0, den, 1.0)
+    else:  # ip: larger is better; use the negated product as a distance
+        dist = -(b * q).sum(axis=2)
+    return np.where(valid, dist, np.inf)
+
+
+def recall_at_k(base, queries, ids, gt_dist, metric, k=K):
+    """Tie-aware recall@k: a returned id counts when its true distance is no
+    worse than the true k-th neighbour's (gt_dist[:, k-1]), with a relative
+    epsilon.  Repeated ids count once.  Returns the mean over queries."""
+    ids = np.asarray(ids, dtype=np.int64)[:, :k]
+    nq = ids.shape[0]
+    dist = true_distances(base, queries, ids, metric)
+    thr = gt_dist[:nq, k - 1].astype(np.float64)
+    thr = thr + RECALL_REL_EPS * np.abs(thr) + 1e-12
+    ok = dist <= thr[:, None]
+    hits = 0
+    for i in range(nq):
+        hits += len(set(ids[i][ok[i]].tolist()))
+    return hits / float(nq * k)
+
+
+# ------------------------------------------------------------- utilities --
+
+def median_time(fn, repeat, warmup=1):
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts), ts
+
+
+def ncpus():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def openblas_info():
+    """Config string and detected core of the OpenBLAS this process loaded."""
+    path = None
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                if "openblas" in line and ".so" in line:
+                    path = line.split()[-1]
+                    break
+    except OSError:
+        pass
+    if path is None:
+        path = ctypes.util.find_library("openblas")
+    info = {"library": path, "config": None, "corename": None, "threads": None}
+    if not path:
+        return info
+    try:
+        lib = ctypes.CDLL(path)
+        lib.openblas_get_config.restype = ctypes.c_char_p
+        lib.openblas_get_corename.restype = ctypes.c_char_p
+        info["config"] = lib.openblas_get_config().decode()
+        info["corename"] = lib.openblas_get_corename().decode()
+        info["threads"] = int(lib.openblas_get_num_threads())
+        info["handle"] = lib
+    except (OSError, AttributeError) as e:
+        info["error"] = str(e)
+    return info
+
+
+class VecError(RuntimeError):
+    pass
+
+
+def run_vec(argv, stdout=subprocess.DEVNULL, stdin=None):
+    p = subprocess.run(argv, stdout=stdout, stdin=stdin, stderr=subprocess.PIPE)
+    if p.returncode != 0:
+        msg = p.stderr.decode(errors="replace").strip().splitlines()
+        raise VecError("%s exited %d: %s" % (
+            " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(argv)),
+            p.returncode, msg[-1] if msg else "(no message)"))
+    return p
+
+
+def fmt(x, spec="%.0f"):
+    if x is None:
+        return "-"
+    if isinstance(x, str):
+        return x
+    return spec % x
+
+
+# ------------------------------------------------------------ the bench --
+
+class Bench:
+    def __init__(self, data_dir, vec_bin, tmp, repeat, single_q, faiss_only):
+        import faiss
+        self.faiss = faiss
+        self.data_dir = data_dir
+        self.vec_bin = vec_bin
+        self.tmp = tmp
+        self.repeat = repeat
+        self.single_q = single_q
+        self.faiss_only = faiss_only
+        self.threads = sorted({1, ncpus()})
+        self.rows = []
+        self.sets = []
+        self.errors = []
+        self.blas = openblas_info().get("handle")
+
+    def set_threads(self, t):
+        """FAISS threads: its OpenMP loops and the OpenBLAS pool under it."""
+        self.faiss.omp_set_num_threads(t)
+        if self.blas is not None:
+            self.blas.openblas_set_num_threads(t)
+
+    def vec(self, name):
+        return os.path.join(self.vec_bin, name)
+
+    # -- one data set --------------------------------------------------
+    def run_set(self, name):
+        faiss = self.faiss
+        d_dir = os.path.join(self.data_dir, name)
+        metric = read_metric(d_dir)
+        base_path = None
+        for cand in ("base.fvecs", "base.fvecs.gz"):
+            if os.path.exists(os.path.join(d_dir, cand)):
+                base_path = os.path.join(d_dir, cand)
+                break
+        if base_path is None:
+            raise FileNotFoundError("%s: no base.fvecs[.gz]" % d_dir)
+        query_path = os.path.join(d_dir, "query.fvecs")
+        base = read_vecs(base_path, np.float32)
+        queries = read_vecs(query_path, np.float32)
+        gt_dist = read_vecs(os.path.join(d_dir, "gt_dist.fvecs"), np.float32)
+        n, dim = base.shape
+        nq = queries.shape[0]
+        base_bytes = n * dim * 4
+        info = {"set": name, "metric": metric, "n": n, "dim": dim, "queries": nq,
+                "base_bytes": base_bytes, "base_file": os.path.basename(base_path)}
+        print("\n== %s: %d x %d, metric %s, %d queries, base %.1f MB ==" % (
+            name, n, dim, metric, nq, base_bytes / 1e6), flush=True)
+
+        # FAISS index
+        t0 = time.perf_counter()
+        if metric == "l2":
+            index = faiss.IndexFlatL2(dim)
+            index.add(base)
+        else:
+            index = faiss.IndexFlatIP(dim)
+            xb = base.copy()
+            if metric == "cos":
+                faiss.normalize_L2(xb)
+            index.add(xb)
+            del xb
+        info["faiss_add_s"] = time.perf_counter() - t0
+
+        def faiss_prep(q):
+            if metric == "cos":
+                q = q.copy()
+                faiss.normalize_L2(q)
+            return q
+
+        # vecutils index
+        vec_index = None
+        if not self.faiss_only:
+            vec_index = os.path.join(self.tmp, name + ".vec")
+            t0 = time.perf_counter()
+            run_vec([self.vec("vec-build"), "-t", "flat", "-m", metric, "-q",
+                     "-o", vec_index, base_path])
+            info["vec_build_s"] = time.perf_counter() - t0
+            info["vec_index_bytes"] = os.path.getsize(vec_index)
+            print("  vec-build: %.2f s, index %.1f MB; faiss add: %.2f s" % (
+                info["vec_build_s"], info["vec_index_bytes"] / 1e6,
+                info["faiss_add_s"]), flush=True)
+        self.sets.append(info)
+
+        # (a) batched, all queries at once
+        for t in self.threads:
+            row = {"set": name, "mode": "batch", "threads": t, "queries": nq, "k": K}
+            self.set_threads(t)
+            res = {}
+
+            def fsearch():
+                res["I"] = index.search(faiss_prep(queries), K)[1]
+            med, ts = median_time(fsearch, self.repeat)
+            row["faiss_s"] = med
+            row["faiss_s_all"] = ts
+            row["faiss_qps"] = nq / med
+            row["faiss_recall"] = recall_at_k(base, queries, res["I"], gt_dist, metric)
+            if vec_index:
+                out = os.path.join(self.tmp, "out.ivecs")
+                argv = [self.vec("vec-query"), "-k", str(K), "-j", str(t),
+                        "--format", "ivecs", vec_index, query_path]
+
+                def vsearch():
+                    with open(out, "wb") as f:
+                        run_vec(argv, stdout=f)
+                try:
+                    med, ts = median_time(vsearch, self.repeat)
+                    with open(out, "rb") as f:
+                        ids = parse_ivecs_ids(f.read(), K)
+                    if ids.shape[0] != nq:
+                        raise VecError("vec-query answered %d of %d queries"
+                                       % (ids.shape[0], nq))
+                    row["vec_s"] = med
+                    row["vec_s_all"] = ts
+                    row["vec_qps"] = nq / med
+                    row["vec_recall"] = recall_at_k(base, queries, ids, gt_dist, metric)
+                    row["ratio"] = row["vec_qps"] / row["faiss_qps"]
+                except VecError as e:
+                    row["vec_error"] = str(e)
+                    self.errors.append(str(e))
+            self.rows.append(row)
+            self.print_row(row)
+
+        # (b) one query at a time
+        ns = min(self.single_q, nq)
+        qs = queries[:ns]
+        bound_qps = BW_BOUND / base_bytes
+        for t in self.threads:
+            row = {"set": name, "mode": "single", "threads": t, "queries": ns, "k": K,
+                   "bound_qps": bound_qps}
+            self.set_threads(t)
+            res = {}
+
+            def floop():
+                I = np.empty((ns, K), dtype=np.int64)
+                for i in range(ns):
+                    I[i] = index.search(faiss_prep(qs[i:i + 1]), K)[1][0]
+                res["I"] = I
+            med, ts = median_time(floop, self.repeat)
+            row["faiss_s"] = med
+            row["faiss_s_all"] = ts
+            row["faiss_qps"] = ns / med
+            row["faiss_bound_frac"] = row["faiss_qps"] / bound_qps
+            row["faiss_recall"] = recall_at_k(base, qs, res["I"], gt_dist, metric)
+            if vec_index:
+                try:
+                    med, ts, ids, method = self.vec_single(vec_index, qs, t)
+                    row["vec_method"] = method
+                    row["vec_s"] = med
+                    row["vec_s_all"] = ts
+                    row["vec_qps"] = ns / med
+                    row["vec_bound_frac"] = row["vec_qps"] / bound_qps
+                    row["vec_recall"] = recall_at_k(base, qs, ids, gt_dist, metric)
+                    row["ratio"] = row["vec_qps"] / row["faiss_qps"]
+                except VecError as e:
+                    row["vec_error"] = str(e)
+                    self.errors.append(str(e))
+            self.rows.append(row)
+            self.print_row(row)
+        self.set_threads(ncpus())
+        del index
+
+    # -- vecutils, one query at a time over a pipe -------------------------
+    def vec_single(self, vec_index, qs, t):
+        """Feed qs to one `vec-query --batch 1` process through a pipe.
+        Preferred: round trip (send a query, read its answer, then the next);
+        if vec-query does not answer a query before the next one arrives
+        (output held in a buffer), fall back to writing all queries into the
+        pipe and timing the whole process.  Returns (median s, all, ids, how)."""
+        recs = fvecs_records(qs)
+        rec_out = 4 * (K + 1)
+        argv = [self.vec("vec-query"), "-k", str(K), "-j", str(t), "--batch", "1",
+                "--format", "ivecs", vec_index, "-"]
+        errpath = os.path.join(self.tmp, "err.txt")
+
+        def roundtrip(timeout):
+            with open(errpath, "wb") as err:
+                p = subprocess.Popen(argv, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=err, bufsize=0)
+            fin, fout = p.stdin.fileno(), p.stdout.fileno()
+            chunks = []
+            try:
+                for r in recs:
+                    os.write(fin, r)
+                    got = b""
+                    while len(got) < rec_out:
+                        ready, _, _ = select.select([fout], [], [], timeout)
+                        if not ready:
+                            return None
+                        b = os.read(fout, rec_out - len(got))
+                        if not b:
+                            raise VecError("vec-query --batch 1 ended early: "
+                                           + self.err_tail(errpath))
+                        got += b
+                    chunks.append(got)
+                p.stdin.close()
+                rest = p.stdout.read()
+                rc = p.wait()
+                if rc != 0:
+                    raise VecError("vec-query --batch 1 exited %d: %s"
+                                   % (rc, self.err_tail(errpath)))
+                return b"".join(chunks) + rest
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+                for fobj in (p.stdin, p.stdout):
+                    try:
+                        fobj.close()
+                    except (OSError, ValueError):
+                        pass
+
+        def piped():
+            data = b"".join(recs)
+            with open(errpath, "wb") as err:
+                p = subprocess.run(argv, input=data, stdout=subprocess.PIPE,
+                                   stderr=err)
+            if p.returncode != 0:
+                raise VecError("vec-query --batch 1 exited %d: %s"
+                               % (p.returncode, self.err_tail(errpath)))
+            return p.stdout
+
+        # probe: does it answer each query as it arrives?
+        method = "roundtrip"
+        if roundtrip(timeout=30.0) is None:
+            method = "piped"
+            print("  note: vec-query --batch 1 did not answer a query before "
+                  "the next was sent; timing the whole piped stream instead",
+                  flush=True)
+        out = {}
+
+        def once():
+            if method == "roundtrip":
+                r = roundtrip(timeout=120.0)
+                if r is None:
+                    raise VecError("vec-query --batch 1 stopped answering")
+                out["raw"] = r
+            else:
+                out["raw"] = piped()
+        med, ts = median_time(once, self.repeat, warmup=0)
+        ids = parse_ivecs_ids(out["raw"], K)
+        if ids.shape[0] != len(recs):
+            raise VecError("vec-query --batch 1 answered %d of %d queries"
+                           % (ids.shape[0], len(recs)))
+        return med, ts, ids, method
+
+    @staticmethod
+    def err_tail(path):
+        try:
+            with open(path, "rb") as f:
+                lines = f.read().decode(errors="replace").strip().splitlines()
+            return lines[-1] if lines else "(no message)"
+        except OSError:
+            return "(no message)"
+
+    # -- (d) open time of a large index ----------------------------------
+    def run_open(self, gib):
+        name = "glove-100"
+        d_dir = os.path.join(self.data_dir, name)
+        src = os.path.join(d_dir, "base.fvecs")
+        if not os.path.exists(src):
+            # any set will do: take the first with an uncompressed base
+            for s in sorted(os.listdir(self.data_dir)):
+                p = os.path.join(self.data_dir, s, "base.fvecs")
+                if os.path.exists(p) and os.path.getsize(p) > 1 << 20:
+                    name, d_dir, src = s, os.path.join(self.data_dir, s), p
+                    break
+            else:
+                print("  open test skipped: no base.fvecs of size found")
+                return None
+        src_bytes = os.path.getsize(src)
+        copies = max(1, int(round(gib * (1 << 30) / src_bytes)))
+        big = os.path.join(self.tmp, "big.vec")
+        print("\n== open time: %s base x %d (%.2f GiB of vectors) ==" % (
+            name, copies, copies * src_bytes / (1 << 30)), flush=True)
+        t0 = time.perf_counter()
+        run_vec([self.vec("vec-build"), "-t", "flat", "-m", "l2", "-q", "-o", big]
+                + [src] * copies)
+        build_s = time.perf_counter() - t0
+        size = os.path.getsize(big)
+        q1 = os.path.join(self.tmp, "q1.fvecs")
+        write_fvecs(q1, read_vecs(os.path.join(d_dir, "query.fvecs"), np.float32)[:1])
+        res = {"source_set": name, "copies": copies, "index_bytes": size,
+               "build_s": build_s}
+
+        def stat():
+            run_vec([self.vec("vec-stat"), big])
+        res["vec_stat_s"], res["vec_stat_s_all"] = median_time(stat, self.repeat)
+
+        def query():
+            run_vec([self.vec("vec-query"), "-k", "1", "--format", "ivecs", big, q1])
+        res["vec_query_1_s"], res["vec_query_1_s_all"] = median_time(query, self.repeat)
+        res["scan_bound_s"] = size / BW_BOUND
+        # a baseline for "loading" the index instead of mapping it
+        def readall():
+            with open(big, "rb") as f:
+                while f.read(1 << 24):
+                    pass
+        res["read_whole_file_s"], _ = median_time(readall, min(self.repeat, 3))
+        os.unlink(big)
+        print("  index %.2f GiB, built in %.1f s (warm page cache below)" % (
+            size / (1 << 30), build_s))
+        print("  vec-stat (open + header)        %8.1f ms" % (res["vec_stat_s"] * 1e3))
+        print("  vec-query -k 1, one query       %8.1f ms  (open + one full scan; "
+              "scan at 30 GB/s = %.1f ms)" % (res["vec_query_1_s"] * 1e3,
+                                               res["scan_bound_s"] * 1e3))
+        print("  read() of the whole file, for scale %5.1f ms" % (
+            res["read_whole_file_s"] * 1e3), flush=True)
+        return res
+
+    # -- output --------------------------------------------------------
+    HEAD = ("%-14s %-6s %3s %11s %11s %7s %8s %8s %7s %7s" % (
+        "set", "mode", "thr", "vec q/s", "faiss q/s", "vec/fs", "rec vec",
+        "rec fs", "bw vec", "bw fs"))
+
+    def print_row(self, r):
+        if not getattr(self, "_head", False):
+            print(self.HEAD)
+            self._head = True
+        print("%-14s %-6s %3d %11s %11s %7s %8s %8s %7s %7s" % (
+            r["set"], r["mode"], r["threads"],
+            fmt(r.get("vec_qps", "ERR" if "vec_error" in r else None)),
+            fmt(r.get("faiss_qps")),
+            fmt(r.get("ratio"), "%.2f"),
+            fmt(r.get("vec_recall"), "%.4f"), fmt(r.get("faiss_recall"), "%.4f"),
+            fmt(r.get("vec_bound_frac"), "%.2f"), fmt(r.get("faiss_bound_frac"), "%.2f")),
+            flush=True)
+        if "vec_error" in r:
+            print("    vecutils: " + r["vec_error"], flush=True)
+
+
+def main():
+    if len(sys.argv) != 2 or sys.argv[1].startswith("-"):
+        sys.stderr.write("usage: bench_faiss.py DATA_DIR\n")
+        return 2
+    data_dir = sys.argv[1]
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    vec_bin = os.environ.get("VEC_BIN") or os.path.join(repo, "bin")
+    sets = os.environ.get("BENCH_SETS", "glove-100 fashion-mnist").split()
+    repeat = max(1, int(os.environ.get("BENCH_REPEAT", "5")))
+    single_q = max(1, int(os.environ.get("BENCH_SINGLE_Q", "200")))
+    do_open = os.environ.get("BENCH_OPEN", "1") != "0"
+    open_gib = float(os.environ.get("BENCH_OPEN_GIB", "1"))
+    out_path = os.environ.get("BENCH_OUT", "bench-results.json")
+    faiss_only = os.environ.get("BENCH_FAISS_ONLY", "0") not in ("", "0")
+
+    import faiss  # noqa: F401  (loads OpenBLAS, so its info can be read)
+    blas = openblas_info()
+    meta = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "cpu": cpu_model(), "cpus": ncpus(), "python": platform.python_version(),
+        "numpy": np.__version__, "faiss": getattr(faiss, "__version__", "?"),
+        "openblas": {k: v for k, v in blas.items() if k != "handle"}, "k": K,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "repeat": repeat, "statistic": "median",
+        "bandwidth_bound_Bps": BW_BOUND,
+        "openblas_env_cleared": [v for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+                                 if v not in os.environ],
+        "vec_timing": "wall time of the whole vec-query process (read queries, "
+                      "mmap open, search, write ivecs)",
+        "faiss_timing": "index.search in process on a built index "
+                        "(cosine: query normalisation included)",
+    }
+    for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+        if v in os.environ:
+            print("warning: %s=%s is set; FAISS/OpenBLAS runs with it "
+                  "(scripts/bench clears it)" % (v, os.environ[v]))
+    print("vecutils vs FAISS %s exact k-NN, k=%d, median of %d runs" % (
+        meta["faiss"], K, repeat))
+    print("CPU: %s, %d threads available" % (meta["cpu"], meta["cpus"]))
+    print("OpenBLAS: %s; core: %s" % (blas.get("config"), blas.get("corename")))
+    print("vecutils time = whole vec-query process (read queries, mmap open, "
+          "search, write ivecs to a file);")
+    print("FAISS time = index.search in process (cos: incl. query normalisation);")
+    print("FAISS threads = OpenMP and OpenBLAS threads both set; OMP_WAIT_POLICY=%s."
+          % meta["omp_wait_policy"])
+    if faiss_only:
+        print("BENCH_FAISS_ONLY: the vecutils side is not run.")
+
+    def on_term(signum, frame):
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, on_term)
+
+    with tempfile.TemporaryDirectory(prefix="vecbench.") as tmp:
+        b = Bench(data_dir, vec_bin, tmp, repeat, single_q, faiss_only)
+        for s in sets:
+            if not os.path.isdir(os.path.join(data_dir, s)):
+                print("\n%s: not found in %s, skipped" % (s, data_dir))
+                b.errors.append("%s: data set not found" % s)
+                continue
+            try:
+                b.run_set(s)
+            except (VecError, ValueError, OSError) as e:
+                print("\n%s: failed: %s" % (s, e))
+                b.errors.append("%s: %s" % (s, e))
+        open_res = None
+        if do_open and not faiss_only:
+            try:
+                open_res = b.run_open(open_gib)
+            except (VecError, OSError) as e:
+                print("open test failed: %s" % e)
+                b.errors.append("open: %s" % e)
+
+    # summary table
+    print("\nSummary (q/s = queries per second, medians; vec/fs = vecutils q/s / "
+          "FAISS q/s;")
+    print("rec = tie-aware recall@%d; bw = fraction of the %.0f GB/s "
+          "memory-bandwidth bound, single mode only)" % (K, BW_BOUND / 1e9))
+    b._head = False
+    for r in b.rows:
+        b.print_row(r)
+    if open_res:
+        print("open: %.2f GiB index: vec-stat %.1f ms, vec-query -k 1 (1 query) "
+              "%.1f ms" % (open_res["index_bytes"] / (1 << 30),
+                           open_res["vec_stat_s"] * 1e3,
+                           open_res["vec_query_1_s"] * 1e3))
+    result = {"meta": meta, "sets": b.sets, "results": b.rows, "open": open_res,
+              "errors": b.errors}
+    with open(out_path, "w") as f:
+        json.dump(result, f, indent=1)
+        f.write("\n")
+    print("results written to %s" % out_path)
+    return 1 if b.errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+/* run.c - the unit test runner: runs every suite, prints the totals. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "unit.h"
+
+int unit_passed, unit_failed, unit_cur_failed;
+const char *unit_cur_name = "";
+char unit_tmpdir[4096];
+
+static void rm_rf(const char *dir)
+{
+	char cmd[4200];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "unit: could not remove %s\n", dir);
+}
+
+int main(int argc, char **argv)
+{
+	const char *only = argc > 1 ? argv[1] : NULL;
+	const char *base = getenv("TMPDIR");
+
+	snprintf(unit_tmpdir, sizeof unit_tmpdir, "%s/vec-unit-XXXXXX",
+		 base && *base ? base : "/tmp");
+	if (!mkdtemp(unit_tmpdir)) {
+		perror("unit: mkdtemp");
+		return 1;
+	}
+#define SUITE(name) if (suite_##name && (!only || !strcmp(only, #name))) suite_##name()
+	SUITE(error);
+	SUITE(distance);
+	SUITE(topk);
+	SUITE(flat);
+	SUITE(io);
+	SUITE(file);
+	SUITE(index);
+	rm_rf(unit_tmpdir);
+	printf("unit: %d passed, %d failed\n", unit_passed, unit_failed);
+	return unit_failed ? 1 : 0;
+}

@@ -1,0 +1,65 @@
+/*
+ * unit.h - a tiny test harness for the library's C unit tests.
+ *
+ * A suite file defines static test functions and one `void suite_NAME(void)`
+ * that runs each with RUN(fn).  EXPECT(cond) records a failure (with file
+ * and line on stderr) and lets the test go on; a test passes when none of its
+ * EXPECTs failed.  The runner (run.c) prints "unit: N passed, N failed".
+ */
+#ifndef VEC_UNIT_H
+#define VEC_UNIT_H
+
+#include <stdio.h>
+
+extern int unit_passed, unit_failed, unit_cur_failed;
+extern const char *unit_cur_name;
+
+#define EXPECT(cond)                                                        \
+	do {                                                                \
+		if (!(cond)) {                                              \
+			unit_cur_failed++;                                  \
+			fprintf(stderr, "%s:%d: %s: expected %s\n", __FILE__, \
+				__LINE__, unit_cur_name, #cond);            \
+		}                                                           \
+	} while (0)
+
+#define EXPECT_MSG(cond, ...)                                               \
+	do {                                                                \
+		if (!(cond)) {                                              \
+			unit_cur_failed++;                                  \
+			fprintf(stderr, "%s:%d: %s: expected %s: ", __FILE__, \
+				__LINE__, unit_cur_name, #cond);            \
+			fprintf(stderr, __VA_ARGS__);                       \
+			fputc('\n', stderr);                                \
+		}                                                           \
+	} while (0)
+
+#define RUN(fn)                                                             \
+	do {                                                                \
+		unit_cur_failed = 0;                                        \
+		unit_cur_name = #fn;                                        \
+		fn();                                                       \
+		if (unit_cur_failed) {                                      \
+			unit_failed++;                                      \
+			printf("not ok - %s\n", #fn);                       \
+		} else {                                                    \
+			unit_passed++;                                      \
+			printf("ok - %s\n", #fn);                           \
+		}                                                           \
+	} while (0)
+
+/* Suites, one per library concept (defined in test_*.c).  Weak, so that a
+ * partial build (one suite file) still links; the runner skips missing ones. */
+#define UNIT_SUITE __attribute__((weak))
+UNIT_SUITE void suite_error(void);
+UNIT_SUITE void suite_distance(void);
+UNIT_SUITE void suite_topk(void);
+UNIT_SUITE void suite_flat(void);
+UNIT_SUITE void suite_io(void);
+UNIT_SUITE void suite_file(void);
+UNIT_SUITE void suite_index(void);
+
+/* Scratch directory for tests that need files (created by the runner). */
+extern char unit_tmpdir[];
+
+#endif
