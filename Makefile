@@ -60,7 +60,7 @@ CMDS = vec-build vec-add vec-query vec-stat
 BINS = $(CMDS:%=bin/%)
 CMD_COMMON = $(BUILD)/cmd/cmd.o
 
-UNIT_SRC = $(wildcard tests/unit/*.c)
+UNIT_SRC = $(filter-out tests/unit/bench_%.c,$(wildcard tests/unit/*.c))
 UNIT_OBJ = $(UNIT_SRC:%.c=$(BUILD)/%.o)
 
 ifeq ($(SAN),1)

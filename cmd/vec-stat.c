@@ -15,7 +15,8 @@ static const char usage_text[] =
 	"                          table, each section); exit 1 on damage,\n"
 	"                          naming the section\n"
 	"      --json              one JSON object per index, one per line\n"
-	"  -q, --quiet             print nothing; the exit status tells\n"
+	"  -q, --quiet             print nothing on standard output; the exit\n"
+	"                          status and error messages tell\n"
 	"  -h, --help              display this help and exit\n"
 	"  -V, --version           output version information and exit\n"
 	"\n"
@@ -55,8 +56,8 @@ static void print_text(const char *path, const struct vec_index_info *in,
 	double per = in->count ? (double)in->file_bytes / (double)in->count : 0;
 
 	printf("index:          %s\n", path);
-	printf("format:         version %u (read %u, write %u)\n",
-	       in->read_version, in->read_version, in->write_version);
+	printf("format:         read version %u, write version %u\n",
+	       in->read_version, in->write_version);
 	printf("type:           %s\n", vec_type_name(in->type));
 	printf("metric:         %s\n", vec_metric_name(in->metric));
 	printf("dim:            %zu\n", in->dim);
@@ -83,8 +84,8 @@ static void print_json(const char *path, const struct vec_index_info *in,
 {
 	fputs("{\"index\":", stdout);
 	json_string(path);
-	printf(",\"format_version\":%u,\"read_version\":%u,\"write_version\":%u",
-	       in->read_version, in->read_version, in->write_version);
+	printf(",\"read_version\":%u,\"write_version\":%u",
+	       in->read_version, in->write_version);
 	printf(",\"type\":\"%s\",\"metric\":\"%s\",\"dim\":%zu,\"count\":%llu",
 	       vec_type_name(in->type), vec_metric_name(in->metric), in->dim,
 	       (unsigned long long)in->count);

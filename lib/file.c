@@ -52,8 +52,7 @@ const struct vec_file_section *vec_file_find(const struct vec_file *f,
 
 static int known_section(uint32_t id)
 {
-	return id == VEC_SEC_VECS || id == VEC_SEC_NORM || id == VEC_SEC_KEYS ||
-	       id == VEC_SEC_META;
+	return id == VEC_SEC_VECS || id == VEC_SEC_NORM || id == VEC_SEC_KEYS;
 }
 
 int vec_file_parse(struct vec_file *f, const char *name, const void *vbuf,
@@ -166,6 +165,21 @@ int vec_file_parse(struct vec_file *f, const char *name, const void *vbuf,
 				       name, idstr);
 		s->data = b + s->offset;
 	}
+	/* R-SEC-5: sections do not overlap (a section's bytes belong to it
+	 * alone, so checking one can never be fooled by another). */
+	for (uint32_t i = 0; i < n; i++)
+		for (uint32_t j = i + 1; j < n; j++) {
+			const struct vec_file_section *x = &f->sec[i], *y = &f->sec[j];
+			if (x->length && y->length &&
+			    x->offset < y->offset + y->length &&
+			    y->offset < x->offset + x->length) {
+				char a[5], c[5];
+				vec_fourcc_str(x->id, a);
+				vec_fourcc_str(y->id, c);
+				return VEC_CORRUPT(eb, "%s: sections '%s' and '%s' overlap",
+						   name, a, c);
+			}
+		}
 	return VEC_OK;
 }
 

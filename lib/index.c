@@ -11,7 +11,7 @@
  *   VECS required  count x dim float32, row-major (unit length for cos)
  *   NORM optional  count float32 squared norms (l2 only; recomputed if absent)
  *   KEYS optional  (count + 1) u64 offsets, then the key bytes; key i is the
- *                  bytes [off[i], off[i+1]), NUL-terminated; "" = no key
+ *                  bytes [off[i], off[i+1]), ending in its only NUL; "" = no key
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -128,7 +128,7 @@ static int attach_sections(struct vec_index *idx, struct vec_errbuf *eb)
 		const char *bytes;
 
 		/* R-SEC-4: KEYS holds count + 1 offsets, rising from 0 to
-		 * the blob length, each key ending in NUL. */
+		 * the blob length, each key ending in its only NUL. */
 		if (ks->length / 8 < noff)
 			return VEC_CORRUPT(eb, "%s: section 'KEYS' too short for %llu keys",
 					   name, (unsigned long long)f->count);
@@ -138,7 +138,8 @@ static int attach_sections(struct vec_index *idx, struct vec_errbuf *eb)
 			return VEC_CORRUPT(eb, "%s: section 'KEYS': bad offsets", name);
 		for (uint64_t i = 0; i < f->count; i++) {
 			if (off[i + 1] <= off[i] || off[i + 1] > blob ||
-			    bytes[off[i + 1] - 1] != '\0')
+			    memchr(bytes + off[i], '\0', off[i + 1] - off[i]) !=
+				    bytes + off[i + 1] - 1)
 				return VEC_CORRUPT(eb, "%s: section 'KEYS': bad key %llu",
 						   name, (unsigned long long)i);
 		}

@@ -141,7 +141,10 @@ static int gz_step(struct vec_reader *r, int block)
 	size_t before;
 	ssize_t got;
 	int zr, rc;
+	size_t had;
 
+	if (s->gz_err)
+		return s->gz_err;
 	if (s->zs.avail_in == 0 && !s->gz_pending) {
 		if (s->raw_eof) {
 			if (!s->gz_between)
@@ -174,6 +177,7 @@ static int gz_step(struct vec_reader *r, int block)
 	if (rc)
 		return rc;
 	before = s->zs.avail_in;
+	had = s->len;
 	s->zs.next_out = s->buf + s->len;
 	s->zs.avail_out = (uInt)(s->cap - s->len > UINT32_MAX ?
 					 UINT32_MAX : s->cap - s->len);
@@ -195,8 +199,13 @@ static int gz_step(struct vec_reader *r, int block)
 	case Z_MEM_ERROR:
 		return vec_err(&r->eb, VEC_E_NOMEM, "%s: out of memory", r->name);
 	default:
-		return vec_err(&r->eb, VEC_E_FORMAT, "%s: corrupt gzip data (%s)",
-			       r->name, s->zs.msg ? s->zs.msg : "bad stream");
+		rc = vec_err(&r->eb, VEC_E_FORMAT, "%s: corrupt gzip data (%s)",
+			     r->name, s->zs.msg ? s->zs.msg : "bad stream");
+		if (s->len == had)
+			return rc;
+		/* Hand out what was decoded before the damage first. */
+		s->gz_err = rc;
+		return 1;
 	}
 }
 
@@ -221,6 +230,7 @@ static int plain_step(struct vec_reader *r, size_t want, int block)
 	return 1;
 }
 
+/* The one way parsers get bytes; see io_internal.h for the contract. */
 int io_fill(struct vec_reader *r, size_t need, int block)
 {
 	struct io_src *s = &r->src;
@@ -390,6 +400,7 @@ int io_check_finite(struct vec_reader *r, const float *v, size_t dim)
 	return 0;
 }
 
+/* Free everything; closes the descriptor unless it is stdin. */
 void vec_reader_close(struct vec_reader *r)
 {
 	if (!r)
@@ -440,6 +451,7 @@ static int open_fd(struct vec_reader *r, const char *path)
 	return 0;
 }
 
+/* The parser of a (known) format. */
 static const struct io_ops *ops_for(int format)
 {
 	switch (format) {
@@ -498,6 +510,7 @@ empty:
 		       r->name);
 }
 
+/* Public entry: messages built in r->eb are copied to the caller's eb. */
 int vec_reader_open(struct vec_reader **out, const char *path,
 		    const struct vec_reader_opts *opts, struct vec_errbuf *eb)
 {
@@ -538,6 +551,7 @@ int vec_reader_open(struct vec_reader **out, const char *path,
 	return 0;
 }
 
+/* Accessors: what open() learnt about the stream. */
 size_t vec_reader_dim(const struct vec_reader *r)
 {
 	return r ? r->dim : 0;

@@ -69,6 +69,8 @@ static int parse_num(const char *s, float *v)
 	return 0;
 }
 
+/* For header and key detection: NaN and inf count as numbers here, so
+ * that they are reported as bad values rather than taken for names. */
 static int is_num(const char *s)
 {
 	float f;
@@ -76,6 +78,7 @@ static int is_num(const char *s)
 	return parse_num(s, &f) != 1;
 }
 
+/* Field i of the split record, NUL-terminated. */
 static const char *field(const struct io_csv *c, size_t i)
 {
 	return c->text + c->off[i];
@@ -233,7 +236,7 @@ static int blank(const unsigned char *p, size_t len)
 static int next_fields(struct vec_reader *r, int block)
 {
 	struct io_csv *c = r->csv;
-	size_t len, used;
+	size_t len = 0, used = 0;
 	int rc;
 
 	for (;;) {
@@ -257,6 +260,7 @@ static int next_fields(struct vec_reader *r, int block)
 	}
 }
 
+/* One wording for a non-numeric field, wherever it is found. */
 static int not_a_number(struct vec_reader *r, uint64_t line, size_t f,
 			const char *s)
 {
@@ -379,6 +383,7 @@ data:
 	return IO_REC;
 }
 
+/* The record start() already split comes first. */
 static int csv_next(struct vec_reader *r, float *out, char **key, int block)
 {
 	struct io_csv *c = r->csv;
@@ -394,6 +399,7 @@ static int csv_next(struct vec_reader *r, float *out, char **key, int block)
 	return convert(r, out, key);
 }
 
+/* Release the parser state with the reader. */
 static void csv_free(struct vec_reader *r)
 {
 	if (!r->csv)

@@ -25,6 +25,7 @@ static int check_dim(struct vec_reader *r, int32_t d)
 	return 0;
 }
 
+/* A record cut short by the end of input. */
 static int truncated(struct vec_reader *r, size_t have, size_t want)
 {
 	return vec_err(&r->eb, VEC_E_FORMAT,

@@ -45,6 +45,7 @@ struct io_src {
 	int gz_between;     /* a member ended; another may follow */
 	int gz_pending;     /* zlib may hold output not yet delivered */
 	int raw_eof;        /* read(2) reported end of file */
+	int gz_err;         /* failure to report once the bytes before it are used */
 	z_stream zs;
 	unsigned char *raw; /* compressed input, zs.next_in points into it */
 	size_t raw_cap;
@@ -100,16 +101,19 @@ extern const struct io_ops io_csv_ops, io_npy_ops;
  * or, when block == 0, when more would have to be waited for.  0 or < 0. */
 int io_fill(struct vec_reader *r, size_t need, int block);
 
+/* Bytes buffered and not consumed. */
 static inline size_t io_avail(const struct vec_reader *r)
 {
 	return r->src.len - r->src.pos;
 }
 
+/* The first unconsumed byte; stale after io_fill(). */
 static inline const unsigned char *io_data(const struct vec_reader *r)
 {
 	return r->src.buf + r->src.pos;
 }
 
+/* Drop n bytes once a record is parsed (rewinding an empty buffer). */
 static inline void io_consume(struct vec_reader *r, size_t n)
 {
 	r->src.pos += n;

@@ -30,6 +30,7 @@ struct hp {
 	const char *p, *end;
 };
 
+/* Python allows spaces (and NumPy pads with them) between tokens. */
 static void hp_ws(struct hp *h)
 {
 	while (h->p < h->end && (*h->p == ' ' || *h->p == '\t' ||
@@ -123,6 +124,7 @@ static int hp_shape(struct hp *h, uint64_t *dims, int *ndim)
 	return 1;
 }
 
+/* Any malformed dict gets the same short message. */
 static int bad_header(struct vec_reader *r)
 {
 	return vec_err(&r->eb, VEC_E_FORMAT, "%s: npy: bad header", r->name);
@@ -276,6 +278,8 @@ static float half_to_float(uint16_t h)
 	return f;
 }
 
+/* One row, converted; the declared row count ends the stream, trailing
+ * bytes are ignored. */
 static int npy_next(struct vec_reader *r, float *out, char **key, int block)
 {
 	static const size_t width[] = { [NPY_F4] = 4, [NPY_F2] = 2, [NPY_U1] = 1 };

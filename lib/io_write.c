@@ -42,6 +42,7 @@ static void write_words(FILE *f, const void *v, size_t dim)
 	}
 }
 
+/* One fvecs record: what the reader and other TEXMEX tools take. */
 int vec_write_fvecs(FILE *f, const float *v, size_t dim)
 {
 	int rc;
@@ -55,6 +56,7 @@ int vec_write_fvecs(FILE *f, const float *v, size_t dim)
 	return ferror(f) ? VEC_E_IO : 0;
 }
 
+/* One ivecs record, e.g. ground-truth neighbour ids. */
 int vec_write_ivecs(FILE *f, const int32_t *v, size_t dim)
 {
 	int rc;

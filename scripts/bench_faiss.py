@@ -189,6 +189,13 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
+def loadavg():
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
 def openblas_info():
     """Config string and detected core of the OpenBLAS this process loaded."""
     path = None
@@ -256,6 +263,7 @@ class Bench:
         self.rows = []
         self.sets = []
         self.errors = []
+        self.roundtrip_ok = None
         self.blas = openblas_info().get("handle")
 
     def set_threads(self, t):
@@ -325,83 +333,102 @@ class Bench:
                 info["faiss_add_s"]), flush=True)
         self.sets.append(info)
 
-        # (a) batched, all queries at once
-        for t in self.threads:
-            row = {"set": name, "mode": "batch", "threads": t, "queries": nq, "k": K}
-            self.set_threads(t)
-            res = {}
-
-            def fsearch():
-                res["I"] = index.search(faiss_prep(queries), K)[1]
-            med, ts = median_time(fsearch, self.repeat)
-            row["faiss_s"] = med
-            row["faiss_s_all"] = ts
-            row["faiss_qps"] = nq / med
-            row["faiss_recall"] = recall_at_k(base, queries, res["I"], gt_dist, metric)
-            if vec_index:
-                out = os.path.join(self.tmp, "out.ivecs")
-                argv = [self.vec("vec-query"), "-k", str(K), "-j", str(t),
-                        "--format", "ivecs", vec_index, query_path]
-
-                def vsearch():
-                    with open(out, "wb") as f:
-                        run_vec(argv, stdout=f)
-                try:
-                    med, ts = median_time(vsearch, self.repeat)
-                    with open(out, "rb") as f:
-                        ids = parse_ivecs_ids(f.read(), K)
-                    if ids.shape[0] != nq:
-                        raise VecError("vec-query answered %d of %d queries"
-                                       % (ids.shape[0], nq))
-                    row["vec_s"] = med
-                    row["vec_s_all"] = ts
-                    row["vec_qps"] = nq / med
-                    row["vec_recall"] = recall_at_k(base, queries, ids, gt_dist, metric)
-                    row["ratio"] = row["vec_qps"] / row["faiss_qps"]
-                except VecError as e:
-                    row["vec_error"] = str(e)
-                    self.errors.append(str(e))
-            self.rows.append(row)
-            self.print_row(row)
-
-        # (b) one query at a time
+        # (a) batched: all queries at once; (b) one query at a time
         ns = min(self.single_q, nq)
         qs = queries[:ns]
         bound_qps = BW_BOUND / base_bytes
-        for t in self.threads:
-            row = {"set": name, "mode": "single", "threads": t, "queries": ns, "k": K,
-                   "bound_qps": bound_qps}
-            self.set_threads(t)
-            res = {}
+        out = os.path.join(self.tmp, "out.ivecs")
+        for mode in ("batch", "single"):
+            for t in self.threads:
+                if mode == "batch":
+                    row = {"set": name, "mode": mode, "threads": t, "queries": nq}
+                    q = queries
 
-            def floop():
-                I = np.empty((ns, K), dtype=np.int64)
-                for i in range(ns):
-                    I[i] = index.search(faiss_prep(qs[i:i + 1]), K)[1][0]
-                res["I"] = I
-            med, ts = median_time(floop, self.repeat)
-            row["faiss_s"] = med
-            row["faiss_s_all"] = ts
-            row["faiss_qps"] = ns / med
-            row["faiss_bound_frac"] = row["faiss_qps"] / bound_qps
-            row["faiss_recall"] = recall_at_k(base, qs, res["I"], gt_dist, metric)
-            if vec_index:
-                try:
-                    med, ts, ids, method = self.vec_single(vec_index, qs, t)
-                    row["vec_method"] = method
-                    row["vec_s"] = med
-                    row["vec_s_all"] = ts
-                    row["vec_qps"] = ns / med
-                    row["vec_bound_frac"] = row["vec_qps"] / bound_qps
-                    row["vec_recall"] = recall_at_k(base, qs, ids, gt_dist, metric)
-                    row["ratio"] = row["vec_qps"] / row["faiss_qps"]
-                except VecError as e:
-                    row["vec_error"] = str(e)
-                    self.errors.append(str(e))
-            self.rows.append(row)
-            self.print_row(row)
+                    def fcall():
+                        return index.search(faiss_prep(queries), K)[1]
+
+                    def vcall(t=t):
+                        with open(out, "wb") as f:
+                            run_vec([self.vec("vec-query"), "-k", str(K), "-j", str(t),
+                                     "--format", "ivecs", vec_index, query_path],
+                                    stdout=f)
+                        with open(out, "rb") as f:
+                            return parse_ivecs_ids(f.read(), K)
+                else:
+                    row = {"set": name, "mode": mode, "threads": t, "queries": ns,
+                           "bound_qps": bound_qps}
+                    q = qs
+
+                    def fcall():
+                        ids = np.empty((ns, K), dtype=np.int64)
+                        for i in range(ns):
+                            ids[i] = index.search(faiss_prep(qs[i:i + 1]), K)[1][0]
+                        return ids
+
+                    vcall = None
+                    if vec_index:
+                        try:
+                            vcall, row["vec_method"] = self.vec_single(vec_index, qs, t)
+                        except VecError as e:
+                            row["vec_error"] = str(e)
+                            self.errors.append("%s %s -j %d: %s" % (name, mode, t, e))
+                if not vec_index:
+                    vcall = None
+                row["k"] = K
+                self.set_threads(t)
+                res = self.timed_pair(fcall, vcall, row)
+                nrow = row["queries"]
+                row["faiss_qps"] = nrow / row["faiss_s"]
+                row["faiss_recall"] = recall_at_k(base, q, res["faiss"], gt_dist, metric)
+                if "vec_s" in row:
+                    ids = res["vec"]
+                    if ids.shape[0] != nrow:
+                        row["vec_error"] = ("vec-query answered %d of %d queries"
+                                            % (ids.shape[0], nrow))
+                        self.errors.append("%s %s -j %d: %s" % (name, mode, t,
+                                                                 row["vec_error"]))
+                    else:
+                        row["vec_qps"] = nrow / row["vec_s"]
+                        row["vec_recall"] = recall_at_k(base, q, ids, gt_dist, metric)
+                        row["ratio"] = row["vec_qps"] / row["faiss_qps"]
+                if mode == "single":
+                    row["faiss_bound_frac"] = row["faiss_qps"] / bound_qps
+                    if "vec_qps" in row:
+                        row["vec_bound_frac"] = row["vec_qps"] / bound_qps
+                self.rows.append(row)
+                self.print_row(row)
         self.set_threads(ncpus())
         del index
+
+    def timed_pair(self, fcall, vcall, row):
+        """Time FAISS and vecutils alternately (ABAB..., the order swapped
+        each round) so that both see the same background load; one untimed
+        warm-up each.  Medians go into row; returns the last results."""
+        res = {}
+        sides = [("faiss", fcall)] + ([("vec", vcall)] if vcall else [])
+        times = {k: [] for k, _ in sides}
+        failed = set()
+        for rnd in range(self.repeat + 1):
+            order = sides if rnd % 2 == 0 else sides[::-1]
+            for key, fn in order:
+                if key in failed:
+                    continue
+                t0 = time.perf_counter()
+                try:
+                    res[key] = fn()
+                except (VecError, ValueError) as e:
+                    failed.add(key)
+                    row["vec_error"] = str(e)
+                    self.errors.append("%s %s -j %d: %s" % (
+                        row["set"], row["mode"], row["threads"], e))
+                    continue
+                if rnd > 0:
+                    times[key].append(time.perf_counter() - t0)
+        for key in times:
+            if key not in failed and times[key]:
+                row[key + "_s"] = statistics.median(times[key])
+                row[key + "_s_all"] = times[key]
+        return res
 
     # -- vecutils, one query at a time over a pipe -------------------------
     def vec_single(self, vec_index, qs, t):
@@ -409,7 +436,8 @@ class Bench:
         Preferred: round trip (send a query, read its answer, then the next);
         if vec-query does not answer a query before the next one arrives
         (output held in a buffer), fall back to writing all queries into the
-        pipe and timing the whole process.  Returns (median s, all, ids, how)."""
+        pipe and timing the whole process.  Returns (callable giving the ids,
+        method name)."""
         recs = fvecs_records(qs)
         rec_out = 4 * (K + 1)
         argv = [self.vec("vec-query"), "-k", str(K), "-j", str(t), "--batch", "1",
@@ -463,29 +491,24 @@ class Bench:
                                % (p.returncode, self.err_tail(errpath)))
             return p.stdout
 
-        # probe: does it answer each query as it arrives?
-        method = "roundtrip"
-        if roundtrip(timeout=30.0) is None:
-            method = "piped"
-            print("  note: vec-query --batch 1 did not answer a query before "
+        # probe once: does it answer each query as it arrives?
+        if self.roundtrip_ok is None:
+            self.roundtrip_ok = roundtrip(timeout=10.0) is not None
+            if not self.roundtrip_ok:
+                print("  note: vec-query --batch 1 did not answer a query before "
                   "the next was sent; timing the whole piped stream instead",
-                  flush=True)
-        out = {}
+                      flush=True)
+        method = "roundtrip" if self.roundtrip_ok else "piped"
 
         def once():
             if method == "roundtrip":
-                r = roundtrip(timeout=120.0)
-                if r is None:
+                raw = roundtrip(timeout=120.0)
+                if raw is None:
                     raise VecError("vec-query --batch 1 stopped answering")
-                out["raw"] = r
             else:
-                out["raw"] = piped()
-        med, ts = median_time(once, self.repeat, warmup=0)
-        ids = parse_ivecs_ids(out["raw"], K)
-        if ids.shape[0] != len(recs):
-            raise VecError("vec-query --batch 1 answered %d of %d queries"
-                           % (ids.shape[0], len(recs)))
-        return med, ts, ids, method
+                raw = piped()
+            return parse_ivecs_ids(raw, K)
+        return once, method
 
     @staticmethod
     def err_tail(path):
@@ -591,10 +614,12 @@ def main():
     blas = openblas_info()
     meta = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "loadavg_start": loadavg(),
         "cpu": cpu_model(), "cpus": ncpus(), "python": platform.python_version(),
         "numpy": np.__version__, "faiss": getattr(faiss, "__version__", "?"),
         "openblas": {k: v for k, v in blas.items() if k != "handle"}, "k": K,
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "repeat": repeat, "statistic": "median",
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "repeat": repeat, "statistic": "median",
         "bandwidth_bound_Bps": BW_BOUND,
         "openblas_env_cleared": [v for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
                                  if v not in os.environ],
@@ -656,6 +681,10 @@ def main():
               "%.1f ms" % (open_res["index_bytes"] / (1 << 30),
                            open_res["vec_stat_s"] * 1e3,
                            open_res["vec_query_1_s"] * 1e3))
+    meta["loadavg_end"] = loadavg()
+    print("load average (1 min): %.2f at start, %.2f at end (other processes "
+          "share the CPUs; both sides are timed alternately)" % (
+              meta["loadavg_start"] or 0, meta["loadavg_end"] or 0))
     result = {"meta": meta, "sets": b.sets, "results": b.rows, "open": open_res,
               "errors": b.errors}
     with open(out_path, "w") as f:

@@ -1,0 +1,224 @@
+/*
+ * flat_avx512.c - AVX-512 micro-kernels of the exact search (see flat.c and
+ * kernels.h for the contract).  Compiled with -mavx512f and friends, used
+ * only when distance.c found AVX-512 on the CPU.
+ */
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+#include "kernels.h"
+
+#define QB 32 /* queries per wide block: two zmm registers */
+#define RB 12 /* base rows per tile: 2 x 12 = 24 accumulators */
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/*
+ * R rows x 32 queries of inner products: per dimension, two loads of the
+ * packed queries and one broadcast per row feed 2R independent FMAs, so the
+ * loop runs at the FMA ports' rate and the base is read in place.  Then
+ * each row's 32 scores are compared at once against the thresholds, and
+ * only the lanes that pass go to the heaps.  R is a constant at every call
+ * site, so the arrays below live in registers.
+ */
+ALWAYS_INLINE void wide_tile(const struct vec_flat_wide *w, size_t j0,
+			     const int R, float *thr, __m512 *t0, __m512 *t1,
+			     __mmask32 valid)
+{
+	__m512 a0[RB], a1[RB];
+	const float *xr[RB];
+	const float *qp = w->qp;
+	const size_t dim = w->dim;
+
+#pragma GCC unroll 12
+	for (int r = 0; r < R; r++) {
+		a0[r] = _mm512_setzero_ps();
+		a1[r] = _mm512_setzero_ps();
+		xr[r] = w->x + (j0 + r) * dim;
+	}
+	for (size_t d = 0; d < dim; d++) {
+		__m512 q0 = _mm512_load_ps(qp + d * QB);
+		__m512 q1 = _mm512_load_ps(qp + d * QB + 16);
+#pragma GCC unroll 12
+		for (int r = 0; r < R; r++) {
+			__m512 b = _mm512_set1_ps(xr[r][d]);
+			a0[r] = _mm512_fmadd_ps(q0, b, a0[r]);
+			a1[r] = _mm512_fmadd_ps(q1, b, a1[r]);
+		}
+	}
+#pragma GCC unroll 12
+	for (int r = 0; r < R; r++) {
+		__m512 s0, s1;
+		__mmask32 m;
+
+		if (w->norms) {
+			__m512 nv = _mm512_set1_ps(w->norms[j0 + r]);
+			__m512 two = _mm512_set1_ps(2.0f);
+			s0 = _mm512_fnmadd_ps(a0[r], two, nv);
+			s1 = _mm512_fnmadd_ps(a1[r], two, nv);
+		} else {
+			__m512 neg = _mm512_set1_ps(-1.0f);
+			s0 = _mm512_mul_ps(a0[r], neg);
+			s1 = _mm512_mul_ps(a1[r], neg);
+		}
+		m = (__mmask32)_mm512_cmp_ps_mask(s0, *t0, _CMP_LE_OQ) |
+		    ((__mmask32)_mm512_cmp_ps_mask(s1, *t1, _CMP_LE_OQ) << 16);
+		m &= valid;
+		if (__builtin_expect(m != 0, 0)) {
+			float sv[QB] __attribute__((aligned(64)));
+			_mm512_store_ps(sv, s0);
+			_mm512_store_ps(sv + 16, s1);
+			while (m) {
+				int l = __builtin_ctz(m);
+				m &= m - 1;
+				vec_flat_offer(w->heap[l], &thr[l],
+					       w->id0 + j0 + r, sv[l]);
+			}
+			*t0 = _mm512_load_ps(thr);
+			*t1 = _mm512_load_ps(thr + 16);
+		}
+	}
+}
+
+/* A wide block against all its rows: full tiles, then narrower ones. */
+static void wide_avx512(const struct vec_flat_wide *w)
+{
+	float thr[QB] __attribute__((aligned(64)));
+	__mmask32 valid = w->nlanes >= QB ? ~(__mmask32)0
+					  : ((__mmask32)1 << w->nlanes) - 1;
+	__m512 t0, t1;
+	size_t j = 0;
+
+	for (unsigned l = 0; l < QB; l++)
+		thr[l] = l < w->nlanes ? vec_topk_worst(w->heap[l])
+				       : -__builtin_inff();
+	t0 = _mm512_load_ps(thr);
+	t1 = _mm512_load_ps(thr + 16);
+	for (; j + RB <= w->nb; j += RB)
+		wide_tile(w, j, RB, thr, &t0, &t1, valid);
+	for (; j + 4 <= w->nb; j += 4)
+		wide_tile(w, j, 4, thr, &t0, &t1, valid);
+	for (; j < w->nb; j++)
+		wide_tile(w, j, 1, thr, &t0, &t1, valid);
+}
+
+/* Lanes [0, n) of a mask, n < 16. */
+static inline __mmask16 tail_mask(size_t n)
+{
+	return (__mmask16)((1u << n) - 1);
+}
+
+/*
+ * Q queries x R consecutive rows, summed along the dimension 16 lanes at a
+ * time (masked tail), then reduced: the shape for one to four queries,
+ * where the wide kernel's lanes would stay empty.  L2 is summed directly as
+ * (q - x)^2, which needs no norms and loses nothing to cancellation.
+ */
+ALWAYS_INLINE void narrow_tile(const struct vec_flat_narrow *w, size_t j0,
+			       const int Q, const int R, const int l2,
+			       float *thr)
+{
+	__m512 acc[VEC_FLAT_NARROW_MAX][4];
+	const size_t dim = w->dim;
+	const float *x = w->x + j0 * dim;
+	size_t d = 0;
+
+#pragma GCC unroll 4
+	for (int i = 0; i < Q; i++)
+#pragma GCC unroll 4
+		for (int r = 0; r < R; r++)
+			acc[i][r] = _mm512_setzero_ps();
+	for (; d + 16 <= dim; d += 16) {
+		__m512 xv[4];
+#pragma GCC unroll 4
+		for (int r = 0; r < R; r++)
+			xv[r] = _mm512_loadu_ps(x + r * dim + d);
+#pragma GCC unroll 4
+		for (int i = 0; i < Q; i++) {
+			__m512 qv = _mm512_loadu_ps(w->q + i * dim + d);
+#pragma GCC unroll 4
+			for (int r = 0; r < R; r++) {
+				if (l2) {
+					__m512 t = _mm512_sub_ps(qv, xv[r]);
+					acc[i][r] = _mm512_fmadd_ps(t, t, acc[i][r]);
+				} else {
+					acc[i][r] = _mm512_fmadd_ps(qv, xv[r],
+								    acc[i][r]);
+				}
+			}
+		}
+	}
+	if (d < dim) {
+		__mmask16 m = tail_mask(dim - d);
+		__m512 xv[4];
+#pragma GCC unroll 4
+		for (int r = 0; r < R; r++)
+			xv[r] = _mm512_maskz_loadu_ps(m, x + r * dim + d);
+#pragma GCC unroll 4
+		for (int i = 0; i < Q; i++) {
+			__m512 qv = _mm512_maskz_loadu_ps(m, w->q + i * dim + d);
+#pragma GCC unroll 4
+			for (int r = 0; r < R; r++) {
+				if (l2) {
+					__m512 t = _mm512_sub_ps(qv, xv[r]);
+					acc[i][r] = _mm512_fmadd_ps(t, t, acc[i][r]);
+				} else {
+					acc[i][r] = _mm512_fmadd_ps(qv, xv[r],
+								    acc[i][r]);
+				}
+			}
+		}
+	}
+#pragma GCC unroll 4
+	for (int i = 0; i < Q; i++) {
+#pragma GCC unroll 4
+		for (int r = 0; r < R; r++) {
+			float s = _mm512_reduce_add_ps(acc[i][r]);
+			if (!l2)
+				s = -s;
+			if (s <= thr[i])
+				vec_flat_offer(w->heap[i], &thr[i],
+					       w->id0 + j0 + r, s);
+		}
+	}
+}
+
+/* All rows for a fixed query count and metric. */
+ALWAYS_INLINE void narrow_rows(const struct vec_flat_narrow *w, const int Q,
+			       const int l2, float *thr)
+{
+	size_t j = 0;
+
+	for (; j + 4 <= w->nb; j += 4)
+		narrow_tile(w, j, Q, 4, l2, thr);
+	for (; j < w->nb; j++)
+		narrow_tile(w, j, Q, 1, l2, thr);
+}
+
+/* Dispatch on the query count and metric, so every tile is specialised. */
+static void narrow_avx512(const struct vec_flat_narrow *w)
+{
+	float thr[VEC_FLAT_NARROW_MAX];
+
+	for (unsigned i = 0; i < w->nq; i++)
+		thr[i] = vec_topk_worst(w->heap[i]);
+#define CASE(q)                                           \
+	case q:                                           \
+		if (w->l2)                                \
+			narrow_rows(w, q, 1, thr);        \
+		else                                      \
+			narrow_rows(w, q, 0, thr);        \
+		break
+	switch (w->nq) {
+	CASE(1);
+	CASE(2);
+	CASE(3);
+	CASE(4);
+	}
+#undef CASE
+}
+
+const struct vec_flat_kernels vec_flat_avx512 = {
+	"avx512", QB, wide_avx512, narrow_avx512,
+};
+#endif

@@ -1,0 +1,383 @@
+/*
+ * test_flat.c - vec_flat_search against a naive double-precision brute
+ * force, for every metric, SIMD level and thread count, over shapes that
+ * exercise every kernel path: a single query, narrow leftovers, padded and
+ * full wide blocks, tiny bases, k larger than the base, split bases.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "unit.h"
+#include "vec.h"
+
+static uint64_t rng_state = 0x853c49e6748fea9bu;
+static uint64_t rng(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
+static float frand(void)
+{
+	return (float)((double)(rng() >> 11) / (double)(1ull << 53) * 2 - 1);
+}
+
+/* One query's reference: every row's exact score, and the rows in order. */
+struct ref {
+	double *score;  /* nq * n: squared L2, or inner product */
+	uint32_t *order; /* nq * n: rows best first, ties by id */
+	double *mag;    /* nq: scale of the float error for this query */
+};
+
+static const double *cmp_row;
+static int cmp_l2;
+
+/* Best first: small distance / large product, then small id. */
+static int order_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	double sx = cmp_row[x], sy = cmp_row[y];
+
+	if (sx != sy)
+		return (cmp_l2 ? sx < sy : sx > sy) ? -1 : 1;
+	return x < y ? -1 : 1;
+}
+
+static void ref_build(struct ref *r, const float *base, size_t n,
+		      const float *q, size_t nq, size_t dim, int l2)
+{
+	r->score = malloc((nq * n + 1) * sizeof *r->score);
+	r->order = malloc((nq * n + 1) * sizeof *r->order);
+	r->mag = malloc(nq * sizeof *r->mag);
+	for (size_t i = 0; i < nq; i++) {
+		double qn = 0, xmax = 0;
+		for (size_t d = 0; d < dim; d++)
+			qn += (double)q[i * dim + d] * q[i * dim + d];
+		for (size_t j = 0; j < n; j++) {
+			double s = 0, xn = 0;
+			for (size_t d = 0; d < dim; d++) {
+				double a = q[i * dim + d], b = base[j * dim + d];
+				s += l2 ? (a - b) * (a - b) : a * b;
+				xn += b * b;
+			}
+			r->score[i * n + j] = s;
+			r->order[i * n + j] = (uint32_t)j;
+			if (xn > xmax)
+				xmax = xn;
+		}
+		r->mag[i] = qn + xmax;
+		cmp_row = r->score + i * n;
+		cmp_l2 = l2;
+		qsort(r->order + i * n, n, sizeof *r->order, order_cmp);
+	}
+}
+
+static void ref_free(struct ref *r)
+{
+	free(r->score);
+	free(r->order);
+	free(r->mag);
+}
+
+/*
+ * Check one result against the reference.  exact: integer data, where
+ * every score is exact and the answer must be the reference order itself.
+ * Otherwise tie-aware: each returned row must be no worse than the true
+ * k-th best plus a small multiple of float's error, and its reported score
+ * must be close to its true one.  Returns the number of problems.
+ */
+static int check(const struct ref *r, size_t n, size_t nq, size_t k, int l2,
+		 const uint64_t *ids, const float *sc, int exact,
+		 const char *what)
+{
+	size_t want = n < k ? n : k;
+	char *seen = malloc(n + 1);
+	int bad = 0;
+
+	for (size_t i = 0; i < nq && bad < 5; i++) {
+		const double *row = r->score + i * n;
+		const uint32_t *ord = r->order + i * n;
+		double eps = 2e-5 * r->mag[i] + 1e-30;
+		double kth = want ? row[ord[want - 1]] : 0;
+
+		memset(seen, 0, n + 1);
+		for (size_t e = 0; e < k; e++) {
+			uint64_t id = ids[i * k + e];
+			float s = sc[i * k + e];
+			if (e >= want) {
+				if (id != UINT64_MAX ||
+				    s != (l2 ? INFINITY : -INFINITY)) {
+					fprintf(stderr, "%s: q%zu rank %zu: padding %llu %g\n",
+						what, i, e, (unsigned long long)id, s);
+					bad++;
+				}
+				continue;
+			}
+			if (id >= n || seen[id]) {
+				fprintf(stderr, "%s: q%zu rank %zu: bad id %llu\n",
+					what, i, e, (unsigned long long)id);
+				bad++;
+				continue;
+			}
+			seen[id] = 1;
+			double t = row[id];
+			double got = l2 ? (double)s * s : s;
+			if (exact) {
+				/* sqrt of an exact float is correctly rounded */
+				if (id != ord[e] ||
+				    (l2 ? s != (float)sqrt(t) : got != t)) {
+					fprintf(stderr, "%s: q%zu rank %zu: id %llu score %g, want %u %g\n",
+						what, i, e, (unsigned long long)id, got,
+						ord[e], row[ord[e]]);
+					bad++;
+				}
+				continue;
+			}
+			if (l2 ? t > kth + eps : t < kth - eps) {
+				fprintf(stderr, "%s: q%zu rank %zu: id %llu true %g, k-th %g\n",
+					what, i, e, (unsigned long long)id, t, kth);
+				bad++;
+			}
+			if (fabs(got - t) > eps) {
+				fprintf(stderr, "%s: q%zu rank %zu: score %g, true %g\n",
+					what, i, e, got, t);
+				bad++;
+			}
+			if (e > 0 && (l2 ? s < sc[i * k + e - 1]
+					 : s > sc[i * k + e - 1])) {
+				fprintf(stderr, "%s: q%zu rank %zu: not sorted\n",
+					what, i, e);
+				bad++;
+			}
+		}
+	}
+	free(seen);
+	return bad;
+}
+
+static const int metrics[] = { VEC_METRIC_L2, VEC_METRIC_IP, VEC_METRIC_COS };
+
+/*
+ * Search with every level and thread count and check each result.
+ * Returns the number of failed searches.
+ */
+static int search_all(const float *base, const float *norms, size_t n,
+		      size_t dim, int metric, const float *q, size_t nq,
+		      const struct ref *r, const size_t *ks, size_t nks,
+		      int exact)
+{
+	const struct vec_kernels *best = vec_kernels();
+	int failed = 0;
+
+	for (int level = VEC_SIMD_SCALAR; level <= VEC_SIMD_NEON; level++) {
+		if (!vec_kernels_for(level))
+			continue;
+		vec_simd_select(level);
+		for (int threads = 1; threads <= 2; threads++) {
+			for (size_t ki = 0; ki < nks; ki++) {
+				size_t k = ks[ki];
+				uint64_t *ids = malloc(nq * k * sizeof *ids);
+				float *sc = malloc(nq * k * sizeof *sc);
+				char what[160];
+				int rc;
+
+				snprintf(what, sizeof what,
+					 "%s %s n=%zu dim=%zu nq=%zu k=%zu threads=%d%s",
+					 vec_kernels()->name, vec_metric_name(metric),
+					 n, dim, nq, k, threads,
+					 norms ? " norms" : "");
+				rc = vec_flat_search(base, norms, n, dim, metric,
+						     q, nq, k, threads, ids, sc);
+				EXPECT_MSG(rc == VEC_OK, "%s: rc %d", what, rc);
+				if (rc != VEC_OK ||
+				    check(r, n, nq, k, metric == VEC_METRIC_L2,
+					  ids, sc, exact, what))
+					failed++;
+				free(ids);
+				free(sc);
+			}
+		}
+	}
+	vec_simd_select(best->level);
+	return failed;
+}
+
+/* Random data over the grid of shapes of the brief. */
+static void test_flat_random(void)
+{
+	static const size_t nqs[] = { 1, 3, 17, 100 };
+	static const size_t ns[] = { 1, 5, 1000, 3001 };
+	static const size_t dims[] = { 1, 4, 17, 64, 100 };
+	int failed = 0;
+
+	for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++)
+	for (size_t di = 0; di < sizeof dims / sizeof *dims; di++)
+	for (size_t qi = 0; qi < sizeof nqs / sizeof *nqs; qi++) {
+		size_t n = ns[ni], dim = dims[di], nq = nqs[qi];
+		size_t ks[4] = { 1, 10, 100, n + 7 };
+		float *base = malloc(n * dim * sizeof *base);
+		float *q = malloc(nq * dim * sizeof *q);
+
+		/* the biggest shapes only at a few dimensions: time */
+		if (n == 3001 && nq == 100 && dim != 17 && dim != 100) {
+			free(base);
+			free(q);
+			continue;
+		}
+		for (size_t m = 0; m < 3; m++) {
+			int metric = metrics[m];
+			struct ref r;
+			for (size_t e = 0; e < n * dim; e++)
+				base[e] = frand() * 2 + 0.5f;
+			for (size_t e = 0; e < nq * dim; e++)
+				q[e] = frand() * 2 + 0.5f;
+			if (metric == VEC_METRIC_COS) {
+				for (size_t j = 0; j < n; j++)
+					vec_normalize(base + j * dim, dim);
+				for (size_t j = 0; j < nq; j++)
+					vec_normalize(q + j * dim, dim);
+			}
+			ref_build(&r, base, n, q, nq, dim,
+				  metric == VEC_METRIC_L2);
+			failed += search_all(base, NULL, n, dim, metric, q, nq,
+					     &r, ks, 4, 0);
+			ref_free(&r);
+		}
+		free(base);
+		free(q);
+	}
+	EXPECT_MSG(failed == 0, "%d searches failed", failed);
+}
+
+/*
+ * Integer-valued data (0..16, dim 64, like the digits set) drawn from a few
+ * prototypes, so that many rows are exact duplicates: every score is exact
+ * in float, and the result must be the reference order, ties by id.
+ */
+static void test_flat_integer_ties(void)
+{
+	const size_t n = 1500, dim = 64, nq = 40, protos = 30;
+	const size_t ks[] = { 1, 10, 57, 100 };
+	float *pr = malloc(protos * dim * sizeof *pr);
+	float *base = malloc(n * dim * sizeof *base);
+	float *q = malloc(nq * dim * sizeof *q);
+	float *norms = malloc(n * sizeof *norms);
+	int failed = 0;
+
+	for (size_t e = 0; e < protos * dim; e++)
+		pr[e] = (float)(rng() % 17);
+	for (size_t j = 0; j < n; j++)
+		memcpy(base + j * dim, pr + (rng() % protos) * dim,
+		       dim * sizeof *base);
+	for (size_t j = 0; j < nq; j++) {
+		memcpy(q + j * dim, pr + (rng() % protos) * dim,
+		       dim * sizeof *q);
+		if (j % 2)
+			q[j * dim + rng() % dim] = (float)(rng() % 17);
+	}
+	for (size_t j = 0; j < n; j++) {
+		double s = 0;
+		for (size_t d = 0; d < dim; d++)
+			s += (double)base[j * dim + d] * base[j * dim + d];
+		norms[j] = (float)s;
+	}
+	for (size_t m = 0; m < 2; m++) {
+		int metric = metrics[m];
+		struct ref r;
+		ref_build(&r, base, n, q, nq, dim, metric == VEC_METRIC_L2);
+		/* nq = 40, 1 and 4: wide with leftovers, one query, narrow */
+		failed += search_all(base, NULL, n, dim, metric, q, nq, &r,
+				     ks, 4, 1);
+		failed += search_all(base, norms, n, dim, metric, q, nq, &r,
+				     ks, 4, 1);
+		ref_free(&r);
+		ref_build(&r, base, n, q, 4, dim, metric == VEC_METRIC_L2);
+		failed += search_all(base, NULL, n, dim, metric, q, 4, &r,
+				     ks, 4, 1);
+		ref_free(&r);
+	}
+	EXPECT_MSG(failed == 0, "%d searches failed", failed);
+	free(pr);
+	free(base);
+	free(q);
+	free(norms);
+}
+
+/*
+ * A base large enough to be split into parts with their own heaps (few
+ * queries, several threads), and the merge of those heaps; also a k large
+ * enough that the queries are searched in several batches.
+ */
+static void test_flat_parts_and_batches(void)
+{
+	const size_t n = 9000, dim = 8;
+	const size_t ks[] = { 1, 10, 100 };
+	const size_t kbig[] = { 4000 };
+	float *base = malloc(n * dim * sizeof *base);
+	float *q = malloc(300 * dim * sizeof *q);
+	int failed = 0;
+	struct ref r;
+
+	for (size_t e = 0; e < n * dim; e++)
+		base[e] = (float)(rng() % 5); /* many ties across parts */
+	for (size_t e = 0; e < 300 * dim; e++)
+		q[e] = (float)(rng() % 5);
+	for (size_t m = 0; m < 2; m++) {
+		int metric = metrics[m];
+		ref_build(&r, base, n, q, 5, dim, metric == VEC_METRIC_L2);
+		failed += search_all(base, NULL, n, dim, metric, q, 1, &r, ks,
+				     3, 1);
+		failed += search_all(base, NULL, n, dim, metric, q, 5, &r, ks,
+				     3, 1);
+		ref_free(&r);
+	}
+	ref_build(&r, base, 5000, q, 300, dim, 1);
+	failed += search_all(base, NULL, 5000, dim, VEC_METRIC_L2, q, 300, &r,
+			     kbig, 1, 1);
+	ref_free(&r);
+	EXPECT_MSG(failed == 0, "%d searches failed", failed);
+	free(base);
+	free(q);
+}
+
+/* Empty base, k = 0, nq = 0, bad arguments. */
+static void test_flat_edges(void)
+{
+	float q[4] = { 1, 2, 3, 4 }, base[8] = { 0 };
+	uint64_t ids[6];
+	float sc[6];
+
+	EXPECT(vec_flat_search(NULL, NULL, 0, 2, VEC_METRIC_L2, q, 2, 3, 1,
+			       ids, sc) == VEC_OK);
+	for (int i = 0; i < 6; i++)
+		EXPECT(ids[i] == UINT64_MAX && sc[i] == INFINITY);
+	EXPECT(vec_flat_search(NULL, NULL, 0, 2, VEC_METRIC_IP, q, 2, 3, 0,
+			       ids, sc) == VEC_OK);
+	for (int i = 0; i < 6; i++)
+		EXPECT(ids[i] == UINT64_MAX && sc[i] == -INFINITY);
+	EXPECT(vec_flat_search(base, NULL, 4, 2, VEC_METRIC_L2, q, 0, 3, 1,
+			       ids, sc) == VEC_OK);
+	EXPECT(vec_flat_search(base, NULL, 4, 2, VEC_METRIC_L2, q, 2, 0, 1,
+			       ids, sc) == VEC_OK);
+	EXPECT(vec_flat_search(base, NULL, 4, 2, 99, q, 2, 3, 1, ids, sc) ==
+	       VEC_E_USAGE);
+	EXPECT(vec_flat_search(base, NULL, 4, 0, VEC_METRIC_L2, q, 2, 3, 1,
+			       ids, sc) == VEC_E_USAGE);
+	/* the zero vectors are all at distance |q| = sqrt(5); ties by id */
+	EXPECT(vec_flat_search(base, NULL, 4, 2, VEC_METRIC_L2, q, 1, 3, 1,
+			       ids, sc) == VEC_OK);
+	EXPECT(ids[0] == 0 && ids[1] == 1 && ids[2] == 2);
+	EXPECT(fabsf(sc[0] - sqrtf(5)) < 1e-6f);
+}
+
+void suite_flat(void)
+{
+	RUN(test_flat_random);
+	RUN(test_flat_integer_ties);
+	RUN(test_flat_parts_and_batches);
+	RUN(test_flat_edges);
+}
