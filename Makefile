@@ -37,9 +37,9 @@ ALL_LDFLAGS = -pthread $(LDFLAGS) $(SANFLAGS)
 LDLIBS = -lz -lm
 
 ARCH := $(shell $(CC) -dumpmachine 2>/dev/null)
-LIB_SRC = $(filter-out lib/distance_%.c,$(wildcard lib/*.c))
+LIB_SRC = $(filter-out lib/distance_%.c lib/flat_%.c,$(wildcard lib/*.c))
 ifneq (,$(filter x86_64% amd64% i%86%,$(ARCH)))
-LIB_SRC += lib/distance_avx2.c lib/distance_avx512.c
+LIB_SRC += lib/distance_avx2.c lib/distance_avx512.c lib/flat_avx2.c lib/flat_avx512.c
 SIMD_DEFS = -DVEC_HAVE_X86
 endif
 ifneq (,$(filter aarch64% arm%,$(ARCH)))

@@ -137,6 +137,7 @@ static void probe(void)
 	atomic_store(&current, best_upto(want));
 }
 
+/* The kernels in use; the acquire load makes the common case one read. */
 const struct vec_kernels *vec_kernels(void)
 {
 	const struct vec_kernels *k = atomic_load_explicit(&current,
@@ -148,6 +149,7 @@ const struct vec_kernels *vec_kernels(void)
 	return atomic_load(&current);
 }
 
+/* A given level's table, for tests and benchmarks; NULL if it cannot run. */
 const struct vec_kernels *vec_kernels_for(int level)
 {
 	if (level < VEC_SIMD_SCALAR || level > VEC_SIMD_NEON)
@@ -156,6 +158,7 @@ const struct vec_kernels *vec_kernels_for(int level)
 	return cpu_ok[level] ? built_table(level) : NULL;
 }
 
+/* Force a level (falls back to the best lower one this CPU has). */
 int vec_simd_select(int level)
 {
 	if (level < VEC_SIMD_SCALAR || level > VEC_SIMD_NEON)
@@ -165,6 +168,7 @@ int vec_simd_select(int level)
 	return VEC_OK;
 }
 
+/* Convenience wrappers for callers outside the hot loops. */
 float vec_l2sq(const float *a, const float *b, size_t d)
 {
 	return vec_kernels()->l2sq(a, b, d);

@@ -43,6 +43,7 @@
 #define BATCH_ENTRIES (1u << 22) /* heap entries allocated at once */
 #define MIN_PART_ROWS 2048       /* smallest base part worth a task */
 
+/* See kernels.h: the slow path of every kernel's fast reject. */
 void vec_flat_offer(struct vec_topk *h, float *thr, uint64_t id, float score)
 {
 	vec_topk_push(h, id, score);
@@ -290,6 +291,7 @@ struct norms_ctx {
 	const struct vec_kernels *kr;
 };
 
+/* Squared norms of one slice of rows. */
 static void norms_task(void *ctx, size_t t, int worker)
 {
 	const struct norms_ctx *c = ctx;
@@ -323,24 +325,35 @@ static size_t round_up(size_t v, size_t m)
 static int search_batch(struct search *s, int threads)
 {
 	unsigned qb = s->fk->qb;
-	size_t rem, nworkers, ntasks;
+	size_t rem, nworkers, ntasks, entries;
+	float *hs = NULL;
+	uint64_t *hi = NULL;
 	int rc = VEC_E_NOMEM;
 
 	/* Wide blocks, and the leftover queries: a partly filled wide block
-	 * still beats the narrow kernel once it is a third full. */
+	 * still beats the narrow kernel once it is a third full.  (L2 wide
+	 * blocks need the norms; without them everything goes narrow.) */
 	s->nblocks = s->nq / qb;
 	rem = s->nq % qb;
 	if (rem * 3 >= qb)
 		s->nblocks++;
+	if (s->l2 && !s->norms)
+		s->nblocks = 0;
 	s->nwide = s->nblocks * qb < s->nq ? s->nblocks * qb : s->nq;
 
 	/* Groups and parts. */
 	s->gb = GROUP_QUERIES / qb;
 	if (s->nq >= (size_t)threads * 64 && s->nblocks > 0) {
-		size_t per = (s->nblocks + 2 * (size_t)threads - 1) /
-			     (2 * (size_t)threads);
+		/* about four groups per thread: balance when a core is
+		 * busy elsewhere, while each group still reuses every base
+		 * chunk for 128-256 queries */
+		size_t per = (s->nblocks + 4 * (size_t)threads - 1) /
+			     (4 * (size_t)threads);
+		size_t least = (GROUP_QUERIES / 2 + qb - 1) / qb;
+		if (per < least)
+			per = least;
 		if (per < s->gb)
-			s->gb = per ? per : 1;
+			s->gb = per;
 		s->parts = 1;
 	} else {
 		s->gb = s->nblocks ? s->nblocks : 1;
@@ -365,8 +378,9 @@ static int search_batch(struct search *s, int threads)
 	nworkers = (size_t)threads < s->nq ? (size_t)threads : s->nq;
 	s->scratch = malloc((nworkers ? nworkers : 1) * s->kout *
 			    sizeof *s->scratch + 1);
-	float *hs = malloc(s->parts * s->nq * s->k * sizeof *hs + 1);
-	uint64_t *hi = malloc(s->parts * s->nq * s->k * sizeof *hi + 1);
+	entries = s->parts * s->nq * s->k;
+	hs = malloc(entries * sizeof *hs + 1);
+	hi = malloc(entries * sizeof *hi + 1);
 	if (!s->qp || !s->heaps || !s->scratch || !hs || !hi)
 		goto done;
 	for (size_t e = 0; e < s->parts * s->nq; e++) {
@@ -378,6 +392,8 @@ static int search_batch(struct search *s, int threads)
 	for (size_t b = 0; b < s->nblocks; b++)
 		pack_block(s, b);
 
+	/* A pool that could not start its threads still did all the work
+	 * on this one, so its status is not a failure of the search. */
 	ntasks = s->ngroups * s->parts;
 	if (s->n > 0)
 		vec_pool_run(threads, ntasks, search_task, s);
@@ -392,6 +408,10 @@ done:
 	return rc;
 }
 
+/*
+ * Validate, make the norms if L2 needs them and the caller has none, then
+ * search the queries in batches that bound the heap memory.
+ */
 int vec_flat_search(const float *base, const float *norms, size_t n,
 		    size_t dim, int metric, const float *queries, size_t nq,
 		    size_t k, int threads, uint64_t *ids, float *scores)

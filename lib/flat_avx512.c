@@ -109,6 +109,27 @@ static inline __mmask16 tail_mask(size_t n)
 }
 
 /*
+ * The four sums of a, b, c and d, in that order: pairwise adds of
+ * interleaved halves, so four reductions share one shuffle tree.
+ */
+static inline __m128 reduce4(__m512 a, __m512 b, __m512 c, __m512 d)
+{
+	__m512 ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b),
+				  _mm512_unpackhi_ps(a, b));
+	__m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d),
+				  _mm512_unpackhi_ps(c, d));
+	/* per 128-bit lane: ab = a02 b02 a13 b13, cd likewise */
+	__m512 abcd = _mm512_add_ps(_mm512_shuffle_ps(ab, cd, 0x44),
+				    _mm512_shuffle_ps(ab, cd, 0xee));
+	/* per 128-bit lane: a b c d; now add the four lanes */
+	__m256 h = _mm256_add_ps(_mm512_castps512_ps256(abcd),
+				 _mm256_castpd_ps(_mm512_extractf64x4_pd(
+					 _mm512_castps_pd(abcd), 1)));
+	return _mm_add_ps(_mm256_castps256_ps128(h),
+			  _mm256_extractf128_ps(h, 1));
+}
+
+/*
  * Q queries x R consecutive rows, summed along the dimension 16 lanes at a
  * time (masked tail), then reduced: the shape for one to four queries,
  * where the wide kernel's lanes would stay empty.  L2 is summed directly as
@@ -118,25 +139,25 @@ ALWAYS_INLINE void narrow_tile(const struct vec_flat_narrow *w, size_t j0,
 			       const int Q, const int R, const int l2,
 			       float *thr)
 {
-	__m512 acc[VEC_FLAT_NARROW_MAX][4];
+	__m512 acc[VEC_FLAT_NARROW_MAX][8];
 	const size_t dim = w->dim;
 	const float *x = w->x + j0 * dim;
 	size_t d = 0;
 
 #pragma GCC unroll 4
 	for (int i = 0; i < Q; i++)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
 		for (int r = 0; r < R; r++)
 			acc[i][r] = _mm512_setzero_ps();
 	for (; d + 16 <= dim; d += 16) {
-		__m512 xv[4];
-#pragma GCC unroll 4
+		__m512 xv[8];
+#pragma GCC unroll 8
 		for (int r = 0; r < R; r++)
 			xv[r] = _mm512_loadu_ps(x + r * dim + d);
 #pragma GCC unroll 4
 		for (int i = 0; i < Q; i++) {
 			__m512 qv = _mm512_loadu_ps(w->q + i * dim + d);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
 			for (int r = 0; r < R; r++) {
 				if (l2) {
 					__m512 t = _mm512_sub_ps(qv, xv[r]);
@@ -150,14 +171,14 @@ ALWAYS_INLINE void narrow_tile(const struct vec_flat_narrow *w, size_t j0,
 	}
 	if (d < dim) {
 		__mmask16 m = tail_mask(dim - d);
-		__m512 xv[4];
-#pragma GCC unroll 4
+		__m512 xv[8];
+#pragma GCC unroll 8
 		for (int r = 0; r < R; r++)
 			xv[r] = _mm512_maskz_loadu_ps(m, x + r * dim + d);
 #pragma GCC unroll 4
 		for (int i = 0; i < Q; i++) {
 			__m512 qv = _mm512_maskz_loadu_ps(m, w->q + i * dim + d);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
 			for (int r = 0; r < R; r++) {
 				if (l2) {
 					__m512 t = _mm512_sub_ps(qv, xv[r]);
@@ -171,14 +192,32 @@ ALWAYS_INLINE void narrow_tile(const struct vec_flat_narrow *w, size_t j0,
 	}
 #pragma GCC unroll 4
 	for (int i = 0; i < Q; i++) {
-#pragma GCC unroll 4
-		for (int r = 0; r < R; r++) {
-			float s = _mm512_reduce_add_ps(acc[i][r]);
+#pragma GCC unroll 2
+		for (int g = 0; g < R; g += 4) {
+			__m512 z = _mm512_setzero_ps();
+			__m128 s;
+			__mmask8 m;
+			/* the same tree for a lone row: identical sums */
+			if (R >= 4)
+				s = reduce4(acc[i][g], acc[i][g + 1],
+					    acc[i][g + 2], acc[i][g + 3]);
+			else
+				s = reduce4(acc[i][0], z, z, z);
 			if (!l2)
-				s = -s;
-			if (s <= thr[i])
-				vec_flat_offer(w->heap[i], &thr[i],
-					       w->id0 + j0 + r, s);
+				s = _mm_mul_ps(s, _mm_set1_ps(-1.0f));
+			m = _mm_cmp_ps_mask(s, _mm_set1_ps(thr[i]), _CMP_LE_OQ);
+			m &= (__mmask8)((1u << (R < 4 ? R : 4)) - 1);
+			if (__builtin_expect(m != 0, 0)) {
+				float sv[4];
+				_mm_storeu_ps(sv, s);
+				while (m) {
+					int r = __builtin_ctz(m);
+					m &= m - 1;
+					vec_flat_offer(w->heap[i], &thr[i],
+						       w->id0 + j0 + g + r,
+						       sv[r]);
+				}
+			}
 		}
 	}
 }
@@ -189,6 +228,10 @@ ALWAYS_INLINE void narrow_rows(const struct vec_flat_narrow *w, const int Q,
 {
 	size_t j = 0;
 
+	/* one query: eight rows in flight, for memory-level parallelism */
+	if (Q == 1)
+		for (; j + 8 <= w->nb; j += 8)
+			narrow_tile(w, j, Q, 8, l2, thr);
 	for (; j + 4 <= w->nb; j += 4)
 		narrow_tile(w, j, Q, 4, l2, thr);
 	for (; j < w->nb; j++)

@@ -17,6 +17,7 @@ static inline int worse(float sa, uint64_t ia, float sb, uint64_t ib)
 	return sa > sb || (sa == sb && ia > ib);
 }
 
+/* Room for k entries up front: pushes never allocate. */
 int vec_topk_init(struct vec_topk *h, size_t k)
 {
 	h->k = k;
@@ -36,6 +37,7 @@ int vec_topk_init(struct vec_topk *h, size_t k)
 	return VEC_OK;
 }
 
+/* Release the arrays; the struct may be initialised again. */
 void vec_topk_free(struct vec_topk *h)
 {
 	free(h->score);
@@ -45,6 +47,7 @@ void vec_topk_free(struct vec_topk *h)
 	h->k = h->n = 0;
 }
 
+/* Empty the heap but keep its arrays, for the next query. */
 void vec_topk_reset(struct vec_topk *h)
 {
 	h->n = 0;
@@ -101,6 +104,7 @@ void vec_topk_push(struct vec_topk *h, uint64_t id, float score)
 	sift_down(h->score, h->id, h->n, 0);
 }
 
+/* The bar a candidate must beat: the fast reject of the search kernels. */
 float vec_topk_worst(const struct vec_topk *h)
 {
 	if (h->k == 0)

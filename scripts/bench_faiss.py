@@ -202,7 +202,8 @@ def openblas_info():
     try:
         with open("/proc/self/maps") as f:
             for line in f:
-                if "openblas" in line and ".so" in line:
+                name = os.path.basename(line.split()[-1])
+                if name.startswith("libopenblas") and ".so" in name:
                     path = line.split()[-1]
                     break
     except OSError:
@@ -398,7 +399,6 @@ class Bench:
                 self.rows.append(row)
                 self.print_row(row)
         self.set_threads(ncpus())
-        del index
 
     def timed_pair(self, fcall, vcall, row):
         """Time FAISS and vecutils alternately (ABAB..., the order swapped
@@ -496,7 +496,7 @@ class Bench:
             self.roundtrip_ok = roundtrip(timeout=10.0) is not None
             if not self.roundtrip_ok:
                 print("  note: vec-query --batch 1 did not answer a query before "
-                  "the next was sent; timing the whole piped stream instead",
+                      "the next was sent; timing the whole piped stream instead",
                       flush=True)
         method = "roundtrip" if self.roundtrip_ok else "piped"
 

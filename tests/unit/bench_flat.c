@@ -2,7 +2,7 @@
  * bench_flat.c - microbenchmark of vec_flat_search on real data.
  *
  * Not part of the unit runner: the whole file is empty unless compiled with
- * -DVEC_BENCH_MAIN (the Makefile links every tests/unit/*.c into the
+ * -DVEC_BENCH_MAIN (the Makefile links every .c file of tests/unit into the
  * runner), e.g.
  *
  *   cc -O2 -std=c11 -D_GNU_SOURCE -DVEC_BENCH_MAIN -Ilib \
@@ -61,6 +61,7 @@ static float *load_fvecs(const char *path, size_t *n, size_t *dim)
 	return v;
 }
 
+/* Wall-clock seconds, monotonic. */
 static double now(void)
 {
 	struct timespec ts;
@@ -69,6 +70,7 @@ static double now(void)
 	return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* Load, search `repeat` times, report the best run. */
 int main(int argc, char **argv)
 {
 	size_t n, dim, nqf, qdim, nq = 1000, k = 10;

@@ -7,6 +7,7 @@
 #include "vec.h"
 
 static uint64_t rng_state = 0x2545f4914f6cdd1du;
+/* xorshift64: a fixed sequence, so that failures reproduce. */
 static uint64_t rng(void)
 {
 	rng_state ^= rng_state << 13;

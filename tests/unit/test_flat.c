@@ -13,6 +13,7 @@
 #include "vec.h"
 
 static uint64_t rng_state = 0x853c49e6748fea9bu;
+/* xorshift64: a fixed sequence, so that failures reproduce. */
 static uint64_t rng(void)
 {
 	rng_state ^= rng_state << 13;
@@ -21,6 +22,7 @@ static uint64_t rng(void)
 	return rng_state;
 }
 
+/* Uniform in [-1, 1). */
 static float frand(void)
 {
 	return (float)((double)(rng() >> 11) / (double)(1ull << 53) * 2 - 1);
@@ -47,6 +49,7 @@ static int order_cmp(const void *a, const void *b)
 	return x < y ? -1 : 1;
 }
 
+/* Exact scores in double and the true order, per query. */
 static void ref_build(struct ref *r, const float *base, size_t n,
 		      const float *q, size_t nq, size_t dim, int l2)
 {
@@ -76,6 +79,7 @@ static void ref_build(struct ref *r, const float *base, size_t n,
 	}
 }
 
+/* Release what ref_build made. */
 static void ref_free(struct ref *r)
 {
 	free(r->score);

@@ -21,8 +21,8 @@ static int pair_cmp(const void *a, const void *b)
 	return x->id < y->id ? -1 : x->id > y->id;
 }
 
-/* A small deterministic generator, so failures reproduce. */
 static uint64_t rng_state = 0x9e3779b97f4a7c15u;
+/* xorshift64: a fixed sequence, so that failures reproduce. */
 static uint64_t rng(void)
 {
 	rng_state ^= rng_state << 13;
