@@ -60,7 +60,9 @@ int main(int argc, char **argv)
 
 	/* Hold the writer lock from reading the old index to renaming the
 	 * new one, so that concurrent vec-adds each see the other's vectors. */
-	if (vec_index_open(&idx, path, VEC_OPEN_WRITE, &eb)) {
+	/* Verify every checksum first: rewriting a damaged index would give
+	 * the damage fresh checksums and hide it for good. */
+	if (vec_index_open(&idx, path, VEC_OPEN_WRITE | VEC_OPEN_VERIFY, &eb)) {
 		cmd_error("%s", eb.msg);
 		return cmd_finish(EXIT_RUNTIME);
 	}

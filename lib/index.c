@@ -233,10 +233,16 @@ int vec_index_open(struct vec_index **out, const char *path, int flags,
 		goto fail;
 	}
 	if (st.st_size < VEC_FILE_HEADER_SIZE) {
-		rc = VEC_CORRUPT(eb, st.st_size >= 8 ?
-				 "%s: truncated index (%lld bytes)" :
-				 "%s: not a vec index (%lld bytes)",
-				 path, (long long)st.st_size);
+		/* Too short to map usefully: read what there is, so that the
+		 * checks run in the specified order (magic first, R-HDR-1). */
+		unsigned char head[VEC_FILE_HEADER_SIZE];
+		ssize_t got = pread(fd, head, (size_t)st.st_size, 0);
+		if (got < 0)
+			rc = vec_err(eb, VEC_E_IO, "%s: %s", path, strerror(errno));
+		else
+			rc = vec_file_parse(&idx->file, path, head, (size_t)got, eb);
+		if (rc == VEC_OK) /* cannot happen: a header needs 64 bytes */
+			rc = VEC_CORRUPT(eb, "%s: truncated index", path);
 		goto fail;
 	}
 	idx->map_len = (size_t)st.st_size;

@@ -308,7 +308,10 @@ static int looks_like_text_line(const unsigned char *p, size_t n)
  *     told from content alone, so the answer is fvecs unless the input is a
  *     plain regular file whose length is a multiple of 4+d but not of
  *     4+4d: then bvecs.  ivecs is never guessed; ask for it with -f.
- *  3. Otherwise text: TSV if the first line holds a tab and no comma, else
+ *  3. Other first 4 bytes holding a control byte (not tab, CR, LF) or
+ *     0xfe/0xff, which text does not have -> fvecs too, so that the bad
+ *     dimension of vector 1 is what the message names.
+ *  4. Otherwise text: TSV if the first line holds a tab and no comma, else
  *     CSV (a line with neither is a single field).
  */
 static int sniff(struct vec_reader *r, int *format)
@@ -352,6 +355,16 @@ static int sniff(struct vec_reader *r, int *format)
 				*format = VEC_FMT_BVECS;
 			return IO_REC;
 		}
+		/* Not a valid *vecs header, but not text either (a NUL or
+		 * control byte, or 0xfe/0xff which UTF-8 never uses): read
+		 * it as fvecs, so that the message names the bad dimension
+		 * of vector 1 instead of calling binary data a CSV header. */
+		for (int i = 0; i < 4; i++)
+			if ((p[i] < 0x20 && p[i] != '\t' && p[i] != '\n' &&
+			     p[i] != '\r') || p[i] == 0x7f || p[i] >= 0xfe) {
+				*format = VEC_FMT_FVECS;
+				return IO_REC;
+			}
 	}
 	/* Text: look at the whole first line (or what there is of it). */
 	for (;;) {

@@ -153,7 +153,7 @@ load test_helper
 	expect_err 1 "vec-stat: $FIX/truncated.vec: truncated index (section 'NORM' needs 192+20 bytes, file is 206)"
 	head -c 40 "$FIX/small.vec" >short.vec
 	run --separate-stderr vec_stat short.vec
-	expect_err 1 "vec-stat: short.vec: truncated index (40 bytes)"
+	expect_err 1 "vec-stat: short.vec: truncated index (40 bytes, header needs 64)"
 	# the whole section table gone
 	head -c 70 "$FIX/small.vec" >notoc.vec
 	run --separate-stderr vec_stat notoc.vec
