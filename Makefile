@@ -118,14 +118,17 @@ DATA ?= ../shared/data
 bench: $(BUILT_BINS)
 	VEC_BIN=$(CURDIR)/$(BINDIR_BUILD) sh scripts/bench $(DATA)
 
-install: $(BINS)
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5
+install: $(BINS) lib/libvec.a
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+	  $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include
 	install -m 755 $(BINS) $(DESTDIR)$(BINDIR)
+	install -m 644 lib/libvec.a $(DESTDIR)$(PREFIX)/lib
+	install -m 644 lib/vec.h $(DESTDIR)$(PREFIX)/include
 	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1
 	install -m 644 man/*.5 $(DESTDIR)$(MANDIR)/man5
 
 uninstall:
-	rm -f $(CMDS:%=$(DESTDIR)$(BINDIR)/%) $(CMDS:%=$(DESTDIR)$(MANDIR)/man1/%.1) $(DESTDIR)$(MANDIR)/man5/vec-index.5
+	rm -f $(DESTDIR)$(PREFIX)/lib/libvec.a $(DESTDIR)$(PREFIX)/include/vec.h $(CMDS:%=$(DESTDIR)$(BINDIR)/%) $(CMDS:%=$(DESTDIR)$(MANDIR)/man1/%.1) $(DESTDIR)$(MANDIR)/man5/vec-index.5
 
 clean:
 	rm -rf build bin lib/libvec.a
