@@ -40,14 +40,14 @@ int main(int argc, char **argv)
 	struct vec_index *idx = NULL;
 	struct vec_index_info info;
 	const char *path;
-	int opt;
+	int opt, threads = 0;
 
 	cmd_init("vec-add");
 	while ((opt = getopt_long(argc, argv, "f:j:qhV", long_options, NULL)) != -1) {
 		if (cmd_input_option(opt, optarg, &ro))
 			continue;
 		switch (opt) {
-		case 'j': cmd_threads(optarg); break;
+		case 'j': threads = cmd_threads(optarg); break;
 		case 'q': cmd_quiet = 1; break;
 		case 'h': fputs(usage_text, stdout); return cmd_finish(EXIT_OK);
 		case 'V': cmd_version();
@@ -67,6 +67,7 @@ int main(int argc, char **argv)
 		return cmd_finish(EXIT_RUNTIME);
 	}
 	vec_index_info(idx, &info);
+	vec_index_set_threads(idx, threads);
 	if (cmd_read_into_index(&idx, info.type, info.metric, argv + optind,
 				argc - optind, &ro)) {
 		vec_index_close(idx);

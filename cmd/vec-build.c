@@ -14,9 +14,15 @@ static const char usage_text[] =
 	"build leaves no file behind and an existing INDEX untouched.\n"
 	"\n"
 	"  -o, --output=INDEX      the index file to write (required)\n"
-	"  -t, --type=TYPE         index type: flat (exact search; the default)\n"
+	"  -t, --type=TYPE         index type: flat (exact search), hnsw (graph,\n"
+	"                          approximate, fast), or auto (the default: hnsw\n"
+	"                          from 20000 vectors on, flat below)\n"
 	"  -m, --metric=METRIC     l2 (Euclidean, the default), ip (inner product)\n"
 	"                          or cos (cosine; vectors are stored normalised)\n"
+	"  -M, --links=M           hnsw: links per node (2..256, default 16)\n"
+	"      --ef-construction=N hnsw: search list size while building\n"
+	"                          (default 200)\n"
+	"      --seed=N            hnsw: seed of the level draws (default 42)\n"
 	CMD_INPUT_HELP
 	"  -j, --threads=N         worker threads (default: all cores)\n"
 	"  -q, --quiet             no progress line\n"
@@ -26,8 +32,16 @@ static const char usage_text[] =
 	"Exit status: 0 success, 1 bad input or I/O error, 2 usage error.\n"
 	"Example: vec-build -m cos -o words.vec glove.fvecs\n";
 
+enum { OPT_EFC = OPT_CMD_LAST, OPT_SEED };
+
+/* vec-build -t auto: a graph pays off from about this many vectors on. */
+#define AUTO_HNSW_MIN 20000
+
 static const struct option long_options[] = {
 	{ "output", required_argument, NULL, 'o' },
+	{ "links", required_argument, NULL, 'M' },
+	{ "ef-construction", required_argument, NULL, OPT_EFC },
+	{ "seed", required_argument, NULL, OPT_SEED },
 	{ "type", required_argument, NULL, 't' },
 	{ "metric", required_argument, NULL, 'm' },
 	{ "threads", required_argument, NULL, 'j' },
@@ -43,26 +57,42 @@ int main(int argc, char **argv)
 	struct vec_reader_opts ro = VEC_READER_OPTS_INIT;
 	struct vec_errbuf eb = { 0 };
 	struct vec_index *idx = NULL;
+	struct vec_index_params p = VEC_INDEX_PARAMS_INIT;
+	struct vec_index_info info;
 	const char *output = NULL;
-	int type = VEC_TYPE_FLAT, metric = VEC_METRIC_L2, opt;
+	int type = 0, metric = VEC_METRIC_L2, opt, graph_opts = 0;
 
 	cmd_init("vec-build");
-	while ((opt = getopt_long(argc, argv, "o:t:m:f:j:qhV", long_options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "o:t:m:M:f:j:qhV", long_options, NULL)) != -1) {
 		if (cmd_input_option(opt, optarg, &ro))
 			continue;
 		switch (opt) {
 		case 'o': output = optarg; break;
 		case 't':
-			type = vec_type_parse(optarg);
+			type = strcmp(optarg, "auto") ? vec_type_parse(optarg) : 0;
 			if (type < 0)
-				cmd_usage_error("unknown index type '%s' (expected flat)", optarg);
+				cmd_usage_error("unknown index type '%s' (expected flat, hnsw or auto)",
+						optarg);
+			break;
+		case 'M':
+			p.M = (uint32_t)cmd_number("-M", optarg, 2, 256);
+			graph_opts = 1;
+			break;
+		case OPT_EFC:
+			p.ef_construction = (uint32_t)cmd_number("--ef-construction",
+								 optarg, 1, 100000);
+			graph_opts = 1;
+			break;
+		case OPT_SEED:
+			p.seed = cmd_number("--seed", optarg, 1, UINT64_MAX);
+			graph_opts = 1;
 			break;
 		case 'm':
 			metric = vec_metric_parse(optarg);
 			if (metric < 0)
 				cmd_usage_error("unknown metric '%s' (expected l2, ip or cos)", optarg);
 			break;
-		case 'j': cmd_threads(optarg); break;
+		case 'j': p.threads = cmd_threads(optarg); break;
 		case 'q': cmd_quiet = 1; break;
 		case 'h': fputs(usage_text, stdout); return cmd_finish(EXIT_OK);
 		case 'V': cmd_version();
@@ -73,8 +103,24 @@ int main(int argc, char **argv)
 		cmd_usage_error("no output index given (use -o INDEX)");
 	if (!*output || !strcmp(output, "-"))
 		cmd_usage_error("the index must be a file, not '%s'", output);
+	if (type == VEC_TYPE_FLAT && graph_opts)
+		cmd_usage_error("-M, --ef-construction and --seed apply to -t hnsw only");
 
-	if (cmd_read_into_index(&idx, type, metric, argv + optind, argc - optind, &ro)) {
+	/* Read everything first; then the graph (if any) is built over all
+	 * vectors at once, which threads well and lets -t auto decide. */
+	if (cmd_read_into_index(&idx, VEC_TYPE_FLAT, metric, argv + optind,
+				argc - optind, &ro)) {
+		vec_index_close(idx);
+		return cmd_finish(EXIT_RUNTIME);
+	}
+	vec_index_info(idx, &info);
+	if (type == 0)
+		type = info.count >= AUTO_HNSW_MIN ? VEC_TYPE_HNSW : VEC_TYPE_FLAT;
+	p.type = type;
+	p.metric = metric;
+	p.dim = info.dim;
+	if (type != VEC_TYPE_FLAT && vec_index_convert(idx, &p, &eb)) {
+		cmd_error("%s", eb.msg);
 		vec_index_close(idx);
 		return cmd_finish(EXIT_RUNTIME);
 	}

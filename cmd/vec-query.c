@@ -17,6 +17,9 @@ static const char usage_text[] =
 	"queries arriving on a pipe are answered as they arrive.\n"
 	"\n"
 	"  -k, --k=K               neighbours per query (default 10)\n"
+	"      --ef=N              hnsw: search list size, at least K; larger is\n"
+	"                          more accurate and slower (default: the index's,\n"
+	"                          shown by vec-stat)\n"
 	"  -F, --format=FMT        output: tsv (default), csv, jsonl, ivecs (ids\n"
 	"                          only), fvecs (scores only)\n"
 	"      --batch=N           search at most N queries at a time (default 4096;\n"
@@ -39,13 +42,14 @@ static const char usage_text[] =
 	"error.\n"
 	"Example: vec-query -k 5 words.vec queries.fvecs\n";
 
-enum { OPT_BATCH = OPT_CMD_LAST, OPT_FORCE };
+enum { OPT_BATCH = OPT_CMD_LAST, OPT_FORCE, OPT_EF };
 enum out_format { OUT_TSV, OUT_CSV, OUT_JSONL, OUT_IVECS, OUT_FVECS };
 
 static const struct option long_options[] = {
 	{ "k", required_argument, NULL, 'k' },
 	{ "format", required_argument, NULL, 'F' },
 	{ "batch", required_argument, NULL, OPT_BATCH },
+	{ "ef", required_argument, NULL, OPT_EF },
 	{ "force", no_argument, NULL, OPT_FORCE },
 	{ "threads", required_argument, NULL, 'j' },
 	{ "quiet", no_argument, NULL, 'q' },
@@ -58,7 +62,8 @@ static const struct option long_options[] = {
 struct query_ctx {
 	struct vec_index *idx;
 	size_t dim, k, batch;
-	int threads, format, metric, keys;
+	struct vec_search_opts so;
+	int format, metric, keys;
 	uint64_t next_query;   /* number of the next query, over all inputs */
 	uint64_t *ids;
 	float *scores;
@@ -215,7 +220,7 @@ static int run_input(struct query_ctx *c, const char *path,
 		} while (regular && got && n < c->batch);
 		if (n == 0)
 			break;
-		if (vec_index_search(c->idx, n, q, c->k, c->threads, c->ids,
+		if (vec_index_search(c->idx, n, q, c->k, &c->so, c->ids,
 				     c->scores, &eb)) {
 			cmd_error("%s", eb.msg);
 			goto done;
@@ -244,7 +249,8 @@ int main(int argc, char **argv)
 	cmd_init("vec-query");
 	c.k = 10;
 	c.batch = 4096;
-	c.threads = 0;
+	c.so.threads = 0;
+	c.so.ef = 0;
 	while ((opt = getopt_long(argc, argv, "k:F:f:j:qhV", long_options, NULL)) != -1) {
 		if (cmd_input_option(opt, optarg, &ro))
 			continue;
@@ -253,7 +259,8 @@ int main(int argc, char **argv)
 		case 'F': fmt = optarg; break;
 		case OPT_BATCH: c.batch = cmd_number("--batch", optarg, 1, 1 << 20); break;
 		case OPT_FORCE: force = 1; break;
-		case 'j': c.threads = cmd_threads(optarg); break;
+		case 'j': c.so.threads = cmd_threads(optarg); break;
+		case OPT_EF: c.so.ef = cmd_number("--ef", optarg, 1, 1000000); break;
 		case 'q': cmd_quiet = 1; break;
 		case 'h': fputs(usage_text, stdout); return cmd_finish(EXIT_OK);
 		case 'V': cmd_version();
@@ -271,6 +278,8 @@ int main(int argc, char **argv)
 	if (optind >= argc)
 		cmd_usage_error("no index given");
 	path = argv[optind++];
+	if (c.so.ef && c.so.ef < c.k)
+		cmd_usage_error("--ef %zu is smaller than -k %zu", c.so.ef, c.k);
 
 	if (vec_index_open(&c.idx, path, 0, &eb)) {
 		cmd_error("%s", eb.msg);

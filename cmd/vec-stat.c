@@ -75,8 +75,29 @@ static void print_text(const char *path, const struct vec_index_info *in,
 		       (unsigned long long)s->offset,
 		       (unsigned long long)s->length, s->crc32);
 	}
+	if (in->type == VEC_TYPE_HNSW) {
+		printf("graph:          M %u, M0 %u, ef-construction %u, seed %llu\n",
+		       in->hnsw.M, in->hnsw.M0, in->hnsw.ef_construction,
+		       (unsigned long long)in->hnsw.seed);
+		printf("levels:         %u (nodes per level:", in->hnsw.levels);
+		for (unsigned l = 0; l < in->hnsw.levels && l < 32; l++)
+			printf(" %llu", (unsigned long long)in->hnsw.nodes_per_level[l]);
+		printf(")\n");
+		printf("degree:         %.2f average, %u maximum (level 0)\n",
+		       in->hnsw.avg_degree0, in->hnsw.max_degree0);
+		printf("entry point:    %llu\n", (unsigned long long)in->hnsw.entry_point);
+		printf("graph bytes:    %llu (%.1f per vector)\n",
+		       (unsigned long long)in->hnsw.graph_bytes,
+		       in->count ? (double)in->hnsw.graph_bytes / (double)in->count : 0.0);
+		if (in->hnsw.extra_bytes)
+			printf("quantised copy: %llu bytes (%.1f per vector)\n",
+			       (unsigned long long)in->hnsw.extra_bytes,
+			       in->count ? (double)in->hnsw.extra_bytes / (double)in->count : 0.0);
+		printf("default ef:     %zu (for k = 10)\n", in->hnsw.default_ef);
+	}
 	if (verified)
-		printf("verify:         ok (all checksums match)\n");
+		printf("verify:         ok (all checksums match%s)\n",
+		       in->type == VEC_TYPE_HNSW ? ", every link points to a node" : "");
 }
 
 static void print_json(const char *path, const struct vec_index_info *in,
@@ -100,7 +121,23 @@ static void print_json(const char *path, const struct vec_index_info *in,
 		       (unsigned long long)s->offset,
 		       (unsigned long long)s->length, s->crc32);
 	}
-	printf("],\"verified\":%s}\n", verified ? "true" : "false");
+	printf("]");
+	if (in->type == VEC_TYPE_HNSW) {
+		printf(",\"hnsw\":{\"M\":%u,\"M0\":%u,\"ef_construction\":%u,\"seed\":%llu",
+		       in->hnsw.M, in->hnsw.M0, in->hnsw.ef_construction,
+		       (unsigned long long)in->hnsw.seed);
+		printf(",\"levels\":%u,\"nodes_per_level\":[", in->hnsw.levels);
+		for (unsigned l = 0; l < in->hnsw.levels && l < 32; l++)
+			printf("%s%llu", l ? "," : "",
+			       (unsigned long long)in->hnsw.nodes_per_level[l]);
+		printf("],\"avg_degree0\":%.3f,\"max_degree0\":%u,\"entry_point\":%llu",
+		       in->hnsw.avg_degree0, in->hnsw.max_degree0,
+		       (unsigned long long)in->hnsw.entry_point);
+		printf(",\"graph_bytes\":%llu,\"extra_bytes\":%llu,\"default_ef\":%zu}",
+		       (unsigned long long)in->hnsw.graph_bytes,
+		       (unsigned long long)in->hnsw.extra_bytes, in->hnsw.default_ef);
+	}
+	printf(",\"verified\":%s}\n", verified ? "true" : "false");
 }
 
 int main(int argc, char **argv)

@@ -66,6 +66,8 @@ int vec_type_parse(const char *name)
 {
 	if (name && !strcmp(name, "flat"))
 		return VEC_TYPE_FLAT;
+	if (name && !strcmp(name, "hnsw"))
+		return VEC_TYPE_HNSW;
 	return -1;
 }
 
@@ -73,6 +75,7 @@ const char *vec_type_name(int type)
 {
 	switch (type) {
 	case VEC_TYPE_FLAT: return "flat";
+	case VEC_TYPE_HNSW: return "hnsw";
 	}
 	return "?";
 }

@@ -17,6 +17,7 @@
 #include <zlib.h>
 
 #include "file.h"
+#include "hnsw.h"
 #include "internal.h"
 
 void vec_fourcc_str(uint32_t id, char out[5])
@@ -52,7 +53,11 @@ const struct vec_file_section *vec_file_find(const struct vec_file *f,
 
 static int known_section(uint32_t id)
 {
-	return id == VEC_SEC_VECS || id == VEC_SEC_NORM || id == VEC_SEC_KEYS;
+	/* Optional sections need not be listed: they are kept in the table
+	 * (vec_file_find sees them) and ignored by readers that do not know
+	 * them.  Required ones this version understands: */
+	return id == VEC_SEC_VECS || id == VEC_SEC_NORM || id == VEC_SEC_KEYS ||
+	       id == VEC_SEC_HNSP || id == VEC_SEC_HNS0 || id == VEC_SEC_HNSU;
 }
 
 int vec_file_parse(struct vec_file *f, const char *name, const void *vbuf,
@@ -103,7 +108,7 @@ int vec_file_parse(struct vec_file *f, const char *name, const void *vbuf,
 	/* R-HDR-6: reserved bytes are zero. */
 	if (vec_get_le32(b + 56) != 0)
 		return VEC_CORRUPT(eb, "%s: reserved header bytes are not zero", name);
-	if (f->type != VEC_TYPE_FLAT)
+	if (f->type != VEC_TYPE_FLAT && f->type != VEC_TYPE_HNSW)
 		return vec_err(eb, VEC_E_VERSION,
 			       "%s: index type %u is not supported by this version",
 			       name, f->type);

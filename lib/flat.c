@@ -150,6 +150,21 @@ struct search {
 	uint64_t *ids;
 	float *scores;
 	struct rescore *scratch;   /* kout per worker */
+	/* the bf16 prefilter */
+	int bf16_ok;               /* this call qualifies */
+	size_t bchunk;             /* rows per chunk converted at a time */
+	uint32_t *xb;              /* per worker: bchunk rows as bf16 pairs */
+	float *rowc;               /* per worker: 4 per row, see kernels.h */
+	size_t npairs;
+	int use_bf16;              /* this batch's wide blocks use it */
+	uint32_t *qpb;             /* nblocks packed bf16 blocks */
+	float *qa, *qc;            /* nblocks * 32 bound factors */
+	struct vec_flat_cands *cands; /* nwide lists */
+	struct vec_topk *ub;       /* their heaps of upper bounds */
+	uint64_t *cid;             /* their first arrays, cap + k each */
+	float *clo;
+	size_t *over, nover;       /* queries searched again in fp32 */
+	float *op;                 /* their packed fp32 blocks */
 };
 
 struct rescore {
@@ -172,6 +187,11 @@ static void pack_block(const struct search *s, size_t b)
 	}
 }
 
+#if defined(VEC_HAVE_X86) && (defined(__x86_64__) || defined(__i386__))
+#define FLAT_BF16 1
+static void bf16_group(const struct search *s, size_t g, int worker);
+#endif
+
 /* One (query group, base part) task: walk the part chunk by chunk. */
 static void search_task(void *ctx, size_t task, int worker)
 {
@@ -184,6 +204,12 @@ static void search_task(void *ctx, size_t task, int worker)
 	struct vec_topk *lanes[64];
 
 	(void)worker;
+#ifdef FLAT_BF16
+	if (s->use_bf16 && g < s->nwgroups) {
+		bf16_group(s, g, worker);
+		return;
+	}
+#endif
 	for (size_t c = lo; c < hi; c += s->chunk_rows) {
 		size_t nb = hi - c < s->chunk_rows ? hi - c : s->chunk_rows;
 		const float *x = s->base + c * s->dim;
@@ -318,6 +344,453 @@ static size_t round_up(size_t v, size_t m)
 	return (v + m - 1) / m * m;
 }
 
+
+
+#ifdef FLAT_BF16
+/*
+ * The bf16 prefilter, on CPUs with AVX512_BF16 when the AVX-512 level is in
+ * use and the batch is large enough to pay for converting the base.
+ *
+ * Queries q and base rows x are rounded to bf16 (q~, x~); vdpbf16ps gives
+ * a ~ <q~, x~> at twice the rate of fp32 FMAs.  What the fp32 path would
+ * compute, f ~ <q, x> (one FMA per dimension), differs from a by at most
+ *
+ *   |<q, x> - <q~, x~>| <= ||q|| e_x + e_q ||x~||     e_x = ||x - x~||,
+ *                                                      e_q = ||q - q~||
+ *   |f - <q, x>|        <= g32 ||q|| ||x||             g32 = (dim+16) u
+ *   |a - <q~, x~>|      <= gbf ||q~|| ||x~||           gbf = (2dim+16) u
+ *
+ * (u = 2^-24; each sum's rounding errors, at most one per FMA and two per
+ * vdpbf16ps, by the classical recursive-summation bound with margin), plus
+ * an absolute allowance for flushed denormals (vdpbf16ps flushes inputs,
+ * products and sums below 2^-126).  The scores add the rounding of
+ * nrm - 2 a (L2) and of s +- e, covered by 2^-20 relative terms, and every
+ * factor is rounded up and enlarged by 2^-18 for the fp32 arithmetic that
+ * evaluates the bound.  So, with
+ *
+ *   e = A B + C D + N,   A = ||q||,  C = e_q + (gbf + 2^-20) ||q~||,
+ *   B = e_x + g32 ||x||, D = ||x~||  (both doubled for L2),
+ *   N = the denormal allowance (+ 2^-20 |nrm| for L2),
+ *
+ * the fp32 path's score of every (query, row) lies in [s - e, s + e].
+ * Each query keeps the k best upper bounds (tau: the worst of them); a row
+ * whose lower bound exceeds tau is beaten by k rows and cannot be in the
+ * result.  The others are collected, filtered once more with the final
+ * tau, and scored again exactly as the fp32 kernels score them, into the
+ * same heaps: the results are those of the fp32 path, bit for bit.
+ *
+ * Values must be finite and norms below 2^50 so that nothing overflows;
+ * otherwise, or if a query collects too many candidates (data with huge
+ * ties), the fp32 path does the work.
+ */
+/*
+ * Each thread's group of queries converts the whole base, chunk by chunk
+ * into a buffer that stays in cache; that costs about what 30-60 queries
+ * gain, so a batch needs 128 queries per thread (bench_flat).
+ */
+#define BF16_THREAD_QUERIES 128
+#define BF16_MIN_ROWS 2048
+#define BF16_MAX_DIM 16384
+#define BF16_MAX_SQ 0x1p100     /* squared norms of rows and queries */
+#define BF16_MAX_NRM 0x1p120    /* |given squared norms| */
+#define BF16_SLICE 256          /* rows converted per call */
+
+/* v rounded up to a float (v >= 0, far below FLT_MAX). */
+static float up(double v)
+{
+	return (float)(v * (1 + 0x1p-20));
+}
+
+/* Accumulation error factors of the two sums. */
+static double g32(size_t dim)
+{
+	return (double)(dim + 16) * 0x1p-24 * 1.01;
+}
+
+static double gbf(size_t dim)
+{
+	return (double)(2 * dim + 16) * 0x1p-24 * 1.01;
+}
+
+/* The allowance for flushed denormals and underflow, either sum. */
+static double abs_allowance(size_t dim)
+{
+	return (double)(2 * dim + 16) * 0x1p-124;
+}
+
+/* Does this call qualify (CPU, level, sizes; VEC_FLAT_BF16=0 is off)? */
+static int bf16_wanted(const struct search *s, size_t nq, int threads)
+{
+	const char *env = getenv("VEC_FLAT_BF16");
+
+	if (env && !strcmp(env, "0"))
+		return 0;
+	if (s->fk != &vec_flat_avx512 || s->n < BF16_MIN_ROWS ||
+	    s->dim > BF16_MAX_DIM || nq < BF16_THREAD_QUERIES * (size_t)threads)
+		return 0;
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx512bf16") ? 1 : 0;
+}
+
+/*
+ * Base rows [c, c + nb) to bf16 pairs in xb, with their bound factors in
+ * rc.  Returns nonzero if a row is not fit for the bound.
+ */
+static int bf16_rows(const struct search *s, size_t c, size_t nb,
+		     uint32_t *xb, float *rc)
+{
+	double st[3 * BF16_SLICE], g = g32(s->dim), ab = abs_allowance(s->dim);
+	double two = s->l2 ? 2 : 1;
+
+	for (size_t lo = 0; lo < nb; lo += BF16_SLICE) {
+		size_t m = nb - lo < BF16_SLICE ? nb - lo : BF16_SLICE;
+		if (vec_flat_bf16_convert(s->base + (c + lo) * s->dim, m,
+					  s->dim, s->npairs,
+					  xb + lo * s->npairs, st))
+			return 1;
+		for (size_t j = 0; j < m; j++) {
+			const double *r = st + 3 * j;
+			float *o = rc + 4 * (lo + j);
+			double nrm = s->l2 ? s->norms[c + lo + j] : 0;
+
+			if (!(r[0] <= BF16_MAX_SQ && r[1] <= BF16_MAX_SQ) ||
+			    !(fabs(nrm) <= BF16_MAX_NRM))
+				return 1;
+			o[0] = (float)nrm;
+			o[1] = up(two * (sqrt(r[2]) + g * sqrt(r[0])));
+			o[2] = up(two * sqrt(r[1]));
+			o[3] = up(ab + (s->l2 ? 0x1p-20 * fabs(nrm) : 0));
+		}
+	}
+	return 0;
+}
+
+/*
+ * Convert and pack the wide blocks' queries, with their bound factors.
+ * Returns 0 if a query is not fit for the bound (the batch goes fp32).
+ */
+static int bf16_queries(struct search *s)
+{
+	const unsigned qb = VEC_FLAT_BF16_QB;
+	double gb = gbf(s->dim);
+	uint32_t *row = malloc(s->npairs * sizeof *row);
+	int ok = 1;
+
+	if (!row)
+		return 0;
+	for (size_t b = 0; b < s->nblocks && ok; b++) {
+		uint32_t *dst = s->qpb + b * s->npairs * qb;
+		for (unsigned l = 0; l < qb; l++) {
+			size_t i = b * qb + l;
+			double st[3];
+			if (i >= s->nwide) {
+				for (size_t p = 0; p < s->npairs; p++)
+					dst[p * qb + l] = 0;
+				s->qa[i] = s->qc[i] = 0;
+				continue;
+			}
+			if (vec_flat_bf16_convert(s->q + i * s->dim, 1, s->dim,
+						  s->npairs, row, st) ||
+			    !(st[0] <= BF16_MAX_SQ && st[1] <= BF16_MAX_SQ)) {
+				ok = 0;
+				break;
+			}
+			for (size_t p = 0; p < s->npairs; p++)
+				dst[p * qb + l] = row[p];
+			s->qa[i] = up(sqrt(st[0]) * (1 + 0x1p-18));
+			s->qc[i] = up((sqrt(st[2]) + (gb + 0x1p-20) * sqrt(st[1])) *
+				      (1 + 0x1p-18));
+		}
+	}
+	free(row);
+	return ok;
+}
+
+/* Wide block b against base rows [c, c + nb), converted: candidates. */
+static void bf16_block(const struct search *s, size_t b, const uint32_t *xb,
+		       const float *rc, size_t c, size_t nb)
+{
+	const unsigned qb = VEC_FLAT_BF16_QB;
+	struct vec_flat_bf16_wide w;
+	struct vec_flat_cands *cl[VEC_FLAT_BF16_QB];
+	size_t first = b * qb;
+
+	w.qp = s->qpb + b * s->npairs * qb;
+	w.x = xb;
+	w.row = rc;
+	w.qa = s->qa + first;
+	w.qc = s->qc + first;
+	w.nb = nb;
+	w.npairs = s->npairs;
+	w.id0 = c;
+	w.l2 = s->l2;
+	w.nlanes = (unsigned)(s->nwide - first < qb ? s->nwide - first : qb);
+	for (unsigned l = 0; l < w.nlanes; l++)
+		cl[l] = s->cands + first + l;
+	w.cand = cl;
+	vec_flat_bf16_wide(&w);
+}
+
+/*
+ * A group of wide blocks: each chunk of the base is converted once into
+ * this worker's buffer, then all the group's blocks visit it.  A chunk
+ * unfit for the bound sends the group's queries to the fp32 re-run.
+ */
+static void bf16_group(const struct search *s, size_t g, int worker)
+{
+	const unsigned qb = VEC_FLAT_BF16_QB;
+	uint32_t *xb = s->xb + (size_t)worker * s->bchunk * s->npairs;
+	float *rc = s->rowc + (size_t)worker * s->bchunk * 4;
+	size_t b0 = g * s->gb;
+	size_t b1 = b0 + s->gb < s->nblocks ? b0 + s->gb : s->nblocks;
+
+	for (size_t c = 0; c < s->n; c += s->bchunk) {
+		size_t nb = s->n - c < s->bchunk ? s->n - c : s->bchunk;
+		if (bf16_rows(s, c, nb, xb, rc)) {
+			size_t hi = b1 * qb < s->nwide ? b1 * qb : s->nwide;
+			for (size_t i = b0 * qb; i < hi; i++)
+				s->cands[i].overflow = 1;
+			return;
+		}
+		for (size_t b = b0; b < b1; b++)
+			bf16_block(s, b, xb, rc, c, nb);
+	}
+}
+
+/*
+ * A full list: drop what the current tau already excludes, and grow if
+ * that did not free half of it.  0 if the list may not grow further.
+ */
+static int cand_make_room(struct vec_flat_cands *c, float tau)
+{
+	size_t m = 0, cap;
+	uint64_t *id;
+	float *lo;
+
+	for (size_t e = 0; e < c->n; e++) {
+		if (c->lo[e] <= tau) {
+			c->id[m] = c->id[e];
+			c->lo[m] = c->lo[e];
+			m++;
+		}
+	}
+	c->n = m;
+	if (m <= c->cap / 2)
+		return 1;
+	cap = c->cap * 2;
+	if (cap > c->limit)
+		return 0;
+	id = malloc(cap * sizeof *id);
+	lo = malloc(cap * sizeof *lo);
+	if (!id || !lo) {
+		free(id);
+		free(lo);
+		return 0;
+	}
+	memcpy(id, c->id, m * sizeof *id);
+	memcpy(lo, c->lo, m * sizeof *lo);
+	if (c->owned) {
+		free(c->id);
+		free(c->lo);
+	}
+	c->id = id;
+	c->lo = lo;
+	c->cap = cap;
+	c->owned = 1;
+	return 1;
+}
+
+/* See kernels.h: a row whose lower bound passed the threshold. */
+void vec_flat_cand_offer(struct vec_flat_cands *c, float *thr, uint64_t id,
+			 float lo, float hi)
+{
+	if (c->n == c->cap && !cand_make_room(c, *thr)) {
+		c->overflow = 1;
+		*thr = -INFINITY; /* nothing more for this query */
+		return;
+	}
+	c->id[c->n] = id;
+	c->lo[c->n] = lo;
+	c->n++;
+	if (hi <= *thr) {
+		vec_topk_push(c->ub, id, hi);
+		*thr = vec_topk_worst(c->ub);
+	}
+}
+
+/*
+ * Query i of the wide blocks: score its remaining candidates as the fp32
+ * wide kernel would, into its result heap.
+ */
+static void rerank_task(void *ctx, size_t i, int worker)
+{
+	const struct search *s = ctx;
+	struct vec_flat_cands *c = s->cands + i;
+	struct vec_topk *h = s->heaps + i;
+	float tau = vec_topk_worst(c->ub);
+	size_t m = 0;
+
+	(void)worker;
+	if (c->overflow)
+		return;
+	for (size_t e = 0; e < c->n; e++)
+		if (c->lo[e] <= tau)
+			c->id[m++] = c->id[e];
+	vec_flat_fma_dots(s->q + i * s->dim, s->base, s->dim, c->id, m,
+			  c->lo);
+	for (size_t e = 0; e < m; e++) {
+		/* 2a is exact: nrm - 2a rounds once, like the kernel's
+		 * fused negative multiply-add */
+		float a = c->lo[e];
+		float sc = s->l2 ? s->norms[c->id[e]] - 2.0f * a : -a;
+		vec_topk_push(h, c->id[e], sc);
+	}
+}
+
+/* Block b of the overflowed queries through the fp32 wide kernel. */
+static void over_task(void *ctx, size_t b, int worker)
+{
+	const struct search *s = ctx;
+	unsigned qb = s->fk->qb;
+	struct vec_topk *lanes[64];
+	struct vec_flat_wide w;
+	size_t first = b * qb;
+
+	(void)worker;
+	w.qp = s->op + b * s->dim * qb;
+	w.dim = s->dim;
+	w.nlanes = (unsigned)(s->nover - first < qb ? s->nover - first : qb);
+	for (unsigned l = 0; l < w.nlanes; l++)
+		lanes[l] = s->heaps + s->over[first + l];
+	w.heap = lanes;
+	for (size_t c = 0; c < s->n; c += s->chunk_rows) {
+		w.nb = s->n - c < s->chunk_rows ? s->n - c : s->chunk_rows;
+		w.x = s->base + c * s->dim;
+		w.norms = s->norms ? s->norms + c : NULL;
+		w.id0 = c;
+		s->fk->wide(&w);
+	}
+}
+
+/* Search the overflowed queries again in fp32; their heaps are empty. */
+static int bf16_overflow(struct search *s, int threads)
+{
+	unsigned qb = s->fk->qb;
+	size_t nb;
+
+	s->nover = 0;
+	for (size_t i = 0; i < s->nwide; i++)
+		if (s->cands[i].overflow)
+			s->nover++;
+	if (s->nover == 0)
+		return VEC_OK;
+	nb = (s->nover + qb - 1) / qb;
+	s->over = malloc(s->nover * sizeof *s->over);
+	s->op = alloc_floats(nb * s->dim * qb);
+	if (!s->over || !s->op)
+		return VEC_E_NOMEM;
+	s->nover = 0;
+	for (size_t i = 0; i < s->nwide; i++)
+		if (s->cands[i].overflow)
+			s->over[s->nover++] = i;
+	for (size_t e = 0; e < nb * qb; e++) {
+		float *dst = s->op + (e / qb) * s->dim * qb + e % qb;
+		for (size_t d = 0; d < s->dim; d++)
+			dst[d * qb] = e < s->nover ? s->q[s->over[e] * s->dim + d]
+						   : 0.0f;
+	}
+	vec_pool_run(threads, nb, over_task, s);
+	return VEC_OK;
+}
+
+/*
+ * Set up this batch's prefilter: packed bf16 queries and candidate lists.
+ * Returns VEC_OK with use_bf16 set or not, or VEC_E_NOMEM.
+ */
+static int bf16_setup(struct search *s, int threads)
+{
+	const unsigned qb = VEC_FLAT_BF16_QB;
+	size_t cap = 2 * s->k + 128, nw = s->nwide, k = s->k;
+
+	s->use_bf16 = 0;
+	if (!s->bf16_ok || s->parts != 1 || s->nblocks == 0 ||
+	    s->fk->qb != qb || nw < qb || (s->l2 && !s->norms))
+		return VEC_OK;
+	s->npairs = (s->dim + 1) / 2;
+	s->bchunk = round_up(CHUNK_BYTES / (s->npairs * 4), 12);
+	if (s->bchunk > s->n)
+		s->bchunk = s->n;
+	s->xb = aligned_alloc(64, round_up((size_t)threads * s->bchunk *
+					   s->npairs * 4, 64));
+	s->rowc = malloc((size_t)threads * s->bchunk * 4 * sizeof *s->rowc);
+	s->qpb = aligned_alloc(64, round_up(s->nblocks * s->npairs * qb * 4, 64));
+	s->qa = malloc(s->nblocks * qb * sizeof *s->qa);
+	s->qc = malloc(s->nblocks * qb * sizeof *s->qc);
+	s->cands = calloc(nw, sizeof *s->cands);
+	s->ub = calloc(nw, sizeof *s->ub);
+	s->cid = malloc(nw * (cap + k) * sizeof *s->cid);
+	s->clo = malloc(nw * (cap + k) * sizeof *s->clo);
+	if (!s->xb || !s->rowc || !s->qpb || !s->qa || !s->qc || !s->cands ||
+	    !s->ub || !s->cid || !s->clo)
+		return VEC_E_NOMEM;
+	if (!bf16_queries(s))
+		return VEC_OK;
+	for (size_t i = 0; i < nw; i++) {
+		struct vec_flat_cands *c = s->cands + i;
+		c->id = s->cid + i * (cap + k);
+		c->lo = s->clo + i * (cap + k);
+		c->cap = cap;
+		c->limit = 16 * cap;
+		c->ub = s->ub + i;
+		c->ub->k = k;
+		c->ub->id = c->id + cap;
+		c->ub->score = c->lo + cap;
+	}
+	/* one group per thread, at most 1024 queries: each group converts
+	 * the whole base once */
+	s->gb = (s->nblocks + (size_t)threads - 1) / (size_t)threads;
+	if (s->gb > 32)
+		s->gb = 32;
+	s->nwgroups = (s->nblocks + s->gb - 1) / s->gb;
+	s->ngroups = s->nwgroups + (s->nwide < s->nq);
+	s->use_bf16 = 1;
+	return VEC_OK;
+}
+
+/* Release a batch's prefilter buffers. */
+static void bf16_free(struct search *s)
+{
+	if (s->cands)
+		for (size_t i = 0; i < s->nwide; i++)
+			if (s->cands[i].owned) {
+				free(s->cands[i].id);
+				free(s->cands[i].lo);
+			}
+	free(s->xb);
+	free(s->rowc);
+	free(s->qpb);
+	free(s->qa);
+	free(s->qc);
+	free(s->cands);
+	free(s->ub);
+	free(s->cid);
+	free(s->clo);
+	free(s->over);
+	free(s->op);
+	s->xb = NULL;
+	s->rowc = NULL;
+	s->qpb = NULL;
+	s->qa = s->qc = NULL;
+	s->cands = NULL;
+	s->ub = NULL;
+	s->cid = NULL;
+	s->clo = NULL;
+	s->over = NULL;
+	s->op = NULL;
+	s->use_bf16 = 0;
+}
+#endif
+
 /*
  * Search one batch of queries (all of them unless the heaps would be very
  * large) with everything already validated.
@@ -389,17 +862,32 @@ static int search_batch(struct search *s, int threads)
 		s->heaps[e].score = hs + e * s->k;
 		s->heaps[e].id = hi + e * s->k;
 	}
-	for (size_t b = 0; b < s->nblocks; b++)
-		pack_block(s, b);
+#ifdef FLAT_BF16
+	if (bf16_setup(s, threads) != VEC_OK)
+		goto done;
+#endif
+	if (!s->use_bf16)
+		for (size_t b = 0; b < s->nblocks; b++)
+			pack_block(s, b);
 
 	/* A pool that could not start its threads still did all the work
 	 * on this one, so its status is not a failure of the search. */
 	ntasks = s->ngroups * s->parts;
 	if (s->n > 0)
 		vec_pool_run(threads, ntasks, search_task, s);
+#ifdef FLAT_BF16
+	if (s->use_bf16) {
+		vec_pool_run(threads, s->nwide, rerank_task, s);
+		if (bf16_overflow(s, threads) != VEC_OK)
+			goto done;
+	}
+#endif
 	vec_pool_run(threads, s->nq, finish_task, s);
 	rc = VEC_OK;
 done:
+#ifdef FLAT_BF16
+	bf16_free(s);
+#endif
 	free(s->qp);
 	free(s->heaps);
 	free(s->scratch);
@@ -474,6 +962,10 @@ int vec_flat_search(const float *base, const float *norms, size_t n,
 		if (batch < 256)
 			batch = 256;
 	}
+
+#ifdef FLAT_BF16
+	s.bf16_ok = bf16_wanted(&s, batch, threads);
+#endif
 	for (size_t q0 = 0; q0 < nq && rc == VEC_OK; q0 += batch) {
 		size_t m = nq - q0 < batch ? nq - q0 : batch;
 		s.q = queries + q0 * dim;

@@ -7,7 +7,10 @@
  * modification of a view copies it into owned memory; the file stays as it
  * was until vec_index_save() replaces it atomically.
  *
- * Sections of the flat index (man/vec-index.5):
+ * The type decides what else there is: flat has nothing more; hnsw has a
+ * graph (lib/hnsw.c) over the same vectors, stored in its own sections.
+ *
+ * Sections every type has (man/vec-index.5):
  *   VECS required  count x dim float32, row-major (unit length for cos)
  *   NORM optional  count float32 squared norms (l2 only; recomputed if absent)
  *   KEYS optional  (count + 1) u64 offsets, then the key bytes; key i is the
@@ -16,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -23,12 +27,16 @@
 #include <unistd.h>
 
 #include "file.h"
+#include "hnsw.h"
 #include "internal.h"
 
 struct vec_index {
 	int type, metric;
 	size_t dim;
 	uint64_t count;
+	int threads;               /* for graph insertion */
+	struct vec_hnsw_params hp; /* hnsw: build parameters */
+	struct vec_hnsw *graph;    /* hnsw: the graph, else NULL */
 
 	/* Current view: into the mapping, or the owned buffers below. */
 	const float *vecs;
@@ -53,33 +61,114 @@ struct vec_index {
 	struct vec_file file;
 };
 
-static const char *idx_name(const struct vec_index *idx)
+/* The vectors as the graph code sees them. */
+static struct vec_vectors vectors_of(const struct vec_index *idx)
 {
-	return idx->path ? idx->path : "index";
+	struct vec_vectors v;
+	v.x = idx->vecs;
+	v.norms = idx->norms;
+	v.dim = idx->dim;
+	v.metric = idx->metric;
+	v.count = idx->count;
+	return v;
+}
+
+static void hnsw_params_of(const struct vec_index_params *p,
+			   struct vec_hnsw_params *hp)
+{
+	hp->M = p->M ? p->M : VEC_HNSW_DEFAULT_M;
+	hp->ef_construction = p->ef_construction ? p->ef_construction :
+						   VEC_HNSW_DEFAULT_EFC;
+	hp->seed = p->seed ? p->seed : VEC_HNSW_DEFAULT_SEED;
+}
+
+static int check_params(const struct vec_index_params *p, struct vec_errbuf *eb)
+{
+	if (p->type != VEC_TYPE_FLAT && p->type != VEC_TYPE_HNSW)
+		return vec_err(eb, VEC_E_USAGE, "unknown index type %d", p->type);
+	if (p->metric < VEC_METRIC_L2 || p->metric > VEC_METRIC_COS)
+		return vec_err(eb, VEC_E_USAGE, "unknown metric %d", p->metric);
+	if (p->dim < 1 || p->dim > VEC_DIM_MAX)
+		return vec_err(eb, VEC_E_USAGE, "bad dimension %zu (must be 1..%d)",
+			       p->dim, VEC_DIM_MAX);
+	if (p->M && (p->M < 2 || p->M > 256))
+		return vec_err(eb, VEC_E_USAGE, "M must be 2..256, not %u", p->M);
+	if (p->ef_construction > 100000)
+		return vec_err(eb, VEC_E_USAGE, "ef-construction must be at most 100000");
+	return VEC_OK;
+}
+
+int vec_index_create(struct vec_index **out, const struct vec_index_params *p,
+		     struct vec_errbuf *eb)
+{
+	struct vec_index *idx;
+	int rc;
+
+	*out = NULL;
+	if ((rc = check_params(p, eb)))
+		return rc;
+	idx = calloc(1, sizeof *idx);
+	if (!idx)
+		return vec_err(eb, VEC_E_NOMEM, "out of memory");
+	idx->type = p->type;
+	idx->metric = p->metric;
+	idx->dim = p->dim;
+	idx->threads = p->threads;
+	idx->owned = 1;
+	idx->lock_fd = -1;
+	hnsw_params_of(p, &idx->hp);
+	if (p->type == VEC_TYPE_HNSW &&
+	    (rc = vec_hnsw_create(&idx->graph, &idx->hp, p->dim, p->metric, eb))) {
+		free(idx);
+		return rc;
+	}
+	*out = idx;
+	return VEC_OK;
 }
 
 int vec_index_new(struct vec_index **out, int type, int metric, size_t dim,
 		  struct vec_errbuf *eb)
 {
-	struct vec_index *idx;
+	struct vec_index_params p = VEC_INDEX_PARAMS_INIT;
+	p.type = type;
+	p.metric = metric;
+	p.dim = dim;
+	return vec_index_create(out, &p, eb);
+}
 
-	*out = NULL;
-	if (type != VEC_TYPE_FLAT)
-		return vec_err(eb, VEC_E_USAGE, "unknown index type %d", type);
-	if (metric < VEC_METRIC_L2 || metric > VEC_METRIC_COS)
-		return vec_err(eb, VEC_E_USAGE, "unknown metric %d", metric);
-	if (dim < 1 || dim > VEC_DIM_MAX)
-		return vec_err(eb, VEC_E_USAGE, "bad dimension %zu (must be 1..%d)",
-			       dim, VEC_DIM_MAX);
-	idx = calloc(1, sizeof *idx);
-	if (!idx)
-		return vec_err(eb, VEC_E_NOMEM, "out of memory");
-	idx->type = type;
-	idx->metric = metric;
-	idx->dim = dim;
-	idx->owned = 1;
-	idx->lock_fd = -1;
-	*out = idx;
+void vec_index_set_threads(struct vec_index *idx, int threads)
+{
+	idx->threads = threads;
+}
+
+int vec_index_convert(struct vec_index *idx, const struct vec_index_params *p,
+		      struct vec_errbuf *eb)
+{
+	struct vec_hnsw *g = NULL;
+	struct vec_hnsw_params hp;
+	struct vec_vectors v;
+	int rc;
+
+	if ((rc = check_params(p, eb)))
+		return rc;
+	if (idx->type != VEC_TYPE_FLAT || p->metric != idx->metric ||
+	    p->dim != idx->dim)
+		return vec_err(eb, VEC_E_USAGE,
+			       "only a flat index of the same metric and dimension can be converted");
+	if (p->type == VEC_TYPE_FLAT)
+		return VEC_OK;
+	hnsw_params_of(p, &hp);
+	v = vectors_of(idx);
+	if ((rc = vec_hnsw_create(&g, &hp, idx->dim, idx->metric, eb)))
+		return rc;
+	if ((rc = vec_hnsw_insert(g, &v, p->threads, eb))) {
+		vec_hnsw_free(g);
+		return rc;
+	}
+	idx->graph = g;
+	idx->hp = hp;
+	idx->type = p->type;
+	idx->threads = p->threads;
 	return VEC_OK;
 }
 
@@ -149,6 +238,30 @@ static int attach_sections(struct vec_index *idx, struct vec_errbuf *eb)
 	return VEC_OK;
 }
 
+/* The graph's full link check, with the file named in the message. */
+static int check_graph(const struct vec_index *idx, struct vec_errbuf *eb)
+{
+	int rc = vec_hnsw_check(idx->graph, eb);
+	if (rc && eb && idx->file.name) {
+		char msg[2 * sizeof eb->msg + 8];
+		snprintf(msg, sizeof msg, "%s: %s", idx->file.name, eb->msg);
+		memcpy(eb->msg, msg, sizeof eb->msg - 1);
+		eb->msg[sizeof eb->msg - 1] = '\0';
+	}
+	return rc;
+}
+
+/* The type's own sections, once the vectors are in place. */
+static int attach_type(struct vec_index *idx, struct vec_errbuf *eb)
+{
+	struct vec_vectors v;
+
+	if (idx->type != VEC_TYPE_HNSW)
+		return VEC_OK;
+	v = vectors_of(idx);
+	return vec_hnsw_open(&idx->graph, &idx->file, &v, eb);
+}
+
 /* Squared norms for an l2 view that has no NORM section (older writers). */
 static int compute_norms(struct vec_index *idx, struct vec_errbuf *eb)
 {
@@ -178,9 +291,13 @@ static int open_common(struct vec_index *idx, const char *name, int flags,
 			       name, idx->file.write_version, VEC_FILE_WRITE_VERSION);
 	if ((flags & VEC_OPEN_VERIFY) && (rc = vec_file_verify(&idx->file, eb)))
 		return rc;
-	if ((rc = attach_sections(idx, eb)))
+	if ((rc = attach_sections(idx, eb)) || (rc = compute_norms(idx, eb)) ||
+	    (rc = attach_type(idx, eb)))
 		return rc;
-	return compute_norms(idx, eb);
+	if ((flags & VEC_OPEN_VERIFY) && idx->graph &&
+	    (rc = check_graph(idx, eb)))
+		return rc;
+	return VEC_OK;
 }
 
 int vec_index_open(struct vec_index **out, const char *path, int flags,
@@ -283,7 +400,10 @@ int vec_index_open_mem(struct vec_index **out, const void *buf, size_t len,
 	idx->map_len = len;
 	if ((rc = vec_file_parse(&idx->file, "index", buf, len, eb)) ||
 	    ((flags & VEC_OPEN_VERIFY) && (rc = vec_file_verify(&idx->file, eb))) ||
-	    (rc = attach_sections(idx, eb)) || (rc = compute_norms(idx, eb))) {
+	    (rc = attach_sections(idx, eb)) || (rc = compute_norms(idx, eb)) ||
+	    (rc = attach_type(idx, eb)) ||
+	    ((flags & VEC_OPEN_VERIFY) && idx->graph &&
+	     (rc = check_graph(idx, eb)))) {
 		vec_index_close(idx);
 		return rc;
 	}
@@ -299,6 +419,7 @@ void vec_index_close(struct vec_index *idx)
 		munmap(idx->map, idx->map_len);
 	if (idx->lock_fd >= 0)
 		close(idx->lock_fd); /* releases the flock */
+	vec_hnsw_free(idx->graph);
 	free(idx->own_vecs);
 	free(idx->own_norms);
 	free(idx->own_key_off);
@@ -451,17 +572,32 @@ int vec_index_add(struct vec_index *idx, size_t n, const float *x,
 	idx->norms = idx->own_norms;
 	idx->key_off = idx->own_key_off;
 	idx->key_blob = idx->own_blob;
+	if (idx->graph) {
+		struct vec_vectors v = vectors_of(idx);
+		if ((rc = vec_hnsw_insert(idx->graph, &v, idx->threads, eb))) {
+			/* The graph is as it was; so are the vectors the
+			 * count covers (the key bytes past it are unused). */
+			idx->count = start;
+			if (idx->own_key_off)
+				idx->blob_len = idx->own_key_off[start];
+			return rc;
+		}
+	}
 	return VEC_OK;
 }
 
 int vec_index_search(const struct vec_index *idx, size_t nq,
-		     const float *queries, size_t k, int threads,
-		     uint64_t *ids, float *scores, struct vec_errbuf *eb)
+		     const float *queries, size_t k,
+		     const struct vec_search_opts *opts, uint64_t *ids,
+		     float *scores, struct vec_errbuf *eb)
 {
+	static const struct vec_search_opts defaults = VEC_SEARCH_OPTS_INIT;
 	const float *q = queries;
 	float *qn = NULL;
 	int rc;
 
+	if (!opts)
+		opts = &defaults;
 	if (k == 0)
 		return vec_err(eb, VEC_E_USAGE, "k must be at least 1");
 	if (nq == 0)
@@ -476,8 +612,15 @@ int vec_index_search(const struct vec_index *idx, size_t nq,
 			vec_normalize(qn + i * idx->dim, idx->dim);
 		q = qn;
 	}
+	if (idx->graph) {
+		struct vec_vectors v = vectors_of(idx);
+		rc = vec_hnsw_search(idx->graph, &v, q, nq, k, opts->ef,
+				     opts->threads, ids, scores, eb);
+		free(qn);
+		return rc;
+	}
 	rc = vec_flat_search(idx->vecs, idx->norms, (size_t)idx->count, idx->dim,
-			     idx->metric, q, nq, k, threads, ids, scores);
+			     idx->metric, q, nq, k, opts->threads, ids, scores);
 	free(qn);
 	if (rc)
 		return vec_err(eb, rc, "search failed: %s", vec_strerror(rc));
@@ -487,7 +630,7 @@ int vec_index_search(const struct vec_index *idx, size_t nq,
 int vec_index_save(struct vec_index *idx, const char *path,
 		   struct vec_errbuf *eb)
 {
-	struct vec_file_section secs[3];
+	struct vec_file_section secs[3 + VEC_HNSW_MAX_SECTIONS];
 	size_t ns = 0;
 	uint8_t *keys = NULL;
 	int lock_fd = -1, rc;
@@ -516,6 +659,14 @@ int vec_index_save(struct vec_index *idx, const char *path,
 		secs[ns].data = keys;
 		secs[ns++].length = len;
 	}
+	if (idx->graph) {
+		size_t ng = 0;
+		if ((rc = vec_hnsw_sections(idx->graph, secs + ns, &ng, eb))) {
+			free(keys);
+			return rc;
+		}
+		ns += ng;
+	}
 	/* Serialise with other writers unless we already hold this path. */
 	if (idx->lock_fd < 0 || !idx->path || strcmp(idx->path, path) != 0) {
 		if ((rc = vec_file_lock(path, &lock_fd, eb))) {
@@ -533,9 +684,12 @@ int vec_index_save(struct vec_index *idx, const char *path,
 
 int vec_index_verify(const struct vec_index *idx, struct vec_errbuf *eb)
 {
-	if (!idx->from_file)
-		return VEC_OK;
-	return vec_file_verify(&idx->file, eb);
+	int rc;
+	if (idx->from_file && (rc = vec_file_verify(&idx->file, eb)))
+		return rc;
+	if (idx->graph)
+		return check_graph(idx, eb);
+	return VEC_OK;
 }
 
 const char *vec_index_key(const struct vec_index *idx, uint64_t id)
@@ -568,6 +722,23 @@ void vec_index_info(const struct vec_index *idx, struct vec_index_info *info)
 	info->count = idx->count;
 	info->read_version = VEC_FILE_READ_VERSION;
 	info->write_version = VEC_FILE_WRITE_VERSION;
+	if (idx->graph) {
+		struct vec_hnsw_stats st;
+		vec_hnsw_stats(idx->graph, &st);
+		info->hnsw.M = st.M;
+		info->hnsw.M0 = st.M0;
+		info->hnsw.ef_construction = st.ef_construction;
+		info->hnsw.seed = st.seed;
+		info->hnsw.entry_point = st.entry_point;
+		info->hnsw.levels = st.levels;
+		memcpy(info->hnsw.nodes_per_level, st.nodes_per_level,
+		       sizeof st.nodes_per_level);
+		info->hnsw.avg_degree0 = st.avg_degree0;
+		info->hnsw.max_degree0 = st.max_degree0;
+		info->hnsw.graph_bytes = st.graph_bytes;
+		info->hnsw.extra_bytes = st.extra_bytes;
+		info->hnsw.default_ef = vec_hnsw_default_ef(idx->graph, 10);
+	}
 	if (!idx->from_file)
 		return;
 	info->read_version = idx->file.read_version;
@@ -582,5 +753,4 @@ void vec_index_info(const struct vec_index *idx, struct vec_index_info *info)
 		info->sections[i].length = s->length;
 		info->sections[i].crc32 = s->crc32;
 	}
-	(void)idx_name;
 }

@@ -76,4 +76,68 @@ extern const struct vec_flat_kernels vec_flat_avx512;
  */
 void vec_flat_offer(struct vec_topk *h, float *thr, uint64_t id, float score);
 
+/*
+ * The reduced-precision prefilter (flat_bf16.c, CPUs with AVX512_BF16; see
+ * flat.c for the bound and why the results stay exact).
+ *
+ * Candidates of one query: every row whose lower bound did not exceed the
+ * query's threshold when it was scanned, with that bound (the list is
+ * filtered again at the end, once the threshold is final).  ub keeps the k
+ * best upper bounds; its worst is the threshold.  A query whose list grows
+ * past its limit is marked and searched again in full precision.
+ */
+struct vec_flat_cands {
+	uint64_t *id;
+	float *lo;
+	size_t n, cap, limit;
+	int overflow, owned;   /* owned: id and lo are this list's malloc */
+	struct vec_topk *ub;
+};
+
+/* Offer a row that passed lo <= *thr (see flat.c). */
+void vec_flat_cand_offer(struct vec_flat_cands *c, float *thr, uint64_t id,
+			 float lo, float hi);
+
+/*
+ * One wide block of bf16 queries (qb = 32 lanes) against base rows [0, nb):
+ *   qp[p * 32 + lane]: query dimensions 2p, 2p+1 as a bf16 pair, low half
+ *                      first (npairs pairs, padding zero);
+ *   x: nb rows of npairs such pairs;
+ *   row[4 * j ..]: { squared norm for L2 (0 for IP), B, D, N } of row j;
+ *   qa, qc: A and C of each lane.
+ * The score is s = nrm - 2 a (L2) or -a (IP) with a the bf16 dot product,
+ * its bound e = A B + C D + N, and the interval [s - e, s + e].
+ */
+struct vec_flat_bf16_wide {
+	const uint32_t *qp;
+	const uint32_t *x;
+	const float *row;
+	const float *qa, *qc;
+	size_t nb, npairs;
+	uint64_t id0;
+	int l2;
+	unsigned nlanes;
+	struct vec_flat_cands **cand; /* 32 lists (nlanes are read) */
+};
+#define VEC_FLAT_BF16_QB 32
+
+void vec_flat_bf16_wide(const struct vec_flat_bf16_wide *w);
+
+/*
+ * Rows [0, n) of x (dim floats each) to bf16, rounded to nearest even,
+ * values too small for a normal bf16 set to zero; rows of npairs pairs
+ * (as in qp above), zero padded.  st[3 * j ..] gets upper bounds of
+ * ||x||^2, ||bf16(x)||^2 and ||x - bf16(x)||^2.  Returns nonzero if one is
+ * not finite (a value not finite, or too large).
+ */
+int vec_flat_bf16_convert(const float *x, size_t n, size_t dim,
+			  size_t npairs, uint32_t *out, double *st);
+
+/*
+ * out[i] = <q, x_ids[i]> summed exactly as the wide fp32 kernels sum one
+ * lane: a fused multiply-add per dimension, in order, from zero.
+ */
+void vec_flat_fma_dots(const float *q, const float *base, size_t dim,
+		       const uint64_t *ids, size_t m, float *out);
+
 #endif

@@ -242,16 +242,44 @@ int vec_write_csv(FILE *f, const char *key, const float *v, size_t dim,
 
 /* Index types.  Stored on disk: never renumber. */
 enum vec_type {
-	VEC_TYPE_FLAT = 1,
+	VEC_TYPE_FLAT = 1, /* exact search over all vectors */
+	VEC_TYPE_HNSW = 2, /* hierarchical navigable small-world graph */
 };
 int vec_type_parse(const char *name); /* "flat" -> VEC_TYPE_FLAT, -1 unknown */
 const char *vec_type_name(int type);
 
 struct vec_index;
 
+/* How to make an index.  Zero graph parameters mean the defaults. */
+struct vec_index_params {
+	int type;                 /* enum vec_type */
+	int metric;               /* enum vec_metric */
+	size_t dim;
+	uint32_t M;               /* hnsw: links per node (default 16) */
+	uint32_t ef_construction; /* hnsw: build search list (default 200) */
+	uint64_t seed;            /* hnsw: level draws (default 42) */
+	int threads;              /* building and growing; <= 0: all cores */
+};
+#define VEC_INDEX_PARAMS_INIT { VEC_TYPE_FLAT, VEC_METRIC_L2, 0, 0, 0, 0, 0 }
+
 /* A new, empty, in-memory index. */
+int vec_index_create(struct vec_index **out, const struct vec_index_params *p,
+		     struct vec_errbuf *eb);
+/* The same with default parameters. */
 int vec_index_new(struct vec_index **out, int type, int metric, size_t dim,
 		  struct vec_errbuf *eb);
+
+/*
+ * Turn an index of type flat (e.g. one filled by vec_index_add) into the
+ * type p->type over the same vectors, ids and keys: for hnsw, builds the
+ * graph over every vector, on p->threads threads.  p->metric and p->dim
+ * must match.  On failure the index is unchanged.
+ */
+int vec_index_convert(struct vec_index *idx, const struct vec_index_params *p,
+		      struct vec_errbuf *eb);
+
+/* Threads used by later vec_index_add calls (graph insertion). */
+void vec_index_set_threads(struct vec_index *idx, int threads);
 
 /* Flags for vec_index_open. */
 #define VEC_OPEN_WRITE 0x1  /* take the writer lock (flock) for a later save */
@@ -281,15 +309,23 @@ void vec_index_close(struct vec_index *idx);
 int vec_index_add(struct vec_index *idx, size_t n, const float *x,
 		  const char *const *keys, struct vec_errbuf *eb);
 
+struct vec_search_opts {
+	int threads;  /* <= 0: all cores */
+	size_t ef;    /* hnsw: search list size; 0: the index's default */
+};
+#define VEC_SEARCH_OPTS_INIT { 0, 0 }
+
 /*
  * k nearest neighbours of nq queries (nq * dim floats).  ids/scores hold
  * nq * k entries, best first; missing entries are UINT64_MAX and an
  * infinity (+ for l2, - for ip/cos).  Queries of a cos index are normalised
- * by the search (a zero query scores 0 against everything).
+ * by the search (a zero query scores 0 against everything).  opts may be
+ * NULL (defaults).  Exact for flat; approximate for hnsw.
  */
 int vec_index_search(const struct vec_index *idx, size_t nq,
-		     const float *queries, size_t k, int threads,
-		     uint64_t *ids, float *scores, struct vec_errbuf *eb);
+		     const float *queries, size_t k,
+		     const struct vec_search_opts *opts, uint64_t *ids,
+		     float *scores, struct vec_errbuf *eb);
 
 /*
  * Write the index to path atomically: a temporary file in the same
@@ -301,7 +337,8 @@ int vec_index_search(const struct vec_index *idx, size_t nq,
 int vec_index_save(struct vec_index *idx, const char *path,
 		   struct vec_errbuf *eb);
 
-/* Re-check every checksum (header, table, each section). */
+/* Re-check every checksum (header, table, each section) and, for a graph,
+ * that every link points to a valid node. */
 int vec_index_verify(const struct vec_index *idx, struct vec_errbuf *eb);
 
 /* The key of vector id, or NULL if it has none. */
@@ -327,6 +364,20 @@ struct vec_index_info {
 	uint64_t file_bytes;  /* 0 for an index not backed by a file */
 	size_t n_sections;
 	struct vec_section_info sections[VEC_SECTIONS_MAX];
+
+	/* Graph indexes (type hnsw); zero otherwise. */
+	struct {
+		uint32_t M, M0, ef_construction;
+		uint64_t seed;
+		uint64_t entry_point;
+		unsigned levels;              /* max level + 1 */
+		uint64_t nodes_per_level[32];
+		double avg_degree0;
+		uint32_t max_degree0;
+		uint64_t graph_bytes;         /* adjacency, all levels */
+		uint64_t extra_bytes;         /* e.g. a quantised copy */
+		size_t default_ef;            /* for k = 10 */
+	} hnsw;
 };
 void vec_index_info(const struct vec_index *idx, struct vec_index_info *info);
 

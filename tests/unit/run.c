@@ -36,6 +36,7 @@ int main(int argc, char **argv)
 	SUITE(io);
 	SUITE(file);
 	SUITE(index);
+	SUITE(hnsw);
 	rm_rf(unit_tmpdir);
 	printf("unit: %d passed, %d failed\n", unit_passed, unit_failed);
 	return unit_failed ? 1 : 0;

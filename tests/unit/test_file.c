@@ -169,7 +169,7 @@ static void test_search_after_open(void)
 	if (!idx)
 		return;
 	/* A stored vector is its own nearest neighbour, at distance 0. */
-	EXPECT(vec_index_search(idx, 1, x + 11 * DIM, 3, 1, ids, sc, NULL) == 0);
+	EXPECT(vec_index_search(idx, 1, x + 11 * DIM, 3, NULL, ids, sc, NULL) == 0);
 	EXPECT(ids[0] == 11);
 	EXPECT(sc[0] == 0.0f);
 	EXPECT(sc[1] >= sc[0] && sc[2] >= sc[1]);
@@ -233,7 +233,7 @@ static void test_cos_normalises(void)
 	EXPECT(vec_index_new(&idx, VEC_TYPE_FLAT, VEC_METRIC_COS, DIM, NULL) == 0);
 	EXPECT(vec_index_add(idx, 1, x, NULL, NULL) == 0);
 	EXPECT(fabsf(vec_index_vector(idx, 0)[0] - 0.6f) < 1e-6f);
-	EXPECT(vec_index_search(idx, 1, q, 1, 1, &id, &sc, NULL) == 0);
+	EXPECT(vec_index_search(idx, 1, q, 1, NULL, &id, &sc, NULL) == 0);
 	EXPECT(id == 0 && fabsf(sc - 1.0f) < 1e-6f);
 	vec_index_close(idx);
 }

@@ -378,10 +378,213 @@ static void test_flat_edges(void)
 	EXPECT(fabsf(sc[0] - sqrtf(5)) < 1e-6f);
 }
 
+
+/*
+ * The reduced-precision prefilter (bf16 on CPUs that have it, for batches
+ * of at least 128 queries per thread on bases of at least 2048 rows) must
+ * return exactly what the fp32 path returns: the same ids in the same
+ * order and bit-identical scores.  VEC_FLAT_BF16=0 turns it off.  Kinds
+ * of data: 0 random, 1 integers with many exact ties, 2 a wide dynamic
+ * range (1e-3..1e3, mixed signs) where the bound is loose, 3 every row
+ * the same (each query overflows its candidate list and is searched again
+ * in fp32), 4 a few values too large for the bound (the batch goes fp32).
+ */
+static void fill_kind(float *v, size_t count, size_t dim, int kind,
+		      const float *proto, size_t protos)
+{
+	for (size_t j = 0; j < count; j++) {
+		float *r = v + j * dim;
+		for (size_t d = 0; d < dim; d++) {
+			switch (kind) {
+			case 0:
+				r[d] = frand() + 0.25f;
+				break;
+			case 1:
+				r[d] = proto[(j % protos) * dim + d];
+				if (rng() % 16 == 0)
+					r[d] = (float)(rng() % 4);
+				break;
+			case 2:
+				r[d] = (rng() & 1 ? 1 : -1) *
+				       (float)pow(10, frand() * 3);
+				break;
+			case 3:
+				r[d] = (float)(d % 7) * 0.5f + 1;
+				break;
+			default:
+				r[d] = frand();
+				if (rng() % 5000 == 0)
+					r[d] = 3e30f;
+			}
+		}
+	}
+}
+
+/* Search nq queries with the prefilter off, then on; 0 if identical. */
+static int prefilter_same(const float *base, const float *norms, size_t n,
+			  size_t dim, int metric, const float *q, size_t nq,
+			  size_t k, int threads, const char *what)
+{
+	uint64_t *id0 = malloc(nq * k * sizeof *id0);
+	uint64_t *id1 = malloc(nq * k * sizeof *id1);
+	float *s0 = malloc(nq * k * sizeof *s0);
+	float *s1 = malloc(nq * k * sizeof *s1);
+	int rc0, rc1, bad = 0;
+
+	setenv("VEC_FLAT_BF16", "0", 1);
+	rc0 = vec_flat_search(base, norms, n, dim, metric, q, nq, k, threads,
+			      id0, s0);
+	unsetenv("VEC_FLAT_BF16");
+	rc1 = vec_flat_search(base, norms, n, dim, metric, q, nq, k, threads,
+			      id1, s1);
+	if (rc0 != VEC_OK || rc1 != VEC_OK) {
+		fprintf(stderr, "%s: rc %d %d\n", what, rc0, rc1);
+		bad = 1;
+	}
+	for (size_t e = 0; e < nq * k && !bad; e++) {
+		if (id0[e] != id1[e] || memcmp(&s0[e], &s1[e], sizeof *s0)) {
+			fprintf(stderr, "%s: q%zu rank %zu: id %llu score %.9g, fp32 %llu %.9g\n",
+				what, e / k, e % k, (unsigned long long)id1[e],
+				s1[e], (unsigned long long)id0[e], s0[e]);
+			bad = 1;
+		}
+	}
+	free(id0);
+	free(id1);
+	free(s0);
+	free(s1);
+	return bad;
+}
+
+static void test_flat_prefilter_exact(void)
+{
+	/* nq 260: full wide blocks and 4 narrow queries; 300: a partly
+	 * filled last block.  (k, threads) pairs, for time. */
+	static const size_t dims[] = { 17, 100, 300 };
+	static const size_t nqs[] = { 260, 300 };
+	static const size_t ks[] = { 1, 10, 100 };
+	static const int ts[] = { 1, 2, 1 };
+	const size_t n = 3000, protos = 12, nqmax = 300;
+	int failed = 0;
+
+	for (size_t di = 0; di < sizeof dims / sizeof *dims; di++) {
+		size_t dim = dims[di];
+		float *base = malloc(n * dim * sizeof *base);
+		float *q = malloc(nqmax * dim * sizeof *q);
+		float *proto = malloc(protos * dim * sizeof *proto);
+		float *norms = malloc(n * sizeof *norms);
+
+		for (size_t e = 0; e < protos * dim; e++)
+			proto[e] = (float)(rng() % 256);
+		for (int kind = 0; kind <= 4; kind++) {
+			fill_kind(base, n, dim, kind, proto, protos);
+			fill_kind(q, nqmax, dim, kind == 3 ? 0 : kind, proto,
+				  protos);
+			for (size_t j = 0; j < n; j++)
+				norms[j] = vec_dot(base + j * dim,
+						   base + j * dim, dim);
+			for (size_t m = 0; m < 3; m++) {
+				int metric = metrics[m];
+				float *b = base, *qq = q;
+				if (metric == VEC_METRIC_COS) {
+					b = malloc(n * dim * sizeof *b);
+					qq = malloc(nqmax * dim * sizeof *qq);
+					memcpy(b, base, n * dim * sizeof *b);
+					memcpy(qq, q, nqmax * dim * sizeof *qq);
+					for (size_t j = 0; j < n; j++)
+						vec_normalize(b + j * dim, dim);
+					for (size_t j = 0; j < nqmax; j++)
+						vec_normalize(qq + j * dim, dim);
+				}
+				for (size_t qi = 0; qi < 2; qi++)
+				for (size_t ki = 0; ki < 3; ki++) {
+					char what[160];
+					int t = ts[ki];
+					const float *nr =
+						metric == VEC_METRIC_L2 && ki == 1
+							? norms
+							: NULL;
+					snprintf(what, sizeof what,
+						 "%s kind %d dim %zu nq %zu k %zu threads %d%s",
+						 vec_metric_name(metric), kind,
+						 dim, nqs[qi], ks[ki], t,
+						 nr ? " norms" : "");
+					failed += prefilter_same(b, nr, n, dim,
+								 metric, qq,
+								 nqs[qi], ks[ki],
+								 t, what);
+				}
+				if (b != base) {
+					free(b);
+					free(qq);
+				}
+			}
+		}
+		free(base);
+		free(q);
+		free(proto);
+		free(norms);
+	}
+	EXPECT_MSG(failed == 0, "%d searches differ", failed);
+}
+
+/*
+ * Against the AVX2 level, forced with vec_simd_select: its wide kernel
+ * sums each lane exactly as the AVX-512 one does, so with every query in
+ * a full wide block (nq a multiple of 32) inner products agree bit for bit
+ * with the prefiltered search.  (L2 re-scores with each level's own l2sq,
+ * checked against the reference elsewhere.)
+ */
+static void test_flat_prefilter_vs_avx2(void)
+{
+	const size_t n = 3000, dim = 96, nq = 256, k = 10;
+	const struct vec_kernels *best = vec_kernels();
+	float *base = malloc(n * dim * sizeof *base);
+	float *q = malloc(nq * dim * sizeof *q);
+	uint64_t *id0 = malloc(nq * k * sizeof *id0);
+	uint64_t *id1 = malloc(nq * k * sizeof *id1);
+	float *s0 = malloc(nq * k * sizeof *s0);
+	float *s1 = malloc(nq * k * sizeof *s1);
+	int bad = 0;
+
+	if (!vec_kernels_for(VEC_SIMD_AVX2) || !vec_kernels_for(VEC_SIMD_AVX512))
+		goto done;
+	for (int m = 1; m < 3; m++) {
+		fill_kind(base, n, dim, m == 1 ? 2 : 0, NULL, 0);
+		fill_kind(q, nq, dim, m == 1 ? 2 : 0, NULL, 0);
+		if (metrics[m] == VEC_METRIC_COS) {
+			for (size_t j = 0; j < n; j++)
+				vec_normalize(base + j * dim, dim);
+			for (size_t j = 0; j < nq; j++)
+				vec_normalize(q + j * dim, dim);
+		}
+		vec_simd_select(VEC_SIMD_AVX2);
+		EXPECT(vec_flat_search(base, NULL, n, dim, metrics[m], q, nq,
+				       k, 1, id0, s0) == VEC_OK);
+		vec_simd_select(VEC_SIMD_AVX512);
+		EXPECT(vec_flat_search(base, NULL, n, dim, metrics[m], q, nq,
+				       k, 1, id1, s1) == VEC_OK);
+		for (size_t e = 0; e < nq * k; e++)
+			if (id0[e] != id1[e] || s0[e] != s1[e])
+				bad++;
+	}
+	vec_simd_select(best->level);
+done:
+	EXPECT_MSG(bad == 0, "%d results differ from avx2", bad);
+	free(base);
+	free(q);
+	free(id0);
+	free(id1);
+	free(s0);
+	free(s1);
+}
+
 void suite_flat(void)
 {
 	RUN(test_flat_random);
 	RUN(test_flat_integer_ties);
 	RUN(test_flat_parts_and_batches);
 	RUN(test_flat_edges);
+	RUN(test_flat_prefilter_exact);
+	RUN(test_flat_prefilter_vs_avx2);
 }

@@ -58,6 +58,7 @@ UNIT_SUITE void suite_flat(void);
 UNIT_SUITE void suite_io(void);
 UNIT_SUITE void suite_file(void);
 UNIT_SUITE void suite_index(void);
+UNIT_SUITE void suite_hnsw(void);
 
 /* Scratch directory for tests that need files (created by the runner). */
 extern char unit_tmpdir[];
