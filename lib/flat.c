@@ -23,6 +23,9 @@
  *  - Threads take (query group, base part) tasks.  Many queries: split the
  *    queries, one part.  Few queries: split the base into parts, each with
  *    its own heaps, merged at the end.
+ *  - On CPUs with AVX512_BF16, large batches first bound every score from
+ *    bf16 dot products (twice the rate of fp32 FMAs) and score exactly only
+ *    the rows that may be in the result: see "The bf16 prefilter" below.
  *  - L2 results are finally re-scored directly as sum (q - x)^2 and sorted:
  *    the expanded form loses precision when ||x||^2 is large and the
  *    distance small, which would show in the reported distances.

@@ -256,10 +256,20 @@ static int attach_type(struct vec_index *idx, struct vec_errbuf *eb)
 {
 	struct vec_vectors v;
 
+	int rc;
+
 	if (idx->type != VEC_TYPE_HNSW)
 		return VEC_OK;
 	v = vectors_of(idx);
-	return vec_hnsw_open(&idx->graph, &idx->file, &v, eb);
+	if ((rc = vec_hnsw_open(&idx->graph, &idx->file, &v, eb)))
+		return rc;
+	/* R-SEC-6: every vector is a node of the graph. */
+	if (vec_hnsw_count(idx->graph) != idx->count)
+		return VEC_CORRUPT(eb, "%s: section 'HNSP': %llu nodes for %llu vectors",
+				   idx->file.name,
+				   (unsigned long long)vec_hnsw_count(idx->graph),
+				   (unsigned long long)idx->count);
+	return VEC_OK;
 }
 
 /* Squared norms for an l2 view that has no NORM section (older writers). */

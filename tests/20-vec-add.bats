@@ -143,9 +143,7 @@ add_refused() {
 }
 
 @test "vec-add to an unreadable index fails" {
-	if [ "$(id -u)" = 0 ]; then
-		skip "root can read unreadable files"
-	fi
+	unprivileged
 	vec_build -o idx.vec "$FIX/small.fvecs"
 	chmod 000 idx.vec
 	run --separate-stderr vec_add idx.vec "$FIX/small.fvecs"

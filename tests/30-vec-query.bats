@@ -334,9 +334,7 @@ wait_lines() {
 }
 
 @test "vec-query refuses an unreadable index" {
-	if [ "$(id -u)" = 0 ]; then
-		skip "root can read unreadable files"
-	fi
+	unprivileged
 	cp "$FIX/small.vec" idx.vec
 	chmod 000 idx.vec
 	run --separate-stderr vec_query idx.vec "$FIX/small.fvecs"

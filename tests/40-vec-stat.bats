@@ -203,12 +203,11 @@ load test_helper
 	mkdir d.vec
 	run --separate-stderr vec_stat d.vec
 	expect_err 1 "vec-stat: d.vec: is a directory"
-	if [ "$(id -u)" != 0 ]; then
-		cp "$FIX/small.vec" secret.vec
-		chmod 000 secret.vec
-		run --separate-stderr vec_stat secret.vec
-		expect_err 1 "vec-stat: secret.vec: cannot open: Permission denied"
-	fi
+	cp "$FIX/small.vec" secret.vec
+	chmod 000 secret.vec
+	unprivileged
+	run --separate-stderr vec_stat secret.vec
+	expect_err 1 "vec-stat: secret.vec: cannot open: Permission denied"
 }
 
 @test "vec-stat goes on after a bad index and exits 1" {

@@ -426,9 +426,7 @@ lines][plain]'
 }
 
 @test "an unreadable input is refused" {
-	if [ "$(id -u)" = 0 ]; then
-		skip "root can read unreadable files"
-	fi
+	unprivileged
 	fvec 1 2 >secret.fvecs
 	chmod 000 secret.fvecs
 	run --separate-stderr vec_build -o out.vec secret.fvecs

@@ -11,7 +11,9 @@
  *                [-m l2|ip|cos] [-1] [-r REPEAT]
  *
  * Batched mode searches NQ queries in one call; -1 searches them one call
- * per query (the streaming case).  Prints queries/s, GFLOP/s (2 n dim
+ * per query (the streaming case).  VEC_FLAT_BF16=0 in the environment
+ * turns the bf16 prefilter off (the fp32 kernels alone), VEC_SIMD=avx2 the
+ * AVX-512 kernels.  Prints queries/s, GFLOP/s (2 n dim
  * flops per query-row pair) and, for -1, the base bytes scanned per second.
  */
 #ifdef VEC_BENCH_MAIN
