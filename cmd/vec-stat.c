@@ -167,7 +167,7 @@ int main(int argc, char **argv)
 			status = EXIT_RUNTIME;
 			continue;
 		}
-		vec_index_info(idx, &info);
+		vec_index_stats(idx, &info);
 		if (!cmd_quiet) {
 			if (json)
 				print_json(argv[i], &info, vec_index_has_keys(idx), verify);

@@ -732,6 +732,25 @@ void vec_index_info(const struct vec_index *idx, struct vec_index_info *info)
 	info->count = idx->count;
 	info->read_version = VEC_FILE_READ_VERSION;
 	info->write_version = VEC_FILE_WRITE_VERSION;
+	if (!idx->from_file)
+		return;
+	info->read_version = idx->file.read_version;
+	info->write_version = idx->file.write_version;
+	info->file_bytes = idx->map_len;
+	info->n_sections = idx->file.n_sections;
+	for (size_t i = 0; i < idx->file.n_sections; i++) {
+		const struct vec_file_section *s = &idx->file.sec[i];
+		vec_fourcc_str(s->id, info->sections[i].id);
+		info->sections[i].required = !!(s->flags & VEC_SEC_REQUIRED);
+		info->sections[i].offset = s->offset;
+		info->sections[i].length = s->length;
+		info->sections[i].crc32 = s->crc32;
+	}
+}
+
+void vec_index_stats(const struct vec_index *idx, struct vec_index_info *info)
+{
+	vec_index_info(idx, info);
 	if (idx->graph) {
 		struct vec_hnsw_stats st;
 		vec_hnsw_stats(idx->graph, &st);
@@ -748,19 +767,5 @@ void vec_index_info(const struct vec_index *idx, struct vec_index_info *info)
 		info->hnsw.graph_bytes = st.graph_bytes;
 		info->hnsw.extra_bytes = st.extra_bytes;
 		info->hnsw.default_ef = vec_hnsw_default_ef(idx->graph, 10);
-	}
-	if (!idx->from_file)
-		return;
-	info->read_version = idx->file.read_version;
-	info->write_version = idx->file.write_version;
-	info->file_bytes = idx->map_len;
-	info->n_sections = idx->file.n_sections;
-	for (size_t i = 0; i < idx->file.n_sections; i++) {
-		const struct vec_file_section *s = &idx->file.sec[i];
-		vec_fourcc_str(s->id, info->sections[i].id);
-		info->sections[i].required = !!(s->flags & VEC_SEC_REQUIRED);
-		info->sections[i].offset = s->offset;
-		info->sections[i].length = s->length;
-		info->sections[i].crc32 = s->crc32;
 	}
 }

@@ -365,7 +365,7 @@ struct vec_index_info {
 	size_t n_sections;
 	struct vec_section_info sections[VEC_SECTIONS_MAX];
 
-	/* Graph indexes (type hnsw); zero otherwise. */
+	/* Graph indexes (type hnsw), by vec_index_stats; zero otherwise. */
 	struct {
 		uint32_t M, M0, ef_construction;
 		uint64_t seed;
@@ -379,7 +379,10 @@ struct vec_index_info {
 		size_t default_ef;            /* for k = 10 */
 	} hnsw;
 };
+/* What the index is: cheap (header figures only; hnsw fields left zero). */
 void vec_index_info(const struct vec_index *idx, struct vec_index_info *info);
+/* vec_index_info plus the graph figures, which read the whole graph. */
+void vec_index_stats(const struct vec_index *idx, struct vec_index_info *info);
 
 /* ---- small utilities (util.c) ------------------------------------------- */
 
