@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cmd.h"
@@ -25,6 +26,9 @@ static const char usage_text[] =
 	"      --batch=N           search at most N queries at a time (default 4096;\n"
 	"                          1 answers each query before reading the next)\n"
 	"      --force             write ivecs/fvecs output even to a terminal\n"
+	"      --stats             at the end, print on standard error how many\n"
+	"                          queries were answered and the time spent\n"
+	"                          searching (not reading or writing)\n"
 	CMD_INPUT_HELP
 	"  -j, --threads=N         worker threads (default: all cores)\n"
 	"  -q, --quiet             no progress line\n"
@@ -42,7 +46,7 @@ static const char usage_text[] =
 	"error.\n"
 	"Example: vec-query -k 5 words.vec queries.fvecs\n";
 
-enum { OPT_BATCH = OPT_CMD_LAST, OPT_FORCE, OPT_EF };
+enum { OPT_BATCH = OPT_CMD_LAST, OPT_FORCE, OPT_EF, OPT_STATS };
 enum out_format { OUT_TSV, OUT_CSV, OUT_JSONL, OUT_IVECS, OUT_FVECS };
 
 static const struct option long_options[] = {
@@ -50,6 +54,7 @@ static const struct option long_options[] = {
 	{ "format", required_argument, NULL, 'F' },
 	{ "batch", required_argument, NULL, OPT_BATCH },
 	{ "ef", required_argument, NULL, OPT_EF },
+	{ "stats", no_argument, NULL, OPT_STATS },
 	{ "force", no_argument, NULL, OPT_FORCE },
 	{ "threads", required_argument, NULL, 'j' },
 	{ "quiet", no_argument, NULL, 'q' },
@@ -65,6 +70,7 @@ struct query_ctx {
 	struct vec_search_opts so;
 	int format, metric, keys;
 	uint64_t next_query;   /* number of the next query, over all inputs */
+	double search_s;       /* time inside vec_index_search (--stats) */
 	uint64_t *ids;
 	float *scores;
 	int32_t *ivec;
@@ -176,6 +182,13 @@ static int write_results(struct query_ctx *c, size_t nq)
 	return ferror(stdout) ? 1 : 0;
 }
 
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 /* Answer every query of one input, a batch at a time. */
 static int run_input(struct query_ctx *c, const char *path,
 		     const struct vec_reader_opts *ro)
@@ -208,6 +221,7 @@ static int run_input(struct query_ctx *c, const char *path,
 	}
 	for (;;) {
 		size_t n = 0, got;
+		double t0;
 		do {
 			if (vec_reader_read(r, q + n * c->dim, c->batch - n, &got, NULL, &eb)) {
 				/* The batch holding the bad record is not
@@ -220,11 +234,13 @@ static int run_input(struct query_ctx *c, const char *path,
 		} while (regular && got && n < c->batch);
 		if (n == 0)
 			break;
+		t0 = now();
 		if (vec_index_search(c->idx, n, q, c->k, &c->so, c->ids,
 				     c->scores, &eb)) {
 			cmd_error("%s", eb.msg);
 			goto done;
 		}
+		c->search_s += now() - t0;
 		if (write_results(c, n))
 			goto done;
 		if (!regular)
@@ -244,7 +260,7 @@ int main(int argc, char **argv)
 	struct query_ctx c = { 0 };
 	struct vec_index_info info;
 	const char *path, *fmt = "tsv";
-	int opt, force = 0, status = 0;
+	int opt, force = 0, status = 0, stats = 0;
 
 	cmd_init("vec-query");
 	c.k = 10;
@@ -259,6 +275,7 @@ int main(int argc, char **argv)
 		case 'F': fmt = optarg; break;
 		case OPT_BATCH: c.batch = cmd_number("--batch", optarg, 1, 1 << 20); break;
 		case OPT_FORCE: force = 1; break;
+		case OPT_STATS: stats = 1; break;
 		case 'j': c.so.threads = cmd_threads(optarg); break;
 		case OPT_EF: c.so.ef = cmd_number("--ef", optarg, 1, 1000000); break;
 		case 'q': cmd_quiet = 1; break;
@@ -301,6 +318,10 @@ int main(int argc, char **argv)
 		for (int i = optind; i < argc && !status; i++)
 			status = run_input(&c, argv[i], &ro);
 	}
+	if (stats)
+		fprintf(stderr, "%s: %llu queries, %.6f s searching (%.0f queries/s)\n",
+			progname, (unsigned long long)c.next_query, c.search_s,
+			c.search_s > 0 ? (double)c.next_query / c.search_s : 0.0);
 	free(c.ids);
 	free(c.scores);
 	free(c.ivec);
