@@ -28,43 +28,7 @@
 #include <unistd.h>
 
 #include "hnsw.h"
-
-static float *load_fvecs(const char *path, size_t *n, size_t *dim)
-{
-	FILE *f = fopen(path, "rb");
-	float *v = NULL;
-	size_t cap = 0, cnt = 0;
-	int32_t d;
-
-	if (!f) {
-		perror(path);
-		exit(1);
-	}
-	*dim = 0;
-	while (fread(&d, 4, 1, f) == 1) {
-		if (d <= 0 || (*dim && (size_t)d != *dim)) {
-			fprintf(stderr, "%s: bad dimension %d\n", path, d);
-			exit(1);
-		}
-		*dim = (size_t)d;
-		if (cnt == cap) {
-			cap = cap ? cap * 2 : 1024;
-			v = realloc(v, cap * *dim * sizeof *v);
-			if (!v) {
-				fprintf(stderr, "out of memory\n");
-				exit(1);
-			}
-		}
-		if (fread(v + cnt * *dim, 4, *dim, f) != *dim) {
-			fprintf(stderr, "%s: truncated\n", path);
-			exit(1);
-		}
-		cnt++;
-	}
-	fclose(f);
-	*n = cnt;
-	return v;
-}
+#include "bench_common.h"
 
 static double clock_s(clockid_t id)
 {
