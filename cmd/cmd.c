@@ -68,6 +68,26 @@ int cmd_finish(int status)
 	return status;
 }
 
+void cmd_put_json_string(const char *s)
+{
+	putchar('"');
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		switch (*p) {
+		case '"': fputs("\\\"", stdout); break;
+		case '\\': fputs("\\\\", stdout); break;
+		case '\n': fputs("\\n", stdout); break;
+		case '\r': fputs("\\r", stdout); break;
+		case '\t': fputs("\\t", stdout); break;
+		default:
+			if (*p < 0x20)
+				printf("\\u%04x", *p);
+			else
+				putchar(*p);
+		}
+	}
+	putchar('"');
+}
+
 unsigned long long cmd_number(const char *opt, const char *arg,
 			      unsigned long long min, unsigned long long max)
 {
@@ -149,21 +169,17 @@ static int read_one(struct vec_index **idx, int type, int metric,
 		if (got == 0)
 			break;
 		first = vec_reader_count(r) - got;
-		if (metric == VEC_METRIC_COS) {
-			for (size_t i = 0; i < got; i++)
-				if (vec_dot(buf + i * dim, buf + i * dim, dim) == 0.0f) {
-					cmd_error("%s: vector %llu: zero vector has no direction (metric cos)",
-						  name, (unsigned long long)(first + i + 1));
-					goto done;
-				}
-		}
 		rc = vec_index_add(*idx, got, buf, (const char *const *)keys, &eb);
 		for (size_t i = 0; i < got; i++) {
 			free(keys[i]);
 			keys[i] = NULL;
 		}
 		if (rc) {
-			cmd_error("%s: %s", name, eb.msg);
+			if (eb.record) /* its place in the batch: in the input */
+				cmd_error("%s: vector %llu: %s", name,
+					  (unsigned long long)(first + eb.record), eb.msg);
+			else
+				cmd_error("%s: %s", name, eb.msg);
 			goto done;
 		}
 		*total += got;

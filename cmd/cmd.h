@@ -43,6 +43,9 @@ _Noreturn void cmd_version(void);
 /* Flush stdout and check for write errors; returns the exit status to use. */
 int cmd_finish(int status);
 
+/* A JSON string literal of s on stdout (quotes, escapes). */
+void cmd_put_json_string(const char *s);
+
 /* Option values: exit 2 with a clear message when not a number in range. */
 unsigned long long cmd_number(const char *opt, const char *arg,
 			      unsigned long long min, unsigned long long max);

@@ -68,7 +68,7 @@ struct query_ctx {
 	struct vec_index *idx;
 	size_t dim, k, batch;
 	struct vec_search_opts so;
-	int format, metric, keys;
+	int format, keys;
 	uint64_t next_query;   /* number of the next query, over all inputs */
 	double search_s;       /* time inside vec_index_search (--stats) */
 	uint64_t *ids;
@@ -97,26 +97,6 @@ static void put_tsv_key(const char *k)
 {
 	for (; *k; k++)
 		putchar(*k == '\t' || *k == '\n' || *k == '\r' ? ' ' : *k);
-}
-
-static void put_json_string(const char *s)
-{
-	putchar('"');
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		switch (*p) {
-		case '"': fputs("\\\"", stdout); break;
-		case '\\': fputs("\\\\", stdout); break;
-		case '\n': fputs("\\n", stdout); break;
-		case '\r': fputs("\\r", stdout); break;
-		case '\t': fputs("\\t", stdout); break;
-		default:
-			if (*p < 0x20)
-				printf("\\u%04x", *p);
-			else
-				putchar(*p);
-		}
-	}
-	putchar('"');
 }
 
 static int write_results(struct query_ctx *c, size_t nq)
@@ -168,7 +148,7 @@ static int write_results(struct query_ctx *c, size_t nq)
 				if (c->keys) {
 					fputs(",\"key\":", stdout);
 					if (key)
-						put_json_string(key);
+						cmd_put_json_string(key);
 					else
 						fputs("null", stdout);
 				}
@@ -304,7 +284,6 @@ int main(int argc, char **argv)
 	}
 	vec_index_info(c.idx, &info);
 	c.dim = info.dim;
-	c.metric = info.metric;
 	c.keys = vec_index_has_keys(c.idx);
 	c.ids = malloc(c.batch * c.k * sizeof *c.ids);
 	c.scores = malloc(c.batch * c.k * sizeof *c.scores);

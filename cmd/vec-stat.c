@@ -36,20 +36,6 @@ static const struct option long_options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-static void json_string(const char *s)
-{
-	putchar('"');
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			printf("\\%c", *p);
-		else if (*p < 0x20)
-			printf("\\u%04x", *p);
-		else
-			putchar(*p);
-	}
-	putchar('"');
-}
-
 static void print_text(const char *path, const struct vec_index_info *in,
 		       int keys, int verified)
 {
@@ -104,7 +90,7 @@ static void print_json(const char *path, const struct vec_index_info *in,
 		       int keys, int verified)
 {
 	fputs("{\"index\":", stdout);
-	json_string(path);
+	cmd_put_json_string(path);
 	printf(",\"read_version\":%u,\"write_version\":%u",
 	       in->read_version, in->write_version);
 	printf(",\"type\":\"%s\",\"metric\":\"%s\",\"dim\":%zu,\"count\":%llu",

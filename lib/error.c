@@ -32,6 +32,7 @@ int vec_err_at(struct vec_errbuf *eb, int code, int line, const char *fmt, ...)
 		va_start(ap, fmt);
 		eb->code = code;
 		eb->line = line;
+		eb->record = 0;
 		vsnprintf(eb->msg, sizeof eb->msg, fmt, ap);
 		va_end(ap);
 	}

@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -526,6 +527,22 @@ static int make_owned(struct vec_index *idx, struct vec_errbuf *eb)
 	return VEC_OK;
 }
 
+/* Refuse vector i of a batch: the message says why, eb->record which. */
+__attribute__((format(printf, 3, 4)))
+static int refuse(struct vec_errbuf *eb, size_t i, const char *fmt, ...)
+{
+	if (eb) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(eb->msg, sizeof eb->msg, fmt, ap);
+		va_end(ap);
+		eb->code = VEC_E_FORMAT;
+		eb->line = __LINE__;
+		eb->record = i + 1;
+	}
+	return VEC_E_FORMAT;
+}
+
 int vec_index_add(struct vec_index *idx, size_t n, const float *x,
 		  const char *const *keys, struct vec_errbuf *eb)
 {
@@ -539,13 +556,10 @@ int vec_index_add(struct vec_index *idx, size_t n, const float *x,
 		const float *v = x + i * idx->dim;
 		for (size_t j = 0; j < idx->dim; j++)
 			if (!isfinite(v[j]))
-				return vec_err(eb, VEC_E_FORMAT,
-					       "vector %zu: component %zu is not a finite number",
-					       i + 1, j + 1);
+				return refuse(eb, i, "component %zu is not a finite number",
+					      j + 1);
 		if (idx->metric == VEC_METRIC_COS && vec_dot(v, v, idx->dim) == 0.0f)
-			return vec_err(eb, VEC_E_FORMAT,
-				       "vector %zu: zero vector has no direction (metric cos)",
-				       i + 1);
+			return refuse(eb, i, "zero vector has no direction (metric cos)");
 		if (keys && keys[i] && keys[i][0]) {
 			want_keys = 1;
 			klen += strlen(keys[i]);

@@ -62,7 +62,8 @@ enum vec_err {
 struct vec_errbuf {
 	int code;
 	int line;
-	char msg[256];
+	uint64_t record; /* a refused vector, 1-based in the call's batch; 0: none */
+	char msg[256];   /* when record is set, says what is wrong with it */
 };
 
 /* A short static description of an error code ("index file is corrupt"). */
@@ -302,8 +303,10 @@ void vec_index_close(struct vec_index *idx);
 /*
  * Append n vectors (row-major, dim each).  keys: NULL, or n strings (an
  * entry may be NULL: no key).  Ids continue from the current count.  For
- * cos, vectors are stored normalised; a zero vector is refused.  On failure
- * the index is unchanged.  An index opened from a file is copied into
+ * cos, vectors are stored normalised; a zero vector is refused.  A refused
+ * vector (NaN/Inf, or zero under cos) is named by eb->record, so that the
+ * caller can give its place in the input.  On failure the index is
+ * unchanged.  An index opened from a file is copied into
  * memory on its first modification.
  */
 int vec_index_add(struct vec_index *idx, size_t n, const float *x,
