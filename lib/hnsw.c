@@ -660,6 +660,31 @@ static void link_back(struct searcher *s, uint32_t e, uint32_t i, unsigned L,
 		spin_unlock(&s->locks[e]);
 }
 
+/*
+ * Write a new node's list for one level: its chosen neighbours, then any
+ * links other threads gave it meanwhile (once its back-links on the level
+ * above exist it can be reached, and chosen, before its own list here is
+ * written), while room lasts.  Called with the node's lock held.
+ */
+static void publish_list(uint32_t *p, const uint32_t *sel, size_t kept,
+			 uint32_t cap)
+{
+	uint32_t had = p[0] < cap ? p[0] : cap, extra[M_LIMIT];
+	size_t ne = 0, n = kept;
+
+	for (uint32_t t = 0; t < had; t++) {
+		size_t j = 0;
+		while (j < kept && sel[j] != p[1 + t])
+			j++;
+		if (j == kept)
+			extra[ne++] = p[1 + t];
+	}
+	memcpy(p + 1, sel, kept * sizeof *p);
+	for (size_t t = 0; t < ne && n < cap; t++)
+		p[1 + n++] = extra[t];
+	p[0] = (uint32_t)n;
+}
+
 static void insert_one(struct build *b, struct searcher *s, uint32_t i)
 {
 	struct vec_hnsw *g = b->g;
@@ -687,8 +712,7 @@ static void insert_one(struct build *b, struct searcher *s, uint32_t i)
 		kept = select_heuristic(s, s->pool, n, g->M, sel);
 		if (s->locks)
 			spin_lock(&s->locks[i]);
-		memcpy(p + 1, sel, kept * sizeof *p);
-		p[0] = (uint32_t)kept;
+		publish_list(p, sel, kept, L ? g->M : g->M0);
 		if (s->locks)
 			spin_unlock(&s->locks[i]);
 		for (size_t j = 0; j < kept; j++) {
@@ -804,8 +828,8 @@ static void view_owned(struct vec_hnsw *g)
 	g->codes = g->count ? g->own_codes : NULL;
 }
 
-/* Room for `need` nodes and `blocks` upper blocks in the owned arrays. */
-static int reserve(struct vec_hnsw *g, uint64_t need, uint64_t blocks)
+/* Grow the owned arrays (the view is repointed by reserve). */
+static int grow_arrays(struct vec_hnsw *g, uint64_t need, uint64_t blocks)
 {
 	if (need > g->cap) {
 		uint64_t cap = g->cap + g->cap / 2;
@@ -843,9 +867,20 @@ static int reserve(struct vec_hnsw *g, uint64_t need, uint64_t blocks)
 		g->own_ublk = p;
 		g->ublk_cap = cap;
 	}
+	return VEC_OK;
+}
+
+/*
+ * Room for `need` nodes and `blocks` upper blocks in the owned arrays.  The
+ * view is repointed whatever happened: an array realloc moved before a later
+ * one failed must not leave the view on freed memory.
+ */
+static int reserve(struct vec_hnsw *g, uint64_t need, uint64_t blocks)
+{
+	int rc = grow_arrays(g, need, blocks);
 	if (g->owned)
 		view_owned(g);
-	return VEC_OK;
+	return rc;
 }
 
 /* Copy a mapped graph into owned memory before its first change. */

@@ -36,7 +36,6 @@ struct vec_index {
 	size_t dim;
 	uint64_t count;
 	int threads;               /* for graph insertion */
-	struct vec_hnsw_params hp; /* hnsw: build parameters */
 	struct vec_hnsw *graph;    /* hnsw: the graph, else NULL */
 
 	/* Current view: into the mapping, or the owned buffers below. */
@@ -102,6 +101,7 @@ static int check_params(const struct vec_index_params *p, struct vec_errbuf *eb)
 int vec_index_create(struct vec_index **out, const struct vec_index_params *p,
 		     struct vec_errbuf *eb)
 {
+	struct vec_hnsw_params hp;
 	struct vec_index *idx;
 	int rc;
 
@@ -117,9 +117,9 @@ int vec_index_create(struct vec_index **out, const struct vec_index_params *p,
 	idx->threads = p->threads;
 	idx->owned = 1;
 	idx->lock_fd = -1;
-	hnsw_params_of(p, &idx->hp);
+	hnsw_params_of(p, &hp);
 	if (p->type == VEC_TYPE_HNSW &&
-	    (rc = vec_hnsw_create(&idx->graph, &idx->hp, p->dim, p->metric, eb))) {
+	    (rc = vec_hnsw_create(&idx->graph, &hp, p->dim, p->metric, eb))) {
 		free(idx);
 		return rc;
 	}
@@ -167,7 +167,6 @@ int vec_index_convert(struct vec_index *idx, const struct vec_index_params *p,
 		return rc;
 	}
 	idx->graph = g;
-	idx->hp = hp;
 	idx->type = p->type;
 	idx->threads = p->threads;
 	return VEC_OK;
