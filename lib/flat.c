@@ -35,6 +35,7 @@
  * on the thread count.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -421,18 +422,30 @@ static double abs_allowance(size_t dim)
 	return (double)(2 * dim + 16) * 0x1p-124;
 }
 
-/* Does this call qualify (CPU, level, sizes; VEC_FLAT_BF16=0 is off)? */
+static int bf16_cpu;
+static pthread_once_t bf16_once = PTHREAD_ONCE_INIT;
+
+/* Probe the CPU once, not per search call. */
+static void bf16_probe(void)
+{
+	__builtin_cpu_init();
+	bf16_cpu = __builtin_cpu_supports("avx512bf16") ? 1 : 0;
+}
+
+/* Does this call qualify (sizes, level, CPU; VEC_FLAT_BF16=0 is off)?  The
+ * variable is read per call so that a program (the tests) may toggle it. */
 static int bf16_wanted(const struct search *s, size_t nq, int threads)
 {
-	const char *env = getenv("VEC_FLAT_BF16");
+	const char *env;
 
-	if (env && !strcmp(env, "0"))
-		return 0;
 	if (s->fk != &vec_flat_avx512 || s->n < BF16_MIN_ROWS ||
 	    s->dim > BF16_MAX_DIM || nq < BF16_THREAD_QUERIES * (size_t)threads)
 		return 0;
-	__builtin_cpu_init();
-	return __builtin_cpu_supports("avx512bf16") ? 1 : 0;
+	env = getenv("VEC_FLAT_BF16");
+	if (env && !strcmp(env, "0"))
+		return 0;
+	pthread_once(&bf16_once, bf16_probe);
+	return bf16_cpu;
 }
 
 /*
@@ -710,6 +723,8 @@ static int bf16_overflow(struct search *s, int threads)
  * Set up this batch's prefilter: packed bf16 queries and candidate lists.
  * Returns VEC_OK with use_bf16 set or not, or VEC_E_NOMEM.
  */
+static void bf16_free(struct search *s);
+
 static int bf16_setup(struct search *s, int threads)
 {
 	const unsigned qb = VEC_FLAT_BF16_QB;
@@ -734,8 +749,12 @@ static int bf16_setup(struct search *s, int threads)
 	s->cid = malloc(nw * (cap + k) * sizeof *s->cid);
 	s->clo = malloc(nw * (cap + k) * sizeof *s->clo);
 	if (!s->xb || !s->rowc || !s->qpb || !s->qa || !s->qc || !s->cands ||
-	    !s->ub || !s->cid || !s->clo)
-		return VEC_E_NOMEM;
+	    !s->ub || !s->cid || !s->clo) {
+		/* The prefilter is only a shortcut: without its memory the
+		 * batch runs on the fp32 path, which needs none of it. */
+		bf16_free(s);
+		return VEC_OK;
+	}
 	if (!bf16_queries(s))
 		return VEC_OK;
 	for (size_t i = 0; i < nw; i++) {

@@ -269,7 +269,6 @@ static int gz_start(struct vec_reader *r)
 	memset(&s->zs, 0, sizeof s->zs);
 	if (inflateInit2(&s->zs, 16 + MAX_WBITS) != Z_OK)
 		return vec_err(&r->eb, VEC_E_NOMEM, "%s: out of memory", r->name);
-	s->gz_init = 1;
 	s->gz = 1;
 	s->zs.next_in = s->raw;
 	s->zs.avail_in = (uInt)n;
@@ -420,7 +419,7 @@ void vec_reader_close(struct vec_reader *r)
 		return;
 	if (r->ops && r->ops->free)
 		r->ops->free(r);
-	if (r->src.gz_init)
+	if (r->src.gz)
 		inflateEnd(&r->src.zs);
 	if (r->src.close_fd && r->src.fd >= 0)
 		close(r->src.fd);

@@ -39,9 +39,8 @@ struct io_src {
 	unsigned char *buf; /* decoded bytes */
 	size_t pos, len, cap;
 
-	/* gzip unwrapping (gz != 0) */
+	/* gzip unwrapping (gz != 0: zs is initialised) */
 	int gz;
-	int gz_init;        /* zs is initialised */
 	int gz_between;     /* a member ended; another may follow */
 	int gz_pending;     /* zlib may hold output not yet delivered */
 	int raw_eof;        /* read(2) reported end of file */

@@ -42,8 +42,8 @@ static void write_words(FILE *f, const void *v, size_t dim)
 	}
 }
 
-/* One fvecs record: what the reader and other TEXMEX tools take. */
-int vec_write_fvecs(FILE *f, const float *v, size_t dim)
+/* One *vecs record: the dimension, then dim 32-bit little-endian words. */
+static int write_record(FILE *f, const void *v, size_t dim)
 {
 	int rc;
 
@@ -56,18 +56,16 @@ int vec_write_fvecs(FILE *f, const float *v, size_t dim)
 	return ferror(f) ? VEC_E_IO : 0;
 }
 
+/* One fvecs record: what the reader and other TEXMEX tools take. */
+int vec_write_fvecs(FILE *f, const float *v, size_t dim)
+{
+	return write_record(f, v, dim);
+}
+
 /* One ivecs record, e.g. ground-truth neighbour ids. */
 int vec_write_ivecs(FILE *f, const int32_t *v, size_t dim)
 {
-	int rc;
-
-	if (!f || (!v && dim))
-		return VEC_E_USAGE;
-	rc = write_dim(f, dim);
-	if (rc)
-		return rc;
-	write_words(f, v, dim);
-	return ferror(f) ? VEC_E_IO : 0;
+	return write_record(f, v, dim);
 }
 
 /*
