@@ -25,7 +25,12 @@ MANDIR = $(PREFIX)/share/man
 # phony targets for headers so that deleting one does not break the build.
 DEPFLAGS = -MMD -MP
 
-ifeq ($(SAN),1)
+ifeq ($(FUZZ),1)
+# make fuzz: clang's libFuzzer, with ASan and UBSan, in its own tree.
+CC = clang
+SANFLAGS = -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+BUILD = build/fuzz
+else ifeq ($(SAN),1)
 SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 BUILD = build/san
 else
@@ -68,6 +73,15 @@ CMD_COMMON = $(BUILD)/cmd/cmd.o
 UNIT_SRC = $(filter-out tests/unit/bench_%.c,$(wildcard tests/unit/*.c))
 UNIT_OBJ = $(UNIT_SRC:%.c=$(BUILD)/%.o)
 
+# Fuzz targets: tests/fuzz/fuzz_NAME.c.  In make test they are linked into
+# one replay driver that runs the committed corpus (tests/fuzz/corpus/NAME);
+# make fuzz links each with libFuzzer instead and runs it for FUZZ_TIME
+# seconds.
+FUZZ_TARGETS = index fvecs csv npy gzip
+FUZZ_TIME ?= 60
+REPLAY_OBJ = $(BUILD)/tests/fuzz/replay.o $(BUILD)/tests/fuzz/fuzz_stream.o \
+	$(FUZZ_TARGETS:%=$(BUILD)/tests/fuzz/fuzz_%.o)
+
 ifeq ($(SAN),1)
 BINDIR_BUILD = $(BUILD)/bin
 else
@@ -75,7 +89,7 @@ BINDIR_BUILD = bin
 endif
 BUILT_BINS = $(CMDS:%=$(BINDIR_BUILD)/%)
 
-.PHONY: all test unit bats demo bench install uninstall clean
+.PHONY: all test unit bats demo bench install uninstall clean fuzz
 ifeq ($(SAN),1)
 all: $(BUILT_BINS)
 else
@@ -104,11 +118,28 @@ $(BUILD)/tests/unit/run: $(UNIT_OBJ) $(BUILD)/libvec.a
 
 
 $(BUILD)/tests/unit/%.o: ALL_CFLAGS += -Itests/unit
+$(BUILD)/tests/fuzz/%.o: ALL_CFLAGS += -Itests/fuzz
+
+$(BUILD)/tests/fuzz/replay: $(REPLAY_OBJ) $(BUILD)/libvec.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $(REPLAY_OBJ) $(BUILD)/libvec.a $(LDLIBS)
+
+# libFuzzer binaries (FUZZ=1 only): the target built with -DVEC_LIBFUZZER.
+$(BUILD)/tests/fuzz/lf_%.o: tests/fuzz/fuzz_%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DVEC_LIBFUZZER $(DEPFLAGS) -c -o $@ $<
+$(BUILD)/fuzz-%: $(BUILD)/tests/fuzz/lf_%.o $(BUILD)/tests/fuzz/fuzz_stream.o $(BUILD)/libvec.a
+	$(CC) $(ALL_LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
 # The whole suite; the last line is "N passed, N failed".
-test: $(BUILT_BINS) $(BUILD)/tests/unit/run
+test: $(BUILT_BINS) $(BUILD)/tests/unit/run $(BUILD)/tests/fuzz/replay
 	@VEC_BIN=$(CURDIR)/$(BINDIR_BUILD) UNIT=$(BUILD)/tests/unit/run \
-	  sh scripts/run-tests.sh
+	  REPLAY=$(BUILD)/tests/fuzz/replay sh scripts/run-tests.sh
+
+# Run every fuzzer for FUZZ_TIME seconds (FUZZ_TARGETS to choose); new
+# inputs collect in build/fuzz/corpus/NAME, crashes in build/fuzz/.
+fuzz:
+	$(MAKE) FUZZ=1 $(FUZZ_TARGETS:%=build/fuzz/fuzz-%)
+	FUZZ_TIME=$(FUZZ_TIME) sh scripts/fuzz.sh $(FUZZ_TARGETS)
 
 unit: $(BUILD)/tests/unit/run
 	$(BUILD)/tests/unit/run

@@ -348,24 +348,27 @@ static inline const float *vec_row(const struct searcher *s, uint32_t id)
 static void query_prepare(struct searcher *s, const float *x)
 {
 	const struct vec_hnsw *g = s->g;
-	float amax = 0, inv;
-	double qlo = 0;
+	double amax = 0, inv, qlo = 0;
 
 	s->x = x;
 	s->quant = !s->exact && g->codes != NULL;
 	if (!s->quant)
 		return;
+	/* In double: a product of two finite floats cannot overflow there,
+	 * whatever the query or the file's scales. */
 	for (size_t d = 0; d < g->dim; d++) {
-		float w = fabsf(x[d] * g->qscale[d]);
+		double w = fabs((double)x[d] * g->qscale[d]);
 		amax = w > amax ? w : amax;
 		qlo += (double)x[d] * g->qlo[d];
 	}
-	inv = amax > 0 ? 127.0f / amax : 0;
+	inv = amax > 0 ? 127.0 / amax : 0;
 	for (size_t d = 0; d < g->dim; d++) { /* |w| <= 127: round half away */
-		float w = x[d] * g->qscale[d] * inv;
-		s->cq[d] = (int8_t)(int)(w + (w < 0 ? -0.5f : 0.5f));
+		double w = (double)x[d] * g->qscale[d] * inv;
+		if (!(w > -128 && w < 128))
+			w = 0; /* NaN: a damaged vector or quantiser */
+		s->cq[d] = (int8_t)(int)(w + (w < 0 ? -0.5 : 0.5));
 	}
-	s->t = amax / 127.0f;
+	s->t = (float)(amax / 127.0);
 	s->qlo = (float)qlo;
 }
 

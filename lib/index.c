@@ -57,6 +57,7 @@ struct vec_index {
 	void *map;
 	size_t map_len;
 	int lock_fd;               /* writer lock held, or -1 */
+	int graph_checked;         /* every link of the file's graph checked */
 	char *path;
 	struct vec_file file;
 };
@@ -304,9 +305,11 @@ static int open_common(struct vec_index *idx, const char *name, int flags,
 	if ((rc = attach_sections(idx, eb)) || (rc = compute_norms(idx, eb)) ||
 	    (rc = attach_type(idx, eb)))
 		return rc;
-	if ((flags & VEC_OPEN_VERIFY) && idx->graph &&
-	    (rc = check_graph(idx, eb)))
-		return rc;
+	if ((flags & VEC_OPEN_VERIFY) && idx->graph) {
+		if ((rc = check_graph(idx, eb)))
+			return rc;
+		idx->graph_checked = 1;
+	}
 	return VEC_OK;
 }
 
@@ -417,6 +420,7 @@ int vec_index_open_mem(struct vec_index **out, const void *buf, size_t len,
 		vec_index_close(idx);
 		return rc;
 	}
+	idx->graph_checked = (flags & VEC_OPEN_VERIFY) != 0;
 	*out = idx;
 	return VEC_OK;
 }
@@ -497,6 +501,9 @@ static int make_owned(struct vec_index *idx, struct vec_errbuf *eb)
 {
 	int rc;
 	uint64_t n = idx->count;
+	/* Norms computed at open (no NORM section) already live in own_norms,
+	 * which reserve() reallocates, keeping them. */
+	int computed = idx->norms && idx->norms == idx->own_norms;
 
 	if (idx->owned)
 		return VEC_OK;
@@ -504,7 +511,7 @@ static int make_owned(struct vec_index *idx, struct vec_errbuf *eb)
 		return rc;
 	if (n) {
 		memcpy(idx->own_vecs, idx->vecs, (size_t)n * idx->dim * sizeof(float));
-		if (idx->metric == VEC_METRIC_L2)
+		if (idx->metric == VEC_METRIC_L2 && !computed)
 			memcpy(idx->own_norms, idx->norms, (size_t)n * sizeof(float));
 	}
 	if (idx->key_off) {
@@ -563,6 +570,14 @@ int vec_index_add(struct vec_index *idx, size_t n, const float *x,
 			want_keys = 1;
 			klen += strlen(keys[i]);
 		}
+	}
+	/* Search tolerates links out of range (it skips them); insertion
+	 * writes beside them, so a graph from a file is checked whole once
+	 * before its first change. */
+	if (idx->graph && idx->from_file && !idx->graph_checked) {
+		if ((rc = check_graph(idx, eb)))
+			return rc;
+		idx->graph_checked = 1;
 	}
 	if ((rc = make_owned(idx, eb)) ||
 	    (rc = reserve(idx, start + n, want_keys, eb)))

@@ -4,7 +4,8 @@
 # (", N skipped" when some were skipped) summing both; exits 1 on failure.
 #
 # Environment: VEC_BIN (directory of the vec-* binaries), UNIT (the unit
-# test runner), BATS (default: bats).
+# test runner), REPLAY (the fuzz corpus replay driver; optional), BATS
+# (default: bats).
 set -u
 : "${VEC_BIN:?VEC_BIN must name the directory of the vec-* binaries}"
 : "${UNIT:?UNIT must name the unit test runner}"
@@ -22,6 +23,21 @@ unit_fail=$(grep -c '^not ok ' "$out")
 if [ "$unit_status" -ne 0 ] && [ "$unit_fail" -eq 0 ]; then
 	# The runner died before reporting (a crash is a failure too).
 	unit_fail=1
+fi
+
+# Every committed fuzz input, replayed through its target.
+if [ -n "${REPLAY:-}" ]; then
+	"$REPLAY" tests/fuzz/corpus >"$out"
+	replay_status=$?
+	cat "$out"
+	rp=$(grep -c '^ok ' "$out")
+	rf=$(grep -c '^not ok ' "$out")
+	if [ "$replay_status" -ne 0 ] && [ "$rf" -eq 0 ]; then
+		echo "not ok fuzz corpus replay died (status $replay_status)"
+		rf=1
+	fi
+	unit_pass=$((unit_pass + rp))
+	unit_fail=$((unit_fail + rf))
 fi
 
 if ! command -v "$BATS" >/dev/null 2>&1; then
