@@ -89,7 +89,7 @@ BINDIR_BUILD = bin
 endif
 BUILT_BINS = $(CMDS:%=$(BINDIR_BUILD)/%)
 
-.PHONY: all test unit bats demo bench install uninstall clean fuzz
+.PHONY: all test unit bats demo bench install uninstall clean fuzz valgrind
 ifeq ($(SAN),1)
 all: $(BUILT_BINS)
 else
@@ -130,10 +130,23 @@ $(BUILD)/tests/fuzz/lf_%.o: tests/fuzz/fuzz_%.c
 $(BUILD)/fuzz-%: $(BUILD)/tests/fuzz/lf_%.o $(BUILD)/tests/fuzz/fuzz_stream.o $(BUILD)/libvec.a
 	$(CC) $(ALL_LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
+# The fault injector the reliability tests preload (never sanitized: it
+# only stands in front of libc).
+FAULT_LIB = $(BUILD)/tests/fault/libfault.so
+$(FAULT_LIB): tests/fault/fault.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 $(WARNINGS) -fPIC -shared -o $@ $< -ldl
+
 # The whole suite; the last line is "N passed, N failed".
-test: $(BUILT_BINS) $(BUILD)/tests/unit/run $(BUILD)/tests/fuzz/replay
+test: $(BUILT_BINS) $(BUILD)/tests/unit/run $(BUILD)/tests/fuzz/replay $(FAULT_LIB)
 	@VEC_BIN=$(CURDIR)/$(BINDIR_BUILD) UNIT=$(BUILD)/tests/unit/run \
-	  REPLAY=$(BUILD)/tests/fuzz/replay sh scripts/run-tests.sh
+	  REPLAY=$(BUILD)/tests/fuzz/replay VEC_FAULT_LIB=$(CURDIR)/$(FAULT_LIB) \
+	  sh scripts/run-tests.sh
+
+# Part of the suite under valgrind's memcheck (scripts/valgrind.sh).
+valgrind: $(BUILT_BINS) $(BUILD)/tests/unit/run $(BUILD)/tests/fuzz/replay
+	@VEC_BIN=$(CURDIR)/$(BINDIR_BUILD) UNIT=$(BUILD)/tests/unit/run \
+	  REPLAY=$(BUILD)/tests/fuzz/replay sh scripts/valgrind.sh
 
 # Run every fuzzer for FUZZ_TIME seconds (FUZZ_TARGETS to choose); new
 # inputs collect in build/fuzz/corpus/NAME, crashes in build/fuzz/.
@@ -144,8 +157,8 @@ fuzz:
 unit: $(BUILD)/tests/unit/run
 	$(BUILD)/tests/unit/run
 
-bats: $(BUILT_BINS)
-	VEC_BIN=$(CURDIR)/$(BINDIR_BUILD) bats tests
+bats: $(BUILT_BINS) $(FAULT_LIB)
+	VEC_BIN=$(CURDIR)/$(BINDIR_BUILD) VEC_FAULT_LIB=$(CURDIR)/$(FAULT_LIB) bats tests
 
 demo: $(BUILT_BINS)
 	@VEC_BIN=$(CURDIR)/$(BINDIR_BUILD) sh scripts/demo.sh

@@ -1,5 +1,6 @@
 /* cmd.c - helpers shared by the vec-* commands (see cmd.h). */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,9 @@ int cmd_quiet;
 void cmd_init(const char *name)
 {
 	progname = name;
+	/* Past a file size limit (ulimit -f), let write() fail with EFBIG
+	 * and be reported, instead of the process being killed. */
+	signal(SIGXFSZ, SIG_IGN);
 }
 
 static void vmessage(const char *fmt, va_list ap)

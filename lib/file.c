@@ -5,6 +5,7 @@
  * Everything read from a file is treated as hostile: every offset, length
  * and count is checked against the real size before anything is followed.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -252,6 +253,79 @@ static mode_t current_umask(void)
 	return m;
 }
 
+/*
+ * Temporary files: ".BASE.tmp-XXXXXX" beside the target.  A writer holds an
+ * flock on its temporary file from creation until the rename, so one that
+ * can be locked belongs to a writer that died (SIGKILL, a crash, power
+ * loss) and is removed by the next writer of the same target.
+ */
+#define TMP_INFIX ".tmp-"
+#define TMP_SUFFIX_LEN 6 /* XXXXXX */
+
+static void remove_stale_temps(const char *dir, const char *base)
+{
+	size_t blen = strlen(base), plen = blen + 1 + strlen(TMP_INFIX);
+	struct dirent *e;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return; /* mkstemp will say what is wrong with dir */
+	while ((e = readdir(d))) {
+		const char *n = e->d_name;
+		struct stat a, b;
+		int fd;
+
+		if (n[0] != '.' || strlen(n) != plen + TMP_SUFFIX_LEN ||
+		    strncmp(n + 1, base, blen) != 0 ||
+		    strncmp(n + 1 + blen, TMP_INFIX, strlen(TMP_INFIX)) != 0)
+			continue;
+		fd = openat(dirfd(d), n, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+		if (fd < 0)
+			continue;
+		/* Locked: a live writer's.  Ours: nobody's; remove it unless
+		 * the name was meanwhile given to another file. */
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &a) == 0 &&
+		    fstatat(dirfd(d), n, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(a.st_mode) && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+			unlinkat(dirfd(d), n, 0);
+		close(fd);
+	}
+	closedir(d);
+}
+
+/* Create and lock the temporary file for path; -1 with errno on failure. */
+static int create_temp(char *tmp)
+{
+	size_t len = strlen(tmp);
+
+	for (int tries = 0; tries < 100; tries++) {
+		struct stat a, b;
+		int fd;
+
+		memcpy(tmp + len - TMP_SUFFIX_LEN, "XXXXXX", TMP_SUFFIX_LEN);
+		fd = mkstemp(tmp);
+		if (fd < 0)
+			return -1;
+		while (flock(fd, LOCK_EX) != 0) {
+			if (errno != EINTR) {
+				int e = errno;
+				close(fd);
+				unlink(tmp);
+				errno = e;
+				return -1;
+			}
+		}
+		/* A cleaner of a concurrent writer may have taken the file for
+		 * abandoned between mkstemp and flock: then make another. */
+		if (fstat(fd, &a) == 0 && lstat(tmp, &b) == 0 &&
+		    a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+			return fd;
+		close(fd);
+	}
+	errno = EAGAIN;
+	return -1;
+}
+
 int vec_file_write(const char *path, uint32_t type, uint32_t metric,
 		   uint32_t dim, uint64_t count, struct vec_file_section *secs,
 		   size_t n_secs, struct vec_errbuf *eb)
@@ -276,9 +350,10 @@ int vec_file_write(const char *path, uint32_t type, uint32_t metric,
 		return vec_err(eb, VEC_E_USAGE, "%s: not a file name", path);
 	/* The temporary file lives beside the target so that rename() is
 	 * atomic; its name starts with a dot and says what it is. */
-	if (asprintf(&tmp, "%s/.%s.tmp-XXXXXX", dir, base) < 0)
+	if (asprintf(&tmp, "%s/.%s" TMP_INFIX "XXXXXX", dir, base) < 0)
 		return vec_err(eb, VEC_E_NOMEM, "out of memory");
-	fd = mkstemp(tmp);
+	remove_stale_temps(dir, base);
+	fd = create_temp(tmp);
 	if (fd < 0) {
 		rc = vec_err(eb, VEC_E_IO, "%s: cannot create temporary file in '%s': %s",
 			     path, dir, strerror(errno));
@@ -334,31 +409,30 @@ int vec_file_write(const char *path, uint32_t type, uint32_t metric,
 	if (pwrite_all(fd, toc, n_secs * VEC_FILE_TOC_ENTRY, VEC_FILE_HEADER_SIZE) != 0 ||
 	    pwrite_all(fd, hdr, sizeof hdr, 0) != 0)
 		goto io_fail;
-	/* Data reaches the disk before the name does (redis rdbSave order). */
+	/* Data reaches the disk before the name does (redis rdbSave order).
+	 * The descriptor, and with it the temporary file's lock, is kept
+	 * until after the rename, so that no other writer takes the file
+	 * for abandoned. */
 	if (fsync(fd) != 0)
 		goto io_fail;
-	if (close(fd) != 0) {
-		fd = -1;
-		goto io_fail;
-	}
-	fd = -1;
 	if (rename(tmp, path) != 0)
 		goto io_fail;
-	dfd = open(dir, O_RDONLY | O_DIRECTORY);
+	/* From here the new index is in place: a failure is reported, but
+	 * nothing is removed. */
+	rc = close(fd) != 0 ? errno : 0;
+	fd = -1;
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd >= 0) {
-		/* The rename is durable once the directory is synced.  The
-		 * new index is in place either way, so a failure here is
-		 * reported but the file is not removed. */
-		if (fsync(dfd) != 0 && errno != EINVAL) {
-			int e = errno;
-			close(dfd);
-			free(tmp);
-			return vec_err(eb, VEC_E_IO, "%s: fsync of directory '%s': %s",
-				       path, dir, strerror(e));
-		}
+		/* The rename is durable once the directory is synced. */
+		if (fsync(dfd) != 0 && errno != EINVAL && !rc)
+			rc = errno;
 		close(dfd);
 	}
 	free(tmp);
+	if (rc)
+		return vec_err(eb, VEC_E_IO,
+			       "%s: the new index is in place, but syncing it failed (%s): it may not survive a crash",
+			       path, strerror(rc));
 	return VEC_OK;
 
 io_fail:

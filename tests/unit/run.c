@@ -17,9 +17,19 @@ static void rm_rf(const char *dir)
 		fprintf(stderr, "unit: could not remove %s\n", dir);
 }
 
+static int wanted(int argc, char **argv, const char *name)
+{
+	if (argc < 2)
+		return 1;
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], name))
+			return 1;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	const char *only = argc > 1 ? argv[1] : NULL;
+	/* Arguments name the suites to run; none: all of them. */
 	const char *base = getenv("TMPDIR");
 
 	snprintf(unit_tmpdir, sizeof unit_tmpdir, "%s/vec-unit-XXXXXX",
@@ -28,7 +38,7 @@ int main(int argc, char **argv)
 		perror("unit: mkdtemp");
 		return 1;
 	}
-#define SUITE(name) if (suite_##name && (!only || !strcmp(only, #name))) suite_##name()
+#define SUITE(name) if (suite_##name && wanted(argc, argv, #name)) suite_##name()
 	SUITE(error);
 	SUITE(distance);
 	SUITE(topk);
