@@ -239,6 +239,26 @@ static int attach_sections(struct vec_index *idx, struct vec_errbuf *eb)
 	return VEC_OK;
 }
 
+/* Every stored component (and l2 norm) is a finite number: no writer
+ * stores anything else, so another value is damage the checksums were
+ * made to cover (a hostile file).  O(count x dim), as the checksums. */
+static int check_values(const struct vec_index *idx, struct vec_errbuf *eb)
+{
+	const char *name = idx->file.name ? idx->file.name : "index";
+
+	for (uint64_t i = 0; i < idx->count; i++) {
+		const float *v = idx->vecs + i * idx->dim;
+		for (size_t j = 0; j < idx->dim; j++)
+			if (!isfinite(v[j]))
+				return VEC_CORRUPT(eb, "%s: vector %llu: component %zu is not a finite number",
+						   name, (unsigned long long)i, j + 1);
+		if (idx->norms && !isfinite(idx->norms[i]))
+			return VEC_CORRUPT(eb, "%s: vector %llu: its stored norm is not a finite number",
+					   name, (unsigned long long)i);
+	}
+	return VEC_OK;
+}
+
 /* The graph's full link check, with the file named in the message. */
 static int check_graph(const struct vec_index *idx, struct vec_errbuf *eb)
 {
@@ -304,6 +324,8 @@ static int open_common(struct vec_index *idx, const char *name, int flags,
 		return rc;
 	if ((rc = attach_sections(idx, eb)) || (rc = compute_norms(idx, eb)) ||
 	    (rc = attach_type(idx, eb)))
+		return rc;
+	if ((flags & VEC_OPEN_VERIFY) && (rc = check_values(idx, eb)))
 		return rc;
 	if ((flags & VEC_OPEN_VERIFY) && idx->graph) {
 		if ((rc = check_graph(idx, eb)))
@@ -415,6 +437,7 @@ int vec_index_open_mem(struct vec_index **out, const void *buf, size_t len,
 	    ((flags & VEC_OPEN_VERIFY) && (rc = vec_file_verify(&idx->file, eb))) ||
 	    (rc = attach_sections(idx, eb)) || (rc = compute_norms(idx, eb)) ||
 	    (rc = attach_type(idx, eb)) ||
+	    ((flags & VEC_OPEN_VERIFY) && (rc = check_values(idx, eb))) ||
 	    ((flags & VEC_OPEN_VERIFY) && idx->graph &&
 	     (rc = check_graph(idx, eb)))) {
 		vec_index_close(idx);
@@ -724,6 +747,8 @@ int vec_index_verify(const struct vec_index *idx, struct vec_errbuf *eb)
 {
 	int rc;
 	if (idx->from_file && (rc = vec_file_verify(&idx->file, eb)))
+		return rc;
+	if (idx->from_file && (rc = check_values(idx, eb)))
 		return rc;
 	if (idx->graph)
 		return check_graph(idx, eb);

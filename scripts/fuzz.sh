@@ -46,12 +46,13 @@ run_one() {
 
 fail=0
 running=0
+# In batches of FUZZ_JOBS targets.
 for t in "$@"; do
 	run_one "$t" &
 	running=$((running + 1))
 	if [ "$running" -ge "$FUZZ_JOBS" ]; then
-		wait -n 2>/dev/null || wait
-		running=$((running - 1))
+		wait
+		running=0
 	fi
 done
 wait

@@ -379,3 +379,44 @@ fail_at() {
 	assert_eq "$(le_uint idx.vec 32 8)" "$(le_uint "$FIX/small.vec" 32 8)"
 	vec_stat --verify -q idx.vec
 }
+
+# ---- hostile index files ---------------------------------------------------------
+
+# The byte offset of section NAME in an index: sec_off IDX NAME
+sec_off() {
+	perl -e 'open(my $f, "<", $ARGV[0]) or die; binmode $f; local $/; my $b = <$f>;
+		my $toc = unpack("Q<", substr($b, 40, 8)); my $n = unpack("L<", substr($b, 48, 4));
+		for my $i (0 .. $n - 1) {
+			my ($id, $fl, $off) = unpack("a4 L< Q<", substr($b, $toc + 32 * $i, 32));
+			if ($id eq $ARGV[1]) { print $off; exit 0 } }
+		exit 3' "$1" "$2"
+}
+
+@test "a NaN sealed into a vector is refused by --verify and by vec-add, never sealed in again" {
+	for t in flat hnsw; do
+		vec_build -q -t $t -j 1 -o $t.vec "$DATA/iris/base.fvecs"
+		# vector 2, component 3 := NaN; every checksum recomputed
+		poke $t.vec $(($(sec_off $t.vec VECS) + (2 * 4 + 2) * 4)) '\x00\x00\xc0\x7f'
+		reseal $t.vec
+		cp $t.vec $t.bad
+		run --separate-stderr vec_stat --verify $t.vec
+		expect_err 1 "vec-stat: $t.vec: vector 2: component 3 is not a finite number"
+		run --separate-stderr vec_add -q $t.vec "$FIX/small.fvecs"
+		expect_err 1 "vec-add: $t.vec: vector 2: component 3 is not a finite number"
+		assert_same $t.vec $t.bad
+	done
+}
+
+@test "a hostile l2 index without its norms section still searches and grows safely" {
+	vec_build -q -t flat -o n.vec "$DATA/iris/base.fvecs"
+	vec_query -k 3 n.vec "$DATA/iris/query.fvecs" >with-norms.tsv
+	# rename NORM to an unknown optional section: the norms are computed
+	poke n.vec $(($(le_uint n.vec 40 8) + 32)) 'ZZZZ'
+	reseal n.vec
+	run --separate-stderr vec_query -k 3 n.vec "$DATA/iris/query.fvecs"
+	expect_ok
+	assert_eq "$output" "$(cat with-norms.tsv)"
+	run --separate-stderr vec_add -q n.vec "$DATA/iris/query.fvecs"
+	expect_ok
+	vec_stat --verify -q n.vec
+}

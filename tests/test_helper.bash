@@ -109,6 +109,23 @@ fix_header_crc() {
 	rm -f "$tmp"
 }
 
+# Recompute every section CRC, the table CRC and the header CRC, so that a
+# deliberate change (a broken link, a NaN) is found by the check meant for
+# it, not by a checksum.
+reseal() {
+	perl -MCompress::Zlib -e '
+		open(my $f, "+<", $ARGV[0]) or die; binmode $f; local $/; my $b = <$f>;
+		my $toc = unpack("Q<", substr($b, 40, 8)); my $n = unpack("L<", substr($b, 48, 4));
+		for my $i (0 .. $n - 1) {
+			my $e = $toc + 32 * $i;
+			my ($off, $len) = unpack("Q< Q<", substr($b, $e + 8, 16));
+			substr($b, $e + 24, 4) = pack("L<", crc32(substr($b, $off, $len)));
+		}
+		substr($b, 52, 4) = pack("L<", crc32(substr($b, $toc, 32 * $n)));
+		substr($b, 60, 4) = pack("L<", crc32(substr($b, 0, 60)));
+		seek($f, 0, 0); print $f $b; close($f) or die' "$1"
+}
+
 # ---- assertions (print what was seen when they fail) -------------------------
 
 _show() {
