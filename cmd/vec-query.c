@@ -21,6 +21,10 @@ static const char usage_text[] =
 	"      --ef=N              hnsw: search list size, at least K; larger is\n"
 	"                          more accurate and slower (default: the index's,\n"
 	"                          shown by vec-stat)\n"
+	"      --nprobe=N          ivf: lists scanned per query; larger is more\n"
+	"                          accurate and slower; N >= nlist scans them\n"
+	"                          all (exact) (default: the index's, shown by\n"
+	"                          vec-stat)\n"
 	"  -F, --format=FMT        output: tsv (default), csv, jsonl, ivecs (ids\n"
 	"                          only), fvecs (scores only)\n"
 	"      --batch=N           search at most N queries at a time (default 4096;\n"
@@ -46,7 +50,7 @@ static const char usage_text[] =
 	"error.\n"
 	"Example: vec-query -k 5 words.vec queries.fvecs\n";
 
-enum { OPT_BATCH = OPT_CMD_LAST, OPT_FORCE, OPT_EF, OPT_STATS };
+enum { OPT_BATCH = OPT_CMD_LAST, OPT_FORCE, OPT_EF, OPT_STATS, OPT_NPROBE };
 enum out_format { OUT_TSV, OUT_CSV, OUT_JSONL, OUT_IVECS, OUT_FVECS };
 
 static const struct option long_options[] = {
@@ -54,6 +58,7 @@ static const struct option long_options[] = {
 	{ "format", required_argument, NULL, 'F' },
 	{ "batch", required_argument, NULL, OPT_BATCH },
 	{ "ef", required_argument, NULL, OPT_EF },
+	{ "nprobe", required_argument, NULL, OPT_NPROBE },
 	{ "stats", no_argument, NULL, OPT_STATS },
 	{ "force", no_argument, NULL, OPT_FORCE },
 	{ "threads", required_argument, NULL, 'j' },
@@ -258,6 +263,7 @@ int main(int argc, char **argv)
 		case OPT_STATS: stats = 1; break;
 		case 'j': c.so.threads = cmd_threads(optarg); break;
 		case OPT_EF: c.so.ef = cmd_number("--ef", optarg, 1, 1000000); break;
+		case OPT_NPROBE: c.so.nprobe = cmd_number("--nprobe", optarg, 1, 1u << 24); break;
 		case 'q': cmd_quiet = 1; break;
 		case 'h': fputs(usage_text, stdout); return cmd_finish(EXIT_OK);
 		case 'V': cmd_version();

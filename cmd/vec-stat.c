@@ -81,9 +81,24 @@ static void print_text(const char *path, const struct vec_index_info *in,
 			       in->count ? (double)in->hnsw.extra_bytes / (double)in->count : 0.0);
 		printf("default ef:     %zu (for k = 10)\n", in->hnsw.default_ef);
 	}
+	if (in->type == VEC_TYPE_IVF) {
+		printf("lists:          nlist %u, length min %llu, median %llu, max %llu, %llu empty\n",
+		       in->ivf.nlist, (unsigned long long)in->ivf.list_min,
+		       (unsigned long long)in->ivf.list_median,
+		       (unsigned long long)in->ivf.list_max,
+		       (unsigned long long)in->ivf.empty_lists);
+		printf("training:       k-means on %llu vectors, %u iterations (at most %u), seed %llu\n",
+		       (unsigned long long)in->ivf.train_size, in->ivf.iterations,
+		       in->ivf.max_iterations, (unsigned long long)in->ivf.seed);
+		printf("list bytes:     %llu (%.1f per vector)\n",
+		       (unsigned long long)in->ivf.list_bytes,
+		       in->count ? (double)in->ivf.list_bytes / (double)in->count : 0.0);
+		printf("default nprobe: %zu\n", in->ivf.default_nprobe);
+	}
 	if (verified)
 		printf("verify:         ok (all checksums match%s)\n",
-		       in->type == VEC_TYPE_HNSW ? ", every link points to a node" : "");
+		       in->type == VEC_TYPE_HNSW ? ", every link points to a node" :
+		       in->type == VEC_TYPE_IVF ? ", every list entry matches its vector" : "");
 }
 
 static void print_json(const char *path, const struct vec_index_info *in,
@@ -122,6 +137,18 @@ static void print_json(const char *path, const struct vec_index_info *in,
 		printf(",\"graph_bytes\":%llu,\"extra_bytes\":%llu,\"default_ef\":%zu}",
 		       (unsigned long long)in->hnsw.graph_bytes,
 		       (unsigned long long)in->hnsw.extra_bytes, in->hnsw.default_ef);
+	}
+	if (in->type == VEC_TYPE_IVF) {
+		printf(",\"ivf\":{\"nlist\":%u,\"list_min\":%llu,\"list_median\":%llu,\"list_max\":%llu,\"empty_lists\":%llu",
+		       in->ivf.nlist, (unsigned long long)in->ivf.list_min,
+		       (unsigned long long)in->ivf.list_median,
+		       (unsigned long long)in->ivf.list_max,
+		       (unsigned long long)in->ivf.empty_lists);
+		printf(",\"train_size\":%llu,\"iterations\":%u,\"max_iterations\":%u,\"seed\":%llu",
+		       (unsigned long long)in->ivf.train_size, in->ivf.iterations,
+		       in->ivf.max_iterations, (unsigned long long)in->ivf.seed);
+		printf(",\"list_bytes\":%llu,\"default_nprobe\":%zu}",
+		       (unsigned long long)in->ivf.list_bytes, in->ivf.default_nprobe);
 	}
 	printf(",\"verified\":%s}\n", verified ? "true" : "false");
 }

@@ -69,6 +69,8 @@ int vec_type_parse(const char *name)
 		return VEC_TYPE_FLAT;
 	if (name && !strcmp(name, "hnsw"))
 		return VEC_TYPE_HNSW;
+	if (name && !strcmp(name, "ivf"))
+		return VEC_TYPE_IVF;
 	return -1;
 }
 
@@ -77,6 +79,7 @@ const char *vec_type_name(int type)
 	switch (type) {
 	case VEC_TYPE_FLAT: return "flat";
 	case VEC_TYPE_HNSW: return "hnsw";
+	case VEC_TYPE_IVF: return "ivf";
 	}
 	return "?";
 }

@@ -19,6 +19,7 @@
 
 #include "file.h"
 #include "hnsw.h"
+#include "ivf.h"
 #include "internal.h"
 
 void vec_fourcc_str(uint32_t id, char out[5])
@@ -58,7 +59,9 @@ static int known_section(uint32_t id)
 	 * (vec_file_find sees them) and ignored by readers that do not know
 	 * them.  Required ones this version understands: */
 	return id == VEC_SEC_VECS || id == VEC_SEC_NORM || id == VEC_SEC_KEYS ||
-	       id == VEC_SEC_HNSP || id == VEC_SEC_HNS0 || id == VEC_SEC_HNSU;
+	       id == VEC_SEC_HNSP || id == VEC_SEC_HNS0 || id == VEC_SEC_HNSU ||
+	       id == VEC_SEC_IVFP || id == VEC_SEC_IVFC || id == VEC_SEC_IVFO ||
+	       id == VEC_SEC_IVFI || id == VEC_SEC_IVFV;
 }
 
 int vec_file_parse(struct vec_file *f, const char *name, const void *vbuf,
@@ -109,7 +112,8 @@ int vec_file_parse(struct vec_file *f, const char *name, const void *vbuf,
 	/* R-HDR-6: reserved bytes are zero. */
 	if (vec_get_le32(b + 56) != 0)
 		return VEC_CORRUPT(eb, "%s: reserved header bytes are not zero", name);
-	if (f->type != VEC_TYPE_FLAT && f->type != VEC_TYPE_HNSW)
+	if (f->type != VEC_TYPE_FLAT && f->type != VEC_TYPE_HNSW &&
+	    f->type != VEC_TYPE_IVF)
 		return vec_err(eb, VEC_E_VERSION,
 			       "%s: index type %u is not supported by this version",
 			       name, f->type);

@@ -8,7 +8,8 @@
  * was until vec_index_save() replaces it atomically.
  *
  * The type decides what else there is: flat has nothing more; hnsw has a
- * graph (lib/hnsw.c) over the same vectors, stored in its own sections.
+ * graph (lib/hnsw.c) over the same vectors, stored in its own sections;
+ * ivf has inverted lists over k-means centroids (lib/ivf.c), likewise.
  *
  * Sections every type has (man/vec-index.5):
  *   VECS required  count x dim float32, row-major (unit length for cos)
@@ -30,6 +31,7 @@
 #include "file.h"
 #include "hnsw.h"
 #include "internal.h"
+#include "ivf.h"
 
 struct vec_index {
 	int type, metric;
@@ -37,6 +39,7 @@ struct vec_index {
 	uint64_t count;
 	int threads;               /* for graph insertion */
 	struct vec_hnsw *graph;    /* hnsw: the graph, else NULL */
+	struct vec_ivf *ivf;       /* ivf: the lists, else NULL */
 
 	/* Current view: into the mapping, or the owned buffers below. */
 	const float *vecs;
@@ -85,7 +88,8 @@ static void hnsw_params_of(const struct vec_index_params *p,
 
 static int check_params(const struct vec_index_params *p, struct vec_errbuf *eb)
 {
-	if (p->type != VEC_TYPE_FLAT && p->type != VEC_TYPE_HNSW)
+	if (p->type != VEC_TYPE_FLAT && p->type != VEC_TYPE_HNSW &&
+	    p->type != VEC_TYPE_IVF)
 		return vec_err(eb, VEC_E_USAGE, "unknown index type %d", p->type);
 	if (p->metric < VEC_METRIC_L2 || p->metric > VEC_METRIC_COS)
 		return vec_err(eb, VEC_E_USAGE, "unknown metric %d", p->metric);
@@ -96,6 +100,8 @@ static int check_params(const struct vec_index_params *p, struct vec_errbuf *eb)
 		return vec_err(eb, VEC_E_USAGE, "M must be 2..256, not %u", p->M);
 	if (p->ef_construction > 100000)
 		return vec_err(eb, VEC_E_USAGE, "ef-construction must be at most 100000");
+	if (p->nlist > VEC_IVF_NLIST_MAX)
+		return vec_err(eb, VEC_E_USAGE, "nlist must be at most %u", VEC_IVF_NLIST_MAX);
 	return VEC_OK;
 }
 
@@ -109,6 +115,9 @@ int vec_index_create(struct vec_index **out, const struct vec_index_params *p,
 	*out = NULL;
 	if ((rc = check_params(p, eb)))
 		return rc;
+	if (p->type == VEC_TYPE_IVF)
+		return vec_err(eb, VEC_E_USAGE,
+			       "an ivf index is made from a flat one (vec_index_convert): its centroids need vectors to train on");
 	idx = calloc(1, sizeof *idx);
 	if (!idx)
 		return vec_err(eb, VEC_E_NOMEM, "out of memory");
@@ -159,8 +168,19 @@ int vec_index_convert(struct vec_index *idx, const struct vec_index_params *p,
 			       "only a flat index of the same metric and dimension can be converted");
 	if (p->type == VEC_TYPE_FLAT)
 		return VEC_OK;
-	hnsw_params_of(p, &hp);
 	v = vectors_of(idx);
+	if (p->type == VEC_TYPE_IVF) {
+		struct vec_ivf_params ip;
+		ip.nlist = p->nlist;
+		ip.train_size = p->train_size;
+		ip.seed = p->seed;
+		if ((rc = vec_ivf_build(&idx->ivf, &ip, &v, p->threads, eb)))
+			return rc;
+		idx->type = p->type;
+		idx->threads = p->threads;
+		return VEC_OK;
+	}
+	hnsw_params_of(p, &hp);
 	if ((rc = vec_hnsw_create(&g, &hp, idx->dim, idx->metric, eb)))
 		return rc;
 	if ((rc = vec_hnsw_insert(g, &v, p->threads, eb))) {
@@ -272,6 +292,20 @@ static int check_graph(const struct vec_index *idx, struct vec_errbuf *eb)
 	return rc;
 }
 
+/* The lists' full check (--verify), with the file named in the message. */
+static int check_ivf(const struct vec_index *idx, struct vec_errbuf *eb)
+{
+	struct vec_vectors v = vectors_of(idx);
+	int rc = vec_ivf_check(idx->ivf, &v, eb);
+	if (rc && eb && idx->file.name) {
+		char msg[2 * sizeof eb->msg + 8];
+		snprintf(msg, sizeof msg, "%s: %s", idx->file.name, eb->msg);
+		memcpy(eb->msg, msg, sizeof eb->msg - 1);
+		eb->msg[sizeof eb->msg - 1] = '\0';
+	}
+	return rc;
+}
+
 /* The type's own sections, once the vectors are in place. */
 static int attach_type(struct vec_index *idx, struct vec_errbuf *eb)
 {
@@ -279,6 +313,10 @@ static int attach_type(struct vec_index *idx, struct vec_errbuf *eb)
 
 	int rc;
 
+	if (idx->type == VEC_TYPE_IVF) {
+		v = vectors_of(idx);
+		return vec_ivf_open(&idx->ivf, &idx->file, &v, eb);
+	}
 	if (idx->type != VEC_TYPE_HNSW)
 		return VEC_OK;
 	v = vectors_of(idx);
@@ -332,6 +370,8 @@ static int open_common(struct vec_index *idx, const char *name, int flags,
 			return rc;
 		idx->graph_checked = 1;
 	}
+	if ((flags & VEC_OPEN_VERIFY) && idx->ivf && (rc = check_ivf(idx, eb)))
+		return rc;
 	return VEC_OK;
 }
 
@@ -439,7 +479,9 @@ int vec_index_open_mem(struct vec_index **out, const void *buf, size_t len,
 	    (rc = attach_type(idx, eb)) ||
 	    ((flags & VEC_OPEN_VERIFY) && (rc = check_values(idx, eb))) ||
 	    ((flags & VEC_OPEN_VERIFY) && idx->graph &&
-	     (rc = check_graph(idx, eb)))) {
+	     (rc = check_graph(idx, eb))) ||
+	    ((flags & VEC_OPEN_VERIFY) && idx->ivf &&
+	     (rc = check_ivf(idx, eb)))) {
 		vec_index_close(idx);
 		return rc;
 	}
@@ -457,6 +499,7 @@ void vec_index_close(struct vec_index *idx)
 	if (idx->lock_fd >= 0)
 		close(idx->lock_fd); /* releases the flock */
 	vec_hnsw_free(idx->graph);
+	vec_ivf_free(idx->ivf);
 	free(idx->own_vecs);
 	free(idx->own_norms);
 	free(idx->own_key_off);
@@ -644,6 +687,17 @@ int vec_index_add(struct vec_index *idx, size_t n, const float *x,
 			return rc;
 		}
 	}
+	if (idx->ivf) {
+		/* New vectors join the list of their nearest centroid; the
+		 * centroids are not retrained. */
+		struct vec_vectors v = vectors_of(idx);
+		if ((rc = vec_ivf_add(idx->ivf, &v, idx->threads, eb))) {
+			idx->count = start;
+			if (idx->own_key_off)
+				idx->blob_len = idx->own_key_off[start];
+			return rc;
+		}
+	}
 	return VEC_OK;
 }
 
@@ -680,6 +734,13 @@ int vec_index_search(const struct vec_index *idx, size_t nq,
 		free(qn);
 		return rc;
 	}
+	if (idx->ivf) {
+		struct vec_vectors v = vectors_of(idx);
+		rc = vec_ivf_search(idx->ivf, &v, q, nq, k, opts->nprobe,
+				    opts->threads, ids, scores, eb);
+		free(qn);
+		return rc;
+	}
 	rc = vec_flat_search(idx->vecs, idx->norms, (size_t)idx->count, idx->dim,
 			     idx->metric, q, nq, k, opts->threads, ids, scores);
 	free(qn);
@@ -691,7 +752,7 @@ int vec_index_search(const struct vec_index *idx, size_t nq,
 int vec_index_save(struct vec_index *idx, const char *path,
 		   struct vec_errbuf *eb)
 {
-	struct vec_file_section secs[3 + VEC_HNSW_MAX_SECTIONS];
+	struct vec_file_section secs[3 + VEC_HNSW_MAX_SECTIONS + VEC_IVF_MAX_SECTIONS];
 	size_t ns = 0;
 	uint8_t *keys = NULL;
 	int lock_fd = -1, rc;
@@ -728,6 +789,14 @@ int vec_index_save(struct vec_index *idx, const char *path,
 		}
 		ns += ng;
 	}
+	if (idx->ivf) {
+		size_t ni = 0;
+		if ((rc = vec_ivf_sections(idx->ivf, secs + ns, &ni, eb))) {
+			free(keys);
+			return rc;
+		}
+		ns += ni;
+	}
 	/* Serialise with other writers unless we already hold this path. */
 	if (idx->lock_fd < 0 || !idx->path || strcmp(idx->path, path) != 0) {
 		if ((rc = vec_file_lock(path, &lock_fd, eb))) {
@@ -752,6 +821,8 @@ int vec_index_verify(const struct vec_index *idx, struct vec_errbuf *eb)
 		return rc;
 	if (idx->graph)
 		return check_graph(idx, eb);
+	if (idx->ivf)
+		return check_ivf(idx, eb);
 	return VEC_OK;
 }
 
@@ -820,5 +891,20 @@ void vec_index_stats(const struct vec_index *idx, struct vec_index_info *info)
 		info->hnsw.graph_bytes = st.graph_bytes;
 		info->hnsw.extra_bytes = st.extra_bytes;
 		info->hnsw.default_ef = vec_hnsw_default_ef(idx->graph, 10);
+	}
+	if (idx->ivf) {
+		struct vec_ivf_stats st;
+		vec_ivf_stats(idx->ivf, &st);
+		info->ivf.nlist = st.nlist;
+		info->ivf.seed = st.seed;
+		info->ivf.train_size = st.train_size;
+		info->ivf.iterations = st.iterations;
+		info->ivf.max_iterations = st.max_iterations;
+		info->ivf.list_min = st.list_min;
+		info->ivf.list_median = st.list_median;
+		info->ivf.list_max = st.list_max;
+		info->ivf.empty_lists = st.empty_lists;
+		info->ivf.list_bytes = st.list_bytes;
+		info->ivf.default_nprobe = st.default_nprobe;
 	}
 }

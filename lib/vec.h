@@ -245,23 +245,27 @@ int vec_write_csv(FILE *f, const char *key, const float *v, size_t dim,
 enum vec_type {
 	VEC_TYPE_FLAT = 1, /* exact search over all vectors */
 	VEC_TYPE_HNSW = 2, /* hierarchical navigable small-world graph */
+	VEC_TYPE_IVF = 3,  /* inverted lists over k-means centroids (IVF-Flat) */
 };
 int vec_type_parse(const char *name); /* "flat" -> VEC_TYPE_FLAT, -1 unknown */
 const char *vec_type_name(int type);
 
 struct vec_index;
 
-/* How to make an index.  Zero graph parameters mean the defaults. */
+/* How to make an index.  Zero graph and list parameters mean the defaults. */
 struct vec_index_params {
 	int type;                 /* enum vec_type */
 	int metric;               /* enum vec_metric */
 	size_t dim;
 	uint32_t M;               /* hnsw: links per node (default 16) */
 	uint32_t ef_construction; /* hnsw: build search list (default 200) */
-	uint64_t seed;            /* hnsw: level draws (default 42) */
+	uint64_t seed;            /* hnsw: level draws; ivf: k-means (default 42) */
 	int threads;              /* building and growing; <= 0: all cores */
+	uint32_t nlist;           /* ivf: lists (default round(4 sqrt(count))) */
+	uint64_t train_size;      /* ivf: k-means training vectors (default
+	                             max(64 nlist, 10000), at most count) */
 };
-#define VEC_INDEX_PARAMS_INIT { VEC_TYPE_FLAT, VEC_METRIC_L2, 0, 0, 0, 0, 0 }
+#define VEC_INDEX_PARAMS_INIT { VEC_TYPE_FLAT, VEC_METRIC_L2, 0, 0, 0, 0, 0, 0, 0 }
 
 /* A new, empty, in-memory index. */
 int vec_index_create(struct vec_index **out, const struct vec_index_params *p,
@@ -273,8 +277,11 @@ int vec_index_new(struct vec_index **out, int type, int metric, size_t dim,
 /*
  * Turn an index of type flat (e.g. one filled by vec_index_add) into the
  * type p->type over the same vectors, ids and keys: for hnsw, builds the
- * graph over every vector, on p->threads threads.  p->metric and p->dim
- * must match.  On failure the index is unchanged.
+ * graph over every vector, on p->threads threads; for ivf, trains the
+ * centroids (k-means) and fills the lists (p->nlist must not exceed the
+ * count).  p->metric and p->dim must match.  On failure the index is
+ * unchanged.  An ivf index can only be made this way: vec_index_create
+ * refuses the type (there is nothing to train on yet).
  */
 int vec_index_convert(struct vec_index *idx, const struct vec_index_params *p,
 		      struct vec_errbuf *eb);
@@ -315,15 +322,17 @@ int vec_index_add(struct vec_index *idx, size_t n, const float *x,
 struct vec_search_opts {
 	int threads;  /* <= 0: all cores */
 	size_t ef;    /* hnsw: search list size; 0: the index's default */
+	size_t nprobe; /* ivf: lists scanned per query; 0: the index's default;
+	                  >= nlist: all of them (exact, as flat) */
 };
-#define VEC_SEARCH_OPTS_INIT { 0, 0 }
+#define VEC_SEARCH_OPTS_INIT { 0, 0, 0 }
 
 /*
  * k nearest neighbours of nq queries (nq * dim floats).  ids/scores hold
  * nq * k entries, best first; missing entries are UINT64_MAX and an
  * infinity (+ for l2, - for ip/cos).  Queries of a cos index are normalised
  * by the search (a zero query scores 0 against everything).  opts may be
- * NULL (defaults).  Exact for flat; approximate for hnsw.
+ * NULL (defaults).  Exact for flat; approximate for hnsw and ivf.
  */
 int vec_index_search(const struct vec_index *idx, size_t nq,
 		     const float *queries, size_t k,
@@ -341,7 +350,8 @@ int vec_index_save(struct vec_index *idx, const char *path,
 		   struct vec_errbuf *eb);
 
 /* Re-check every checksum (header, table, each section) and, for a graph,
- * that every link points to a valid node. */
+ * that every link points to a valid node; for ivf, that every list row is
+ * the vector of its id and every centroid is finite. */
 int vec_index_verify(const struct vec_index *idx, struct vec_errbuf *eb);
 
 /* The key of vector id, or NULL if it has none. */
@@ -381,8 +391,18 @@ struct vec_index_info {
 		uint64_t extra_bytes;         /* e.g. a quantised copy */
 		size_t default_ef;            /* for k = 10 */
 	} hnsw;
+
+	/* Inverted-list indexes (type ivf), by vec_index_stats; zero otherwise. */
+	struct {
+		uint32_t nlist;
+		uint64_t seed, train_size;    /* k-means: seed, vectors trained on */
+		uint32_t iterations, max_iterations;
+		uint64_t list_min, list_median, list_max, empty_lists;
+		uint64_t list_bytes;          /* list sections, vector copy included */
+		size_t default_nprobe;
+	} ivf;
 };
-/* What the index is: cheap (header figures only; hnsw fields left zero). */
+/* What the index is: cheap (header figures only; hnsw/ivf fields left zero). */
 void vec_index_info(const struct vec_index *idx, struct vec_index_info *info);
 /* vec_index_info plus the graph figures, which read the whole graph. */
 void vec_index_stats(const struct vec_index *idx, struct vec_index_info *info);

@@ -166,11 +166,11 @@ at_least() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 >= b + 0) }'; }
 	run --separate-stderr vec_build -t hnsw -M 1 -o x.vec "$DATA/iris/base.fvecs"
 	expect_usage vec-build "invalid value '1' for -M (expected an integer from 2 to 256)"
 	run --separate-stderr vec_build -t flat -M 8 -o x.vec "$DATA/iris/base.fvecs"
-	expect_usage vec-build "-M, --ef-construction and --seed apply to -t hnsw only"
+	expect_usage vec-build "-M and --ef-construction apply to -t hnsw only"
 	run --separate-stderr vec_build -t hnsw --ef-construction 0 -o x.vec "$DATA/iris/base.fvecs"
 	expect_usage vec-build "invalid value '0' for --ef-construction (expected an integer from 1 to 100000)"
 	run --separate-stderr vec_build -t graph -o x.vec "$DATA/iris/base.fvecs"
-	expect_usage vec-build "unknown index type 'graph' (expected flat, hnsw or auto)"
+	expect_usage vec-build "unknown index type 'graph' (expected flat, hnsw, ivf or auto)"
 	assert_absent x.vec
 	vec_build -q -t hnsw -o h.vec "$DATA/iris/base.fvecs"
 	run --separate-stderr vec_query -k 10 --ef 5 h.vec "$DATA/iris/query.fvecs"

@@ -47,6 +47,8 @@ int main(int argc, char **argv)
 	SUITE(file);
 	SUITE(index);
 	SUITE(hnsw);
+	SUITE(kmeans);
+	SUITE(ivf);
 	rm_rf(unit_tmpdir);
 	printf("unit: %d passed, %d failed\n", unit_passed, unit_failed);
 	return unit_failed ? 1 : 0;

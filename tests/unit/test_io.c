@@ -74,7 +74,7 @@ static void read_all_opts(const char *path, const struct vec_reader_opts *o,
 			  size_t batch, struct rd *d)
 {
 	struct vec_reader *r;
-	struct vec_errbuf eb = { 0, 0, "" };
+	struct vec_errbuf eb = { 0 };
 	size_t got, cap = 0;
 	float *buf;
 	char *k[16];

@@ -59,6 +59,8 @@ UNIT_SUITE void suite_io(void);
 UNIT_SUITE void suite_file(void);
 UNIT_SUITE void suite_index(void);
 UNIT_SUITE void suite_hnsw(void);
+UNIT_SUITE void suite_kmeans(void);
+UNIT_SUITE void suite_ivf(void);
 
 /* Scratch directory for tests that need files (created by the runner). */
 extern char unit_tmpdir[];

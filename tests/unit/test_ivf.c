@@ -1,0 +1,421 @@
+/*
+ * test_ivf.c - the ivf index through the public API: a file round trip
+ * answers exactly as the index it was saved from, probing every list is
+ * the flat search exactly (every metric), growth by vec_index_add, lists
+ * left empty by k-means, and hostile list sections refused at open.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "file.h"
+#include "internal.h"
+#include "ivf.h"
+#include "unit.h"
+
+#define N 3000
+#define DIM 16
+#define NQ 100
+#define K 10
+#define NLIST 40
+
+static uint64_t rs;
+static uint64_t rnd(void)
+{
+	rs ^= rs << 13;
+	rs ^= rs >> 7;
+	rs ^= rs << 17;
+	return rs;
+}
+static float noise(void)
+{
+	return (float)((double)(rnd() >> 11) / 9007199254740992.0 - 0.5);
+}
+
+/* n points around 30 random centres. */
+static float *points(size_t n)
+{
+	float centre[30][DIM];
+	float *x = malloc(n * DIM * sizeof *x);
+
+	rs = 0xdeadbeefcafef00du;
+	for (int c = 0; c < 30; c++)
+		for (int d = 0; d < DIM; d++)
+			centre[c][d] = 8 * noise();
+	for (size_t i = 0; i < n; i++) {
+		int c = (int)(rnd() % 30);
+		for (int d = 0; d < DIM; d++)
+			x[i * DIM + d] = centre[c][d] + noise();
+	}
+	return x;
+}
+
+/* A flat index of the first n rows of x; converted to ivf if nlist. */
+static struct vec_index *make(const float *x, size_t n, int metric,
+			      uint32_t nlist)
+{
+	struct vec_index_params p = VEC_INDEX_PARAMS_INIT;
+	struct vec_index *idx = NULL;
+	struct vec_errbuf eb;
+
+	p.metric = metric;
+	p.dim = DIM;
+	if (vec_index_create(&idx, &p, &eb) || vec_index_add(idx, n, x, NULL, &eb)) {
+		EXPECT_MSG(0, "%s", eb.msg);
+		vec_index_close(idx);
+		return NULL;
+	}
+	if (nlist) {
+		p.type = VEC_TYPE_IVF;
+		p.nlist = nlist;
+		p.seed = 5;
+		p.threads = 2;
+		if (vec_index_convert(idx, &p, &eb)) {
+			EXPECT_MSG(0, "%s", eb.msg);
+			vec_index_close(idx);
+			return NULL;
+		}
+	}
+	return idx;
+}
+
+static int search(const struct vec_index *idx, const float *q, size_t nprobe,
+		  uint64_t *ids, float *sc)
+{
+	struct vec_search_opts so = VEC_SEARCH_OPTS_INIT;
+	so.nprobe = nprobe;
+	so.threads = 2;
+	return vec_index_search(idx, NQ, q, K, &so, ids, sc, NULL);
+}
+
+/* Read a whole file into malloc'd memory. */
+static uint8_t *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *b;
+	long l;
+
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	l = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	b = malloc((size_t)l);
+	if (b && fread(b, 1, (size_t)l, f) != (size_t)l) {
+		free(b);
+		b = NULL;
+	}
+	fclose(f);
+	*len = (size_t)l;
+	return b;
+}
+
+static void test_round_trip(void)
+{
+	float *x = points(N + NQ);
+	struct vec_index *idx = make(x, N, VEC_METRIC_L2, NLIST), *o = NULL;
+	uint64_t ids1[NQ * K], ids2[NQ * K];
+	float sc1[NQ * K], sc2[NQ * K];
+	struct vec_index_info in;
+	char path[4200];
+	uint8_t *buf;
+	size_t len;
+
+	if (!idx)
+		return;
+	snprintf(path, sizeof path, "%s/ivf.vec", unit_tmpdir);
+	EXPECT(search(idx, x + N * DIM, 4, ids1, sc1) == VEC_OK);
+	EXPECT(vec_index_save(idx, path, NULL) == VEC_OK);
+	EXPECT(vec_index_open(&o, path, VEC_OPEN_VERIFY, NULL) == VEC_OK);
+	if (o) {
+		EXPECT(search(o, x + N * DIM, 4, ids2, sc2) == VEC_OK);
+		EXPECT(!memcmp(ids1, ids2, sizeof ids1));
+		EXPECT(!memcmp(sc1, sc2, sizeof sc1));
+		vec_index_stats(o, &in);
+		EXPECT(in.type == VEC_TYPE_IVF && in.count == N);
+		EXPECT(in.ivf.nlist == NLIST && in.ivf.seed == 5);
+		EXPECT(in.ivf.train_size == N);
+		EXPECT(in.ivf.default_nprobe == 3);
+		EXPECT(in.ivf.list_min <= in.ivf.list_median &&
+		       in.ivf.list_median <= in.ivf.list_max && in.ivf.list_max < N);
+		EXPECT(vec_index_verify(o, NULL) == VEC_OK);
+		vec_index_close(o);
+	}
+	/* From memory, too; and the default nprobe gives sane rows. */
+	buf = slurp(path, &len);
+	EXPECT(buf != NULL);
+	if (buf && vec_index_open_mem(&o, buf, len, VEC_OPEN_VERIFY, NULL) == VEC_OK) {
+		EXPECT(search(o, x + N * DIM, 4, ids2, sc2) == VEC_OK);
+		EXPECT(!memcmp(ids1, ids2, sizeof ids1));
+		EXPECT(search(o, x + N * DIM, 0, ids2, sc2) == VEC_OK);
+		for (size_t i = 0; i < NQ * K; i++)
+			EXPECT(ids2[i] < N && sc2[i] >= 0);
+		vec_index_close(o);
+	}
+	free(buf);
+	vec_index_close(idx);
+	free(x);
+}
+
+/* Probing every list is exactly the flat search, for every metric. */
+static void test_all_lists_exact(void)
+{
+	static const int metrics[] = { VEC_METRIC_L2, VEC_METRIC_IP, VEC_METRIC_COS };
+	float *x = points(N + NQ);
+
+	for (size_t m = 0; m < 3; m++) {
+		struct vec_index *f = make(x, N, metrics[m], 0);
+		struct vec_index *i = make(x, N, metrics[m], NLIST);
+		uint64_t ids1[NQ * K], ids2[NQ * K];
+		float sc1[NQ * K], sc2[NQ * K];
+		size_t hit = 0;
+
+		if (!f || !i) {
+			vec_index_close(f);
+			vec_index_close(i);
+			continue;
+		}
+		EXPECT(search(f, x + N * DIM, 0, ids1, sc1) == VEC_OK);
+		EXPECT(search(i, x + N * DIM, NLIST, ids2, sc2) == VEC_OK);
+		EXPECT_MSG(!memcmp(ids1, ids2, sizeof ids1), "metric %d", metrics[m]);
+		EXPECT(!memcmp(sc1, sc2, sizeof sc1));
+		EXPECT(search(i, x + N * DIM, NLIST + 100, ids2, sc2) == VEC_OK);
+		EXPECT(!memcmp(ids1, ids2, sizeof ids1));
+		/* A few lists already find most true neighbours. */
+		EXPECT(search(i, x + N * DIM, 8, ids2, sc2) == VEC_OK);
+		for (size_t q = 0; q < NQ; q++)
+			for (size_t a = 0; a < K; a++)
+				for (size_t b = 0; b < K; b++)
+					hit += ids1[q * K + a] == ids2[q * K + b];
+		EXPECT_MSG(hit >= NQ * K * 9 / 10, "metric %d: recall %zu / %d",
+			   metrics[m], hit, NQ * K);
+		vec_index_close(f);
+		vec_index_close(i);
+	}
+	free(x);
+}
+
+/* Vectors added later go to their nearest list and are found. */
+static void test_growth(void)
+{
+	float *x = points(N + NQ);
+	struct vec_index *idx = make(x, N / 2, VEC_METRIC_L2, NLIST);
+	struct vec_index *f = make(x, N, VEC_METRIC_L2, 0), *o = NULL;
+	uint64_t ids1[NQ * K], ids2[NQ * K];
+	float sc1[NQ * K], sc2[NQ * K];
+	char path[4200];
+
+	if (!idx || !f)
+		goto done;
+	EXPECT(vec_index_add(idx, N - N / 2, x + (N / 2) * DIM, NULL, NULL) == VEC_OK);
+	EXPECT(vec_index_verify(idx, NULL) == VEC_OK);
+	EXPECT(search(f, x + N * DIM, 0, ids1, sc1) == VEC_OK);
+	EXPECT(search(idx, x + N * DIM, NLIST, ids2, sc2) == VEC_OK);
+	EXPECT(!memcmp(ids1, ids2, sizeof ids1));
+	/* Each added vector finds itself through its own list alone. */
+	{
+		struct vec_search_opts so = VEC_SEARCH_OPTS_INIT;
+		uint64_t id;
+		float s;
+		so.nprobe = 1;
+		for (size_t i = N / 2; i < N; i += 97) {
+			EXPECT(vec_index_search(idx, 1, x + i * DIM, 1, &so, &id, &s,
+						NULL) == VEC_OK);
+			EXPECT_MSG(id == i && s == 0, "vector %zu found %llu", i,
+				   (unsigned long long)id);
+		}
+	}
+	/* Through a file, then growth of the mapped lists. */
+	snprintf(path, sizeof path, "%s/grow.vec", unit_tmpdir);
+	EXPECT(vec_index_save(idx, path, NULL) == VEC_OK);
+	EXPECT(vec_index_open(&o, path, 0, NULL) == VEC_OK);
+	if (o) {
+		EXPECT(vec_index_add(o, NQ, x + N * DIM, NULL, NULL) == VEC_OK);
+		EXPECT(vec_index_verify(o, NULL) == VEC_OK);
+		EXPECT(search(o, x + N * DIM, 2, ids2, sc2) == VEC_OK);
+		for (size_t q = 0; q < NQ; q++)
+			EXPECT(ids2[q * K] == N + q && sc2[q * K] == 0);
+		vec_index_close(o);
+	}
+done:
+	vec_index_close(idx);
+	vec_index_close(f);
+	free(x);
+}
+
+/* Identical vectors: k-means leaves all lists but one empty. */
+static void test_empty_lists(void)
+{
+	float x[50 * DIM], q[NQ * DIM];
+	struct vec_index *idx;
+	struct vec_index_info in;
+	uint64_t ids[NQ * K];
+	float sc[NQ * K];
+
+	for (size_t i = 0; i < 50 * DIM; i++)
+		x[i] = 1.0f;
+	for (size_t i = 0; i < NQ * DIM; i++)
+		q[i] = (float)(i % 7);
+	idx = make(x, 50, VEC_METRIC_L2, 4);
+	if (!idx)
+		return;
+	/* Identical vectors have one nearest centroid: one list holds all. */
+	vec_index_stats(idx, &in);
+	EXPECT(in.ivf.empty_lists == 3 && in.ivf.list_max == 50 && in.ivf.list_min == 0);
+	for (size_t np = 1; np <= 4; np++) {
+		EXPECT(search(idx, q, np, ids, sc) == VEC_OK);
+		/* Ties by id: ids 0..9 when the full list was probed, else
+		 * nothing (padding). */
+		for (size_t i = 0; i < NQ; i++)
+			for (size_t r = 0; r < K; r++)
+				EXPECT(ids[i * K + r] == r ||
+				       (np < 4 && ids[i * K + r] == UINT64_MAX));
+	}
+	EXPECT(vec_index_add(idx, 3, q, NULL, NULL) == VEC_OK);
+	EXPECT(vec_index_verify(idx, NULL) == VEC_OK);
+	vec_index_close(idx);
+}
+
+/* Parameters: nlist beyond the count, the type made without vectors. */
+static void test_params(void)
+{
+	float *x = points(100);
+	struct vec_index_params p = VEC_INDEX_PARAMS_INIT;
+	struct vec_index *idx = make(x, 100, VEC_METRIC_L2, 0), *e = NULL;
+	struct vec_errbuf eb;
+	struct vec_index_info in;
+
+	p.type = VEC_TYPE_IVF;
+	p.dim = DIM;
+	EXPECT(vec_index_create(&e, &p, &eb) == VEC_E_USAGE && e == NULL);
+	EXPECT(vec_ivf_default_nlist(0) == 1);
+	EXPECT(vec_ivf_default_nlist(1) == 1);
+	EXPECT(vec_ivf_default_nlist(1697) == 165);
+	EXPECT(vec_ivf_default_nlist(10) == 10);
+	if (idx) {
+		p.nlist = 101;
+		EXPECT(vec_index_convert(idx, &p, &eb) == VEC_E_USAGE);
+		EXPECT(strstr(eb.msg, "nlist 101 is larger than the number of vectors (100)") != NULL);
+		vec_index_info(idx, &in);
+		EXPECT(in.type == VEC_TYPE_FLAT);
+		p.nlist = 0; /* default: 40 */
+		EXPECT(vec_index_convert(idx, &p, &eb) == VEC_OK);
+		vec_index_stats(idx, &in);
+		EXPECT(in.type == VEC_TYPE_IVF && in.ivf.nlist == 40);
+	}
+	vec_index_close(idx);
+	free(x);
+}
+
+static uint8_t *sec_data(struct vec_file *f, uint32_t id)
+{
+	const struct vec_file_section *s = vec_file_find(f, id);
+	return s ? (uint8_t *)(uintptr_t)s->data : NULL;
+}
+
+/* Hostile list sections are refused at open, whatever the checksums. */
+static void test_hostile(void)
+{
+	float *x = points(N);
+	struct vec_index *idx = make(x, N, VEC_METRIC_L2, NLIST), *o = NULL;
+	struct vec_errbuf eb;
+	struct vec_file f;
+	char path[4200];
+	uint8_t *buf = NULL, *pp, *po, *pi;
+	uint8_t save[16];
+	size_t len;
+
+	if (!idx)
+		goto done;
+	snprintf(path, sizeof path, "%s/hostile.vec", unit_tmpdir);
+	EXPECT(vec_index_save(idx, path, NULL) == VEC_OK);
+	buf = slurp(path, &len);
+	if (!buf || vec_file_parse(&f, "h", buf, len, NULL) != VEC_OK)
+		goto done;
+	pp = sec_data(&f, VEC_SEC_IVFP);
+	po = sec_data(&f, VEC_SEC_IVFO);
+	pi = sec_data(&f, VEC_SEC_IVFI);
+	EXPECT(pp && po && pi);
+	if (!pp || !po || !pi)
+		goto done;
+#define REFUSED(what)                                                        \
+	do {                                                                 \
+		EXPECT_MSG(vec_index_open_mem(&o, buf, len, 0, &eb) ==       \
+				   VEC_E_CORRUPT, "%s", what);               \
+		EXPECT(o == NULL);                                           \
+		vec_index_close(o);                                          \
+		o = NULL;                                                    \
+	} while (0)
+	EXPECT(vec_index_open_mem(&o, buf, len, 0, NULL) == VEC_OK);
+	vec_index_close(o);
+	o = NULL;
+
+	/* The last offset past the vectors. */
+	memcpy(save, po + NLIST * 8, 8);
+	vec_put_le64(po + NLIST * 8, N + 1);
+	REFUSED("last offset");
+	memcpy(po + NLIST * 8, save, 8);
+	/* A list ending before it starts (and one reaching far away). */
+	memcpy(save, po + 8, 8);
+	vec_put_le64(po + 8, UINT64_MAX - 5);
+	REFUSED("offset order");
+	EXPECT(strstr(eb.msg, "list 1 ends before it starts") != NULL);
+	memcpy(po + 8, save, 8);
+	/* An id out of range, and a repeated one. */
+	memcpy(save, pi + 4 * 7, 4);
+	vec_put_le32(pi + 4 * 7, N);
+	REFUSED("id range");
+	EXPECT(strstr(eb.msg, "position 7: out of range id 3000") != NULL);
+	memcpy(pi + 4 * 7, pi + 4 * 8, 4);
+	REFUSED("repeated id");
+	memcpy(pi + 4 * 7, save, 4);
+	/* Parameters: nlist beyond the count, or zero; counts; reserved. */
+	memcpy(save, pp, 16);
+	vec_put_le32(pp + 4, N + 1);
+	REFUSED("nlist > count");
+	vec_put_le32(pp + 4, 0);
+	REFUSED("nlist 0");
+	vec_put_le32(pp + 4, NLIST + 1);
+	REFUSED("nlist differs from the offsets");
+	memcpy(pp, save, 16);
+	vec_put_le64(pp + 8, N - 1);
+	REFUSED("count");
+	memcpy(pp, save, 16);
+	pp[60] = 1;
+	REFUSED("reserved");
+	pp[60] = 0;
+	vec_put_le32(pp, 2);
+	EXPECT(vec_index_open_mem(&o, buf, len, 0, &eb) == VEC_E_VERSION);
+	memcpy(pp, save, 16);
+	/* Intact again; a changed list row is found by verification only. */
+	EXPECT(vec_index_open_mem(&o, buf, len, 0, NULL) == VEC_OK);
+	vec_index_close(o);
+	o = NULL;
+	{
+		uint8_t *pv = sec_data(&f, VEC_SEC_IVFV);
+		if (pv) {
+			pv[3 * DIM * 4] ^= 0x40;
+			EXPECT(vec_index_open_mem(&o, buf, len, 0, NULL) == VEC_OK);
+			if (o)
+				EXPECT(vec_index_verify(o, &eb) == VEC_E_CORRUPT);
+			vec_index_close(o);
+			o = NULL;
+		}
+	}
+#undef REFUSED
+done:
+	free(buf);
+	vec_index_close(idx);
+	free(x);
+}
+
+void suite_ivf(void)
+{
+	RUN(test_round_trip);
+	RUN(test_all_lists_exact);
+	RUN(test_growth);
+	RUN(test_empty_lists);
+	RUN(test_params);
+	RUN(test_hostile);
+}
