@@ -28,6 +28,10 @@ done
 seed index '\047' "$T/flat-keys.vec" flat-keys
 seed index '\067' "$T/hnsw-keys.vec" hnsw-keys
 seed index '\000' "$T/hnsw-l2.vec" hnsw-raw
+for m in l2 ip cos; do
+	"$B/vec-build" -q -t ivf --nlist 4 --seed 1 -j 1 -m $m -o "$T/ivf-$m.vec" "$T/iris20.fvecs"
+	seed index '\025' "$T/ivf-$m.vec" "ivf-$m"
+done
 
 # Record streams.
 head -c $((68 * 3)) data/digits/base.fvecs >"$T/d3.fvecs"

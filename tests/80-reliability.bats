@@ -393,7 +393,7 @@ sec_off() {
 }
 
 @test "a NaN sealed into a vector is refused by --verify and by vec-add, never sealed in again" {
-	for t in flat hnsw; do
+	for t in flat hnsw ivf; do
 		vec_build -q -t $t -j 1 -o $t.vec "$DATA/iris/base.fvecs"
 		# vector 2, component 3 := NaN; every checksum recomputed
 		poke $t.vec $(($(sec_off $t.vec VECS) + (2 * 4 + 2) * 4)) '\x00\x00\xc0\x7f'
