@@ -676,22 +676,16 @@ int vec_index_add(struct vec_index *idx, size_t n, const float *x,
 	idx->norms = idx->own_norms;
 	idx->key_off = idx->own_key_off;
 	idx->key_blob = idx->own_blob;
-	if (idx->graph) {
+	if (idx->graph || idx->ivf) {
 		struct vec_vectors v = vectors_of(idx);
-		if ((rc = vec_hnsw_insert(idx->graph, &v, idx->threads, eb))) {
-			/* The graph is as it was; so are the vectors the
-			 * count covers (the key bytes past it are unused). */
-			idx->count = start;
-			if (idx->own_key_off)
-				idx->blob_len = idx->own_key_off[start];
-			return rc;
-		}
-	}
-	if (idx->ivf) {
-		/* New vectors join the list of their nearest centroid; the
-		 * centroids are not retrained. */
-		struct vec_vectors v = vectors_of(idx);
-		if ((rc = vec_ivf_add(idx->ivf, &v, idx->threads, eb))) {
+		/* ivf: new vectors join the list of their nearest centroid;
+		 * the centroids are not retrained. */
+		rc = idx->graph ? vec_hnsw_insert(idx->graph, &v, idx->threads, eb)
+				: vec_ivf_add(idx->ivf, &v, idx->threads, eb);
+		if (rc) {
+			/* The graph or lists are as they were; so are the
+			 * vectors the count covers (the key bytes past it are
+			 * unused). */
 			idx->count = start;
 			if (idx->own_key_off)
 				idx->blob_len = idx->own_key_off[start];

@@ -126,6 +126,27 @@ reseal() {
 		seek($f, 0, 0); print $f $b; close($f) or die' "$1"
 }
 
+# ---- recall (tie-aware, from *vecs score files) -----------------------------
+
+# recall10 SCORES.fvecs GT_DIST.fvecs: l2 scores (Euclidean distances) of
+# k=10 results against the squared true distances; prints the recall.
+recall10() {
+	paste <(od -An -v -t f4 -w44 "$1") <(od -An -v -t f4 -w404 "$2" | awk '{ print $11 }') |
+		awk '{ for (i = 2; i <= 11; i++) { n++; if ($i * $i <= $12 * (1 + 1e-5) + 1e-6) ok++ } }
+			END { printf "%.4f\n", ok / n }'
+}
+
+# recall_vs EXACT.fvecs APPROX.fvecs ORDER: against an exact flat answer
+# (k=10 scores), for ip/cos (ORDER=desc: larger is better) or l2 (asc).
+recall_vs() {
+	paste <(od -An -v -t f4 -w44 "$1" | awk '{ print $11 }') <(od -An -v -t f4 -w44 "$2") |
+		awk -v order="$3" '{ for (i = 3; i <= 12; i++) { n++;
+			if (order == "desc" ? $i >= $1 - 1e-5 : $i <= $1 + 1e-5) ok++ } }
+			END { printf "%.4f\n", ok / n }'
+}
+
+at_least() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 >= b + 0) }'; }
+
 # ---- assertions (print what was seen when they fail) -------------------------
 
 _show() {
