@@ -1,0 +1,124 @@
+/*
+ * pq.h - product quantisation (private to lib/; used by the ivf index).
+ *
+ * A vector of dim components is cut into m sub-vectors of dsub = dim / m
+ * components; each sub-vector is replaced by the number of its nearest
+ * centroid among ksub = 2^nbits centroids trained for that sub-space
+ * (k-means, lib/kmeans.c).  A code is m such numbers: m bytes for 8 bits,
+ * ceil(m / 2) bytes for 4 bits (sub-quantiser 2i in the low nibble of byte
+ * i, 2i + 1 in the high nibble; an odd m leaves the last high nibble 0).
+ *
+ * Search is asymmetric: the query stays in float, and one table per query
+ * (per list, for residuals under l2) holds the distance from each query
+ * sub-vector to each centroid of its sub-space; a code's distance is the
+ * sum of m table entries.
+ *
+ * Two scans:
+ *  - 8 bits: float tables, one lookup per sub-quantiser (vec_pq_scan8).
+ *  - 4 bits, "fast scan": the tables are quantised to 8-bit integers so
+ *    that one table of 16 entries fits a SIMD register lane, and codes are
+ *    stored in blocks of 32 vectors (vec_pq4_pack) so that a byte shuffle
+ *    looks up 32 vectors' entries at once; sums are 16-bit.  The result is
+ *    an estimate used to pick candidates, which the caller re-scores with
+ *    the float tables (vec_pq_adc) or full vectors.
+ *
+ * Contract:
+ *  - Tables are "smaller is better": l2 gives squared distances, ip gives
+ *    negated inner products.
+ *  - Kernels are chosen at run time from vec_kernels()->level, like the
+ *    distance kernels; every level gives the same integer results for the
+ *    4-bit scan (it is exact integer arithmetic), and float results that
+ *    differ only by summation order for the 8-bit scan.
+ *  - Never prints or exits.
+ */
+#ifndef VEC_PQ_H
+#define VEC_PQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vec.h"
+
+#define VEC_PQ_BLOCK 32 /* vectors per fast-scan block */
+
+struct vec_pq {
+	size_t dim, m, dsub;  /* dsub = dim / m */
+	unsigned nbits;       /* 4 or 8 */
+	size_t ksub;          /* 1 << nbits */
+	const float *cent;    /* m x ksub x dsub centroids */
+};
+
+/* Bytes of one code: m (8 bits) or (m + 1) / 2 (4 bits). */
+size_t vec_pq_code_size(size_t m, unsigned nbits);
+
+/*
+ * Train the m x ksub x dsub centroids (cent) on n vectors of x (n x dim),
+ * k-means per sub-space with at most train_size vectors (0: all n),
+ * seeded by seed, on threads threads.  Fails with VEC_E_USAGE when m does
+ * not divide dim, nbits is not 4 or 8, or n < ksub.
+ */
+int vec_pq_train(float *cent, const float *x, uint64_t n, size_t dim,
+		 size_t m, unsigned nbits, uint64_t seed, int threads,
+		 struct vec_errbuf *eb);
+
+/* Codes of n vectors (n x vec_pq_code_size bytes, packed as above). */
+void vec_pq_encode(const struct vec_pq *pq, const float *x, size_t n,
+		   uint8_t *codes);
+/* The reconstruction of n codes (n x dim floats). */
+void vec_pq_decode(const struct vec_pq *pq, const uint8_t *codes, size_t n,
+		   float *x);
+
+/*
+ * The query's table, m x ksub floats: t[j * ksub + c] is ||q_j - c_jc||^2
+ * (l2 != 0) or -<q_j, c_jc> (l2 == 0), q_j the j-th sub-vector of q.
+ */
+void vec_pq_table(const struct vec_pq *pq, const float *q, int l2, float *t);
+
+/* out[i] = sum_j t[j * ksub + code_i[j]] for n codes (either width). */
+void vec_pq_adc(const struct vec_pq *pq, const float *t, const uint8_t *codes,
+		size_t n, float *out);
+
+/* The same for 8-bit codes, the kernel of the level in use. */
+void vec_pq_scan8(const float *t, size_t m, const uint8_t *codes, size_t n,
+		  float *out);
+
+/* ---- 4-bit fast scan ---- */
+
+/*
+ * Bytes of n codes in fast-scan blocks: ceil(n / 32) blocks of
+ * 32 * ceil(m / 2) bytes.  The block layout is private to pq.c (see there);
+ * padding vectors are code 0.
+ */
+size_t vec_pq4_packed_size(size_t n, size_t m);
+/* Pack n plain 4-bit codes (n x (m + 1) / 2 bytes) into blocks. */
+void vec_pq4_pack(const uint8_t *codes, size_t n, size_t m, uint8_t *blocks);
+/* The plain code of vector i of packed blocks (inverse of pack). */
+void vec_pq4_unpack_one(const uint8_t *blocks, size_t i, size_t m,
+			uint8_t *code);
+
+/*
+ * Quantise a float table (m x 16) to bytes for the scan: lut[j * 16 + c] =
+ * round((t[j * 16 + c] - min_j) / delta), delta chosen so that the sum of
+ * m entries fits 16 bits.  The estimate of a code's distance is then
+ * bias + delta * sum, with bias the sum of the min_j.  lut has room for
+ * vec_pq4_lut_size(m) bytes (padding entries are 0).
+ */
+size_t vec_pq4_lut_size(size_t m);
+void vec_pq4_lut(const float *t, size_t m, uint8_t *lut, float *delta,
+		 float *bias);
+
+/*
+ * sums[i] = sum_j lut[j * 16 + code_i[j]] (16 bits, exact) for the
+ * nblocks * 32 vectors of the blocks, the kernel of the level in use.
+ */
+void vec_pq4_scan(const uint8_t *lut, size_t m, const uint8_t *blocks,
+		  size_t nblocks, uint16_t *sums);
+
+/*
+ * Positions i < n with sums[i] < thr, in increasing order, into pos;
+ * returns how many.
+ */
+size_t vec_pq4_below(const uint16_t *sums, size_t n, uint16_t thr,
+		     uint32_t *pos);
+
+#endif
