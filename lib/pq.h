@@ -95,6 +95,10 @@ void vec_pq4_pack(const uint8_t *codes, size_t n, size_t m, uint8_t *blocks);
 /* The plain code of vector i of packed blocks (inverse of pack). */
 void vec_pq4_unpack_one(const uint8_t *blocks, size_t i, size_t m,
 			uint8_t *code);
+/* Store the plain code of vector i into packed blocks (the others keep
+ * theirs): how a list grows one entry at a time. */
+void vec_pq4_set_one(uint8_t *blocks, size_t i, size_t m,
+		     const uint8_t *code);
 
 /*
  * Quantise a float table (m x 16) to bytes for the scan: lut[j * 16 + c] =
