@@ -113,7 +113,7 @@ int vec_file_parse(struct vec_file *f, const char *name, const void *vbuf,
 	if (vec_get_le32(b + 56) != 0)
 		return VEC_CORRUPT(eb, "%s: reserved header bytes are not zero", name);
 	if (f->type != VEC_TYPE_FLAT && f->type != VEC_TYPE_HNSW &&
-	    f->type != VEC_TYPE_IVF)
+	    !vec_type_is_ivf((int)f->type))
 		return vec_err(eb, VEC_E_VERSION,
 			       "%s: index type %u is not supported by this version",
 			       name, f->type);

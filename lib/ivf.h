@@ -41,8 +41,9 @@
 #define VEC_SEC_IVFI VEC_FOURCC('I', 'V', 'F', 'I') /* list member ids */
 #define VEC_SEC_IVFV VEC_FOURCC('I', 'V', 'F', 'V') /* vectors in list order */
 #define VEC_SEC_IVFQ VEC_FOURCC('I', 'V', 'F', 'Q') /* codes in list order */
-#define VEC_SEC_IVFX VEC_FOURCC('I', 'V', 'F', 'X') /* codebooks, code norms */
-#define VEC_IVF_MAX_SECTIONS 6
+#define VEC_SEC_IVFX VEC_FOURCC('I', 'V', 'F', 'X') /* codebook */
+#define VEC_SEC_IVFN VEC_FOURCC('I', 'V', 'F', 'N') /* sq8, l2: code norms */
+#define VEC_IVF_MAX_SECTIONS 7
 
 #define VEC_IVF_NLIST_MAX (1u << 24)
 
