@@ -61,7 +61,8 @@ static int known_section(uint32_t id)
 	return id == VEC_SEC_VECS || id == VEC_SEC_NORM || id == VEC_SEC_KEYS ||
 	       id == VEC_SEC_HNSP || id == VEC_SEC_HNS0 || id == VEC_SEC_HNSU ||
 	       id == VEC_SEC_IVFP || id == VEC_SEC_IVFC || id == VEC_SEC_IVFO ||
-	       id == VEC_SEC_IVFI || id == VEC_SEC_IVFV;
+	       id == VEC_SEC_IVFI || id == VEC_SEC_IVFV || id == VEC_SEC_IVFQ ||
+	       id == VEC_SEC_IVFX || id == VEC_SEC_IVFN;
 }
 
 int vec_file_parse(struct vec_file *f, const char *name, const void *vbuf,

@@ -365,6 +365,25 @@ void vec_pq4_unpack_one(const uint8_t *blocks, size_t i, size_t m,
 	}
 }
 
+void vec_pq4_set_one(uint8_t *blocks, size_t i, size_t m,
+		     const uint8_t *code)
+{
+	size_t np = (m + 1) / 2;
+	uint8_t *blk = blocks + i / VEC_PQ_BLOCK * SLICE * np;
+	size_t k = i % VEC_PQ_BLOCK, byte = k & 15;
+	unsigned shift = k < 16 ? 0 : 4, keep = k < 16 ? 0xf0 : 0x0f;
+
+	for (size_t p = 0; p < np; p++) {
+		unsigned lo = code[p] & 15, hi = code[p] >> 4;
+		if (2 * p + 1 >= m)
+			hi = 0;
+		blk[p * SLICE + byte] = (uint8_t)((blk[p * SLICE + byte] & keep) |
+						  lo << shift);
+		blk[p * SLICE + 16 + byte] =
+			(uint8_t)((blk[p * SLICE + 16 + byte] & keep) | hi << shift);
+	}
+}
+
 size_t vec_pq4_lut_size(size_t m)
 {
 	return SLICE * ((m + 1) / 2);
