@@ -61,6 +61,7 @@ UNIT_SUITE void suite_index(void);
 UNIT_SUITE void suite_hnsw(void);
 UNIT_SUITE void suite_kmeans(void);
 UNIT_SUITE void suite_ivf(void);
+UNIT_SUITE void suite_pq(void);
 
 /* Scratch directory for tests that need files (created by the runner). */
 extern char unit_tmpdir[];
