@@ -5,6 +5,8 @@
 
 #include "unit.h"
 
+UNIT_SUITE void suite_sq8(void);
+
 int unit_passed, unit_failed, unit_cur_failed;
 const char *unit_cur_name = "";
 char unit_tmpdir[4096];
@@ -49,6 +51,7 @@ int main(int argc, char **argv)
 	SUITE(hnsw);
 	SUITE(kmeans);
 	SUITE(ivf);
+	SUITE(sq8);
 	rm_rf(unit_tmpdir);
 	printf("unit: %d passed, %d failed\n", unit_passed, unit_failed);
 	return unit_failed ? 1 : 0;
