@@ -141,15 +141,13 @@ static const struct vec_sq8_kernels table[VEC_SQ8_NLEVELS] = {
 #endif
 };
 
+#ifdef VEC_HAVE_X86
 /* VNNI rides on the AVX-512 level: its own CPU flag on top. */
 static int have_vnni(void)
 {
-#ifdef VEC_HAVE_X86
 	return __builtin_cpu_supports("avx512vnni");
-#else
-	return 0;
-#endif
 }
+#endif
 
 const struct vec_sq8_kernels *vec_sq8_kernels_for(int level)
 {
