@@ -62,6 +62,7 @@ UNIT_SUITE void suite_hnsw(void);
 UNIT_SUITE void suite_kmeans(void);
 UNIT_SUITE void suite_ivf(void);
 UNIT_SUITE void suite_pq(void);
+UNIT_SUITE void suite_sq8(void);
 
 /* Scratch directory for tests that need files (created by the runner). */
 extern char unit_tmpdir[];
