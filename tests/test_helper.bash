@@ -145,6 +145,19 @@ recall_vs() {
 			END { printf "%.4f\n", ok / n }'
 }
 
+# recall10_ids IDS.ivecs GT.ivecs GT_DIST.fvecs: recall of k=10 result ids
+# (for indexes whose scores are estimates), tie-aware through the exact top
+# 100: an id counts when its true distance, looked up there, is no worse
+# than the true 10th's.
+recall10_ids() {
+	paste -d' ' <(od -An -v -t d4 -w44 "$1") <(od -An -v -t d4 -w404 "$2") \
+		<(od -An -v -t f4 -w404 "$3") |
+		awk '{ for (j = 13; j <= 112; j++) d[$j] = $(j + 101); lim = $123 * (1 + 1e-5) + 1e-6
+			for (i = 2; i <= 11; i++) { n++; if (($i in d) && d[$i] <= lim) ok++ }
+			delete d }
+			END { printf "%.4f\n", ok / n }'
+}
+
 at_least() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 >= b + 0) }'; }
 
 # ---- assertions (print what was seen when they fail) -------------------------

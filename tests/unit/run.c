@@ -3,11 +3,34 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <zlib.h>
+
+#include "file.h"
+#include "internal.h"
 #include "unit.h"
 
 int unit_passed, unit_failed, unit_cur_failed;
 const char *unit_cur_name = "";
 char unit_tmpdir[4096];
+
+void unit_reseal(uint8_t *b, size_t len)
+{
+	uint64_t toc_off = vec_get_le64(b + 40);
+	uint32_t n = vec_get_le32(b + 48);
+	uint8_t *toc = b + toc_off;
+
+	if (len < VEC_FILE_HEADER_SIZE || n > VEC_SECTIONS_MAX ||
+	    toc_off > len || (uint64_t)n * VEC_FILE_TOC_ENTRY > len - toc_off)
+		return;
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t *e = toc + (size_t)i * VEC_FILE_TOC_ENTRY;
+		uint64_t off = vec_get_le64(e + 8), l = vec_get_le64(e + 16);
+		if (off <= len && l <= len - off)
+			vec_put_le32(e + 24, (uint32_t)crc32(0L, b + off, (uInt)l));
+	}
+	vec_put_le32(b + 52, (uint32_t)crc32(0L, toc, n * VEC_FILE_TOC_ENTRY));
+	vec_put_le32(b + 60, (uint32_t)crc32(0L, b, 60));
+}
 
 static void rm_rf(const char *dir)
 {
@@ -51,6 +74,7 @@ int main(int argc, char **argv)
 	SUITE(ivf);
 	SUITE(pq);
 	SUITE(sq8);
+	SUITE(ivfpq);
 	rm_rf(unit_tmpdir);
 	printf("unit: %d passed, %d failed\n", unit_passed, unit_failed);
 	return unit_failed ? 1 : 0;

@@ -409,9 +409,13 @@ static void test_hostile(void)
 		uint8_t *pv = sec_data(&f, VEC_SEC_IVFV);
 		if (pv) {
 			pv[3 * DIM * 4] ^= 0x40;
+			unit_reseal(buf, len);
 			EXPECT(vec_index_open_mem(&o, buf, len, 0, NULL) == VEC_OK);
-			if (o)
+			if (o) {
 				EXPECT(vec_index_verify(o, &eb) == VEC_E_CORRUPT);
+				EXPECT_MSG(strstr(eb.msg, "differs from vector") != NULL,
+					   "%s", eb.msg);
+			}
 			vec_index_close(o);
 			o = NULL;
 		}

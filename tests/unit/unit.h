@@ -9,6 +9,8 @@
 #ifndef VEC_UNIT_H
 #define VEC_UNIT_H
 
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 extern int unit_passed, unit_failed, unit_cur_failed;
@@ -63,6 +65,11 @@ UNIT_SUITE void suite_kmeans(void);
 UNIT_SUITE void suite_ivf(void);
 UNIT_SUITE void suite_pq(void);
 UNIT_SUITE void suite_sq8(void);
+UNIT_SUITE void suite_ivfpq(void);
+
+/* Recompute every checksum of an index file image in place, so that a
+ * deliberate change reaches the checks behind them (run.c). */
+void unit_reseal(uint8_t *b, size_t len);
 
 /* Scratch directory for tests that need files (created by the runner). */
 extern char unit_tmpdir[];
