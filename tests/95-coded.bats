@@ -143,9 +143,9 @@ recall() {
 	expect_usage vec-build "invalid value '0' for --refine (expected an integer from 1 to 1000)"
 	run --separate-stderr vec_build -t ivfpq --nlist 2000 -o x.vec "$B"
 	expect_err 1 "vec-build: --nlist 2000 is larger than the number of input vectors (1697)"
-	# 8-bit codes need 256 training vectors; iris has 150.
+	# 8-bit codes need 256 training vectors; iris has 135 (and 15 queries).
 	run --separate-stderr vec_build -t pq -o x.vec "$DATA/iris/base.fvecs"
-	expect_err 1 "vec-build: 8-bit PQ needs at least 256 vectors to train on, not 150"
+	expect_err 1 "vec-build: 8-bit PQ needs at least 256 vectors to train on, not 135"
 	assert_absent x.vec
 	run --separate-stderr vec_build -t pq --pq-bits 4 -o x.vec "$DATA/iris/base.fvecs"
 	expect_ok
