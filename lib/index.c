@@ -398,8 +398,21 @@ static int attach_type(struct vec_index *idx, struct vec_errbuf *eb)
 	int rc;
 
 	if (vec_type_is_ivf(idx->type)) {
+		struct vec_index_params p = VEC_INDEX_PARAMS_INIT;
+		struct vec_ivf_params want;
+		struct vec_ivf_stats st;
 		v = vectors_of(idx);
-		return vec_ivf_open(&idx->ivf, &idx->file, &v, eb);
+		if ((rc = vec_ivf_open(&idx->ivf, &idx->file, &v, eb)))
+			return rc;
+		/* R-IVF-2, R-IVF-3: the payload and list count of the type. */
+		p.type = idx->type;
+		ivf_params_of(&p, &want);
+		vec_ivf_stats(idx->ivf, &st);
+		if (st.codec != want.codec || (want.nlist == 1 && st.nlist != 1))
+			return VEC_CORRUPT(eb, "%s: section 'IVFP': payload %d with %u lists for type %s",
+					   idx->file.name, st.codec, st.nlist,
+					   vec_type_name(idx->type));
+		return VEC_OK;
 	}
 	if (idx->type != VEC_TYPE_HNSW)
 		return VEC_OK;

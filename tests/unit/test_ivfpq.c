@@ -433,6 +433,16 @@ static void test_hostile(void)
 	vec_put_le32(pp + 48, VEC_IVF_SQ8); /* sq8 with PQ fields */
 	REFUSED("sq8 with pq fields", VEC_E_CORRUPT);
 	memcpy(pp, save, 64);
+	/* The header says ivf (payload 0) or pq (one list). */
+	vec_put_le32(buf + 16, VEC_TYPE_IVF);
+	unit_reseal(buf, len);
+	REFUSED("type ivf", VEC_E_CORRUPT);
+	EXPECT(strstr(eb.msg, "payload 1 with 20 lists for type ivf") != NULL);
+	vec_put_le32(buf + 16, VEC_TYPE_PQ);
+	unit_reseal(buf, len);
+	REFUSED("type pq", VEC_E_CORRUPT);
+	vec_put_le32(buf + 16, VEC_TYPE_IVFPQ);
+	unit_reseal(buf, len);
 	EXPECT(vec_index_open_mem(&o, buf, len, VEC_OPEN_VERIFY, NULL) == VEC_OK);
 	vec_index_close(o);
 	o = NULL;
