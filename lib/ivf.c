@@ -30,6 +30,8 @@
  * appends to the lists; vec_ivf_sections gathers them for writing.
  */
 #include <math.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,7 +45,8 @@
 #define IVFP_VERSION 1
 #define PROBE_BATCH 1024 /* queries whose lists are ranked at once ... */
 #define PROBE_ENTRIES (1u << 22) /* ... holding at most this many list numbers */
-#define CODEC_TRAIN_MAX 65536 /* residuals the codec is trained on, at most */
+#define CODEC_TRAIN_MAX 16384 /* residuals the codec is trained on, at most:
+				 what k-means samples for 256 centroids */
 #define ENCODE_CHUNK 1024 /* vectors encoded per task */
 
 struct list {
@@ -82,6 +85,19 @@ struct vec_ivf {
 	uint8_t *w_data;
 	float *w_norms;
 	uint8_t ivfp[IVFP_BYTES];
+
+	/*
+	 * PQ under l2: the part of each list's table that does not depend on
+	 * the query, pre[j][i][c] = |b_ic|^2 + 2 <c_j, b_ic> (b_ic centroid c
+	 * of sub-space i, c_j list j's centroid, in that sub-space), made the
+	 * first time a search probes list j.  Searches run concurrently on
+	 * one index: a list's state goes 0 -> 1 (one thread makes it) -> 2
+	 * (ready, published with release order); a thread that finds 1 waits
+	 * the few microseconds that takes, so that every search computes its
+	 * tables the same way.  NULL: not used (or no memory).
+	 */
+	float *pre;
+	_Atomic unsigned char *pre_state;
 };
 
 static int pq4(const struct vec_ivf *g)
@@ -165,6 +181,8 @@ void vec_ivf_free(struct vec_ivf *g)
 	free_written(g);
 	free(g->own_cent);
 	free(g->own_cb);
+	free(g->pre);
+	free((void *)g->pre_state);
 	free(g);
 }
 
@@ -315,6 +333,17 @@ static struct vec_ivf *new_ivf(const struct vec_ivf_params *p, size_t dim,
 	}
 	set_codebook(g, g->own_cb);
 	g->cent = g->own_cent;
+	if (p->codec == VEC_IVF_PQ && metric == VEC_METRIC_L2) {
+		/* Pages are touched only as lists are probed. */
+		g->pre = calloc((size_t)nlist * g->pq.m * g->pq.ksub, sizeof *g->pre);
+		g->pre_state = calloc(nlist, 1);
+		if (!g->pre || !g->pre_state) {
+			free(g->pre);
+			free((void *)g->pre_state);
+			g->pre = NULL;
+			g->pre_state = NULL;
+		}
+	}
 	return g;
 }
 
@@ -693,6 +722,7 @@ struct scratch {
 	struct cands cand;        /* k, or refine x k to re-rank */
 	struct cands top;         /* k, re-ranked */
 	float *table;             /* m x ksub */
+	float *qtab;              /* m x ksub: the query's part (l2) */
 	float *qres;              /* dim: the query's residual */
 	float *dist;              /* a list's estimates */
 	uint16_t *sums;           /* 4 bits: a list's sums */
@@ -718,6 +748,41 @@ struct search {
 	uint64_t *ids;           /* this batch's rows of the output */
 	float *scores;
 };
+
+/* List j's fixed table part, made now if nobody has; NULL: make the
+ * table the long way (no memory for the parts). */
+static const float *list_pre(const struct vec_ivf *g, uint64_t j)
+{
+	size_t nt = g->pq.m * g->pq.ksub, dsub = g->pq.dsub;
+	unsigned char st;
+	float *pre;
+
+	if (!g->pre)
+		return NULL;
+	pre = g->pre + j * nt;
+	st = atomic_load_explicit(&g->pre_state[j], memory_order_acquire);
+	if (st == 2)
+		return pre;
+	if (st != 0 || !atomic_compare_exchange_strong(&g->pre_state[j], &st, 1)) {
+		while (atomic_load_explicit(&g->pre_state[j], memory_order_acquire) != 2)
+			sched_yield();
+		return pre;
+	}
+	for (size_t i = 0; i < g->pq.m; i++) {
+		const float *c = g->cent + j * g->dim + i * dsub;
+		const float *b = g->pq.cent + i * g->pq.ksub * dsub;
+		for (size_t e = 0; e < g->pq.ksub; e++) {
+			float bb = 0, cb = 0;
+			for (size_t d = 0; d < dsub; d++) {
+				bb += b[e * dsub + d] * b[e * dsub + d];
+				cb += c[d] * b[e * dsub + d];
+			}
+			pre[i * g->pq.ksub + e] = bb + 2 * cb;
+		}
+	}
+	atomic_store_explicit(&g->pre_state[j], 2, memory_order_release);
+	return pre;
+}
 
 /* A list of full vectors. */
 static void scan_flat(const struct search *s, const struct list *l,
@@ -798,7 +863,13 @@ static void search_task(void *ctx, size_t i, int worker)
 
 	cands_reset(c);
 	/* Inner products: one table (or quantised query) for every list,
-	 * plus <q, c> per list. */
+	 * plus <q, c> per list.  l2 with the lists' fixed parts: the query's
+	 * part -2 <q_i, b_ic>, for every list. */
+	if (pq && s->l2 && g->pre) {
+		vec_pq_table(&g->pq, q, 0, w->qtab);
+		for (size_t e = 0; e < g->pq.m * g->pq.ksub; e++)
+			w->qtab[e] *= 2;
+	}
 	if (pq && !s->l2) {
 		vec_pq_table(&g->pq, q, 0, w->table);
 		if (pq4(g))
@@ -839,13 +910,22 @@ static void search_task(void *ctx, size_t i, int worker)
 			continue;
 		}
 		if (s->l2) {
-			for (size_t d = 0; d < g->dim; d++)
-				w->qres[d] = q[d] - cj[d];
-			vec_pq_table(&g->pq, w->qres, 1, w->table);
+			float dc = s->psc[i * s->nprobe + p]; /* |q - c| */
+			const float *pre = list_pre(g, j);
+			if (pre) {
+				size_t nt = g->pq.m * g->pq.ksub;
+				for (size_t e = 0; e < nt; e++)
+					w->table[e] = pre[e] + w->qtab[e];
+				bias = dc * dc;
+			} else {
+				for (size_t d = 0; d < g->dim; d++)
+					w->qres[d] = q[d] - cj[d];
+				vec_pq_table(&g->pq, w->qres, 1, w->table);
+				bias = 0;
+			}
 			if (pq4(g))
 				vec_pq4_lut(w->table, g->pq.m, w->lut, &w->delta,
 					    &w->lbias);
-			bias = 0;
 		} else {
 			bias = -s->psc[i * s->nprobe + p]; /* -<q, c> */
 		}
@@ -878,6 +958,7 @@ static void scratch_free(struct scratch *w)
 	cands_free(&w->cand);
 	cands_free(&w->top);
 	free(w->table);
+	free(w->qtab);
 	free(w->qres);
 	free(w->dist);
 	free(w->sums);
@@ -907,8 +988,9 @@ static int scratch_init(const struct search *s, struct scratch *w,
 	if (g->codec != VEC_IVF_PQ)
 		return 0;
 	w->table = malloc(g->pq.m * g->pq.ksub * sizeof *w->table);
+	w->qtab = malloc(g->pq.m * g->pq.ksub * sizeof *w->qtab);
 	w->dist = malloc(padded * sizeof *w->dist);
-	if (!w->table || !w->dist)
+	if (!w->table || !w->qtab || !w->dist)
 		return -1;
 	if (pq4(g)) {
 		w->sums = malloc(padded * sizeof *w->sums);

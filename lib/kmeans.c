@@ -17,6 +17,7 @@
 #include "kmeans.h"
 
 #define ASSIGN_BATCH 65536 /* vectors searched against the centroids at once */
+#define ASSIGN_BYTES (16u << 20) /* ... and at most about this many bytes of them */
 #define SPLIT_EPS (1.0f / 1024) /* relative nudge of a split centroid */
 
 /* splitmix64: a small, well-mixed generator; the state is the seed. */
@@ -61,6 +62,9 @@ int vec_kmeans_assign(const float *x, uint64_t n, size_t dim,
 		      const float *centroids, size_t k, int threads,
 		      uint32_t *assign, float *dist2, struct vec_errbuf *eb)
 {
+	/* The search packs a copy of its queries: keep that copy near
+	 * ASSIGN_BYTES, so that assigning a collection never doubles it. */
+	size_t cap = ASSIGN_BYTES / (dim * sizeof(float)) + 1;
 	size_t batch = n < ASSIGN_BATCH ? (size_t)n : ASSIGN_BATCH;
 	uint64_t *ids;
 	float *sc;
@@ -68,6 +72,8 @@ int vec_kmeans_assign(const float *x, uint64_t n, size_t dim,
 
 	if (n == 0)
 		return VEC_OK;
+	if (batch > cap)
+		batch = cap < 64 ? 64 : cap;
 	ids = malloc(batch * sizeof *ids);
 	sc = malloc(batch * sizeof *sc);
 	if (!ids || !sc) {
