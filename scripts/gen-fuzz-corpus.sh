@@ -32,6 +32,19 @@ for m in l2 ip cos; do
 	"$B/vec-build" -q -t ivf --nlist 4 --seed 1 -j 1 -m $m -o "$T/ivf-$m.vec" "$T/iris20.fvecs"
 	seed index '\025' "$T/ivf-$m.vec" "ivf-$m"
 done
+# The coded types (4-bit codes, which need 16 training vectors; 8-bit
+# ones need 256, too big for a seed).
+head -c $((20 * 20)) data/iris/base.fvecs >"$T/iris-20v.fvecs"
+for m in l2 ip cos; do
+	"$B/vec-build" -q -t ivfpq --nlist 2 --pq 2 --pq-bits 4 --seed 1 -j 1 -m $m -o "$T/ivfpq-$m.vec" "$T/iris-20v.fvecs"
+	"$B/vec-build" -q -t ivfsq8 --nlist 2 --seed 1 -j 1 -m $m -o "$T/ivfsq8-$m.vec" "$T/iris-20v.fvecs"
+	seed index '\025' "$T/ivfpq-$m.vec" "ivfpq-$m"
+	seed index '\025' "$T/ivfsq8-$m.vec" "ivfsq8-$m"
+done
+"$B/vec-build" -q -t pq --pq 4 --pq-bits 4 --refine 2 --seed 1 -j 1 -o "$T/pq-refine.vec" "$T/iris-20v.fvecs"
+"$B/vec-build" -q -t sq8 --refine 3 --seed 1 -j 1 --keys -o "$T/sq8-keys.vec" "$T/keys.csv"
+seed index '\025' "$T/pq-refine.vec" pq-refine
+seed index '\067' "$T/sq8-keys.vec" sq8-keys
 
 # Record streams.
 head -c $((68 * 3)) data/digits/base.fvecs >"$T/d3.fvecs"
