@@ -20,6 +20,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -202,10 +205,21 @@ void vec_index_set_threads(struct vec_index *idx, int threads)
  */
 static int train_now(struct vec_index *idx, int type, struct vec_errbuf *eb)
 {
+	struct vec_ivf_params ip = idx->ivp;
 	struct vec_ivf *g = NULL;
 	int rc;
 
-	if ((rc = vec_ivf_train(&g, &idx->ivp, idx->vecs, idx->count, idx->dim,
+	/* Collected up to a train size: what was collected is the sample
+	 * (k-means would otherwise copy a sample of it). */
+	if (idx->train_at)
+		ip.train_size = idx->count;
+#ifdef __GLIBC__
+	/* Growing the collection left the blocks it outgrew free inside the
+	 * heap, still resident; give them back before training adds its
+	 * own, so that the peak is the collection plus training's needs. */
+	malloc_trim(0);
+#endif
+	if ((rc = vec_ivf_train(&g, &ip, idx->vecs, idx->count, idx->dim,
 				idx->metric, idx->threads, eb)) ||
 	    (rc = vec_ivf_add(g, idx->vecs, idx->count, idx->threads, eb))) {
 		vec_ivf_free(g);
