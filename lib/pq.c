@@ -535,11 +535,24 @@ static void lut_range_scalar(const float *t, size_t m, uint8_t *lut,
 	struct vec_pq4_lut_stat acc = *st;
 
 	for (size_t j = 0; j < m; j++) {
-		float lo = INFINITY, hi = -INFINITY, r;
-		for (size_t c = 0; c < 16; c++) {
-			lo = t[j * 16 + c] < lo ? t[j * 16 + c] : lo;
-			hi = t[j * 16 + c] > hi ? t[j * 16 + c] : hi;
-		}
+		/* Four columns of four, so that the compiler may use one
+		 * vector; a NaN loses every comparison, so it takes no part. */
+		float l[4] = { INFINITY, INFINITY, INFINITY, INFINITY };
+		float h[4] = { -INFINITY, -INFINITY, -INFINITY, -INFINITY };
+		float lo, hi, r;
+
+		for (size_t c = 0; c < 16; c += 4)
+			for (size_t i = 0; i < 4; i++) {
+				float v = t[j * 16 + c + i];
+				l[i] = v < l[i] ? v : l[i];
+				h[i] = v > h[i] ? v : h[i];
+			}
+		lo = l[0] < l[1] ? l[0] : l[1];
+		lo = l[2] < lo ? l[2] : lo;
+		lo = l[3] < lo ? l[3] : lo;
+		hi = h[0] > h[1] ? h[0] : h[1];
+		hi = h[2] > hi ? h[2] : hi;
+		hi = h[3] > hi ? h[3] : hi;
 		r = hi - lo;
 		memcpy(lut + j * 16, &lo, sizeof lo);
 		memcpy(lut + j * 16 + 4, &r, sizeof r);
@@ -548,14 +561,20 @@ static void lut_range_scalar(const float *t, size_t m, uint8_t *lut,
 	*st = acc;
 }
 
+/* A row is built in row[] and then copied: stores straight into lut (bytes,
+ * which may alias t as far as the compiler knows) would keep the loop
+ * from being vectorised. */
 static void lut_quant_scalar(const float *t, size_t m, float inv,
 			     uint8_t *lut)
 {
 	for (size_t j = 0; j < m; j++) {
+		uint8_t row[16];
 		float lo;
+
 		memcpy(&lo, lut + j * 16, sizeof lo);
 		for (size_t c = 0; c < 16; c++)
-			lut[j * 16 + c] = (uint8_t)quant1(t[j * 16 + c] - lo, inv);
+			row[c] = (uint8_t)quant1(t[j * 16 + c] - lo, inv);
+		memcpy(lut + j * 16, row, sizeof row);
 	}
 }
 
