@@ -65,6 +65,10 @@ $(BUILD)/lib/sq8_avx2.o: ALL_CFLAGS += -mavx2 -mfma
 $(BUILD)/lib/sq8_avx512.o: ALL_CFLAGS += -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma
 $(BUILD)/lib/pq_avx2.o: ALL_CFLAGS += -mavx2
 $(BUILD)/lib/pq_avx512.o: ALL_CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx2
+# pq.c's portable table and LUT loops use float compare-and-select; GCC
+# if-converts (and so vectorises) them only when it may assume no FP traps,
+# which the library never enables.
+$(BUILD)/lib/pq.o: ALL_CFLAGS += -fno-trapping-math
 $(BUILD)/lib/flat_bf16.o: ALL_CFLAGS += -mavx512f -mavx512bf16 -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma
 $(BUILD)/lib/distance.o $(BUILD)/lib/flat.o $(BUILD)/lib/sq8.o $(BUILD)/lib/pq.o: ALL_CFLAGS += $(SIMD_DEFS)
 

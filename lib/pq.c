@@ -302,25 +302,98 @@ void vec_pq_decode(const struct vec_pq *pq, const uint8_t *codes, size_t n,
 		}
 }
 
-void vec_pq_table(const struct vec_pq *pq, const float *q, int l2, float *t)
+/*
+ * One sub-space's ksub entries without a call per centroid: the dsub terms
+ * summed in four partial sums, (s0 + s1) + (s2 + s3), as the scalar
+ * distance kernels do.  Inlined with dsub and l2 constants for the short
+ * sub-vectors, where the call and loop overhead was most of the cost.
+ */
+static inline __attribute__((always_inline)) void
+table_sub(const float *qs, const float *c, size_t dsub, size_t ksub, int l2,
+	  float *t)
 {
-	const struct vec_kernels *k = vec_kernels();
+	for (size_t e = 0; e < ksub; e++, c += dsub) {
+		float s0 = 0, s1 = 0, s2 = 0, s3 = 0, r;
+		size_t d = 0;
 
-	for (size_t j = 0; j < pq->m; j++) {
-		const float *qs = q + j * pq->dsub;
-		const float *c = pq->cent + j * pq->ksub * pq->dsub;
-		for (size_t e = 0; e < pq->ksub; e++)
-			t[j * pq->ksub + e] =
-				l2 ? k->l2sq(qs, c + e * pq->dsub, pq->dsub)
-				   : -k->dot(qs, c + e * pq->dsub, pq->dsub);
+		for (; d + 4 <= dsub; d += 4) {
+			float v0 = qs[d] - c[d], v1 = qs[d + 1] - c[d + 1];
+			float v2 = qs[d + 2] - c[d + 2], v3 = qs[d + 3] - c[d + 3];
+			s0 += l2 ? v0 * v0 : qs[d] * c[d];
+			s1 += l2 ? v1 * v1 : qs[d + 1] * c[d + 1];
+			s2 += l2 ? v2 * v2 : qs[d + 2] * c[d + 2];
+			s3 += l2 ? v3 * v3 : qs[d + 3] * c[d + 3];
+		}
+		for (; d < dsub; d++) {
+			float v = qs[d] - c[d];
+			s0 += l2 ? v * v : qs[d] * c[d];
+		}
+		r = (s0 + s1) + (s2 + s3);
+		t[e] = l2 ? r : -r;
 	}
 }
 
-/* The reference: one code at a time, sub-quantisers in order. */
+#define TABLE_LOOP(dsub, l2)                                                \
+	for (size_t j = 0; j < pq->m; j++)                                  \
+		table_sub(q + j * (dsub), pq->cent + j * ksub * (dsub), (dsub), \
+			  ksub, (l2), t + j * ksub)
+
+/* The portable table: constant dsub for the short sub-vectors, the
+ * distance kernels (whose call then costs little) for long ones. */
+static void table_portable(const struct vec_pq *pq, const float *q, int l2,
+			   float *t)
+{
+	const struct vec_kernels *k = vec_kernels();
+	size_t ksub = pq->ksub, dsub = pq->dsub;
+
+	switch (dsub * 2 + !!l2) {
+	case 2: TABLE_LOOP(1, 0); return;
+	case 3: TABLE_LOOP(1, 1); return;
+	case 4: TABLE_LOOP(2, 0); return;
+	case 5: TABLE_LOOP(2, 1); return;
+	case 8: TABLE_LOOP(4, 0); return;
+	case 9: TABLE_LOOP(4, 1); return;
+	case 16: TABLE_LOOP(8, 0); return;
+	case 17: TABLE_LOOP(8, 1); return;
+	}
+	if (dsub <= 16) {
+		if (l2)
+			TABLE_LOOP(dsub, 1);
+		else
+			TABLE_LOOP(dsub, 0);
+		return;
+	}
+	for (size_t j = 0; j < pq->m; j++) {
+		const float *qs = q + j * dsub, *c = pq->cent + j * ksub * dsub;
+		for (size_t e = 0; e < ksub; e++)
+			t[j * ksub + e] = l2 ? k->l2sq(qs, c + e * dsub, dsub)
+					     : -k->dot(qs, c + e * dsub, dsub);
+	}
+}
+
+void vec_pq_table(const struct vec_pq *pq, const float *q, int l2, float *t)
+{
+#ifdef VEC_HAVE_X86
+	int level = vec_kernels()->level;
+	if (level == VEC_SIMD_AVX512 && vec_pq_table_avx512(pq, q, l2, t))
+		return;
+	if (level == VEC_SIMD_AVX2 && vec_pq_table_avx2(pq, q, l2, t))
+		return;
+#endif
+	table_portable(pq, q, l2, t);
+}
+
+/* One code at a time, sub-quantisers in order; 8-bit codes go through
+ * vec_pq_scan8, which sums each code in that same order. */
 void vec_pq_adc(const struct vec_pq *pq, const float *t, const uint8_t *codes,
 		size_t n, float *out)
 {
 	size_t cs = vec_pq_code_size(pq->m, pq->nbits);
+
+	if (pq->nbits == 8) {
+		vec_pq_scan8(t, pq->m, codes, n, out);
+		return;
+	}
 
 	for (size_t i = 0; i < n; i++) {
 		const uint8_t *code = codes + i * cs;
@@ -440,63 +513,137 @@ size_t vec_pq4_lut_size(size_t m)
 	return SLICE * ((m + 1) / 2);
 }
 
+/* Round x in [0, 255] to the nearest integer, ties to even: adding
+ * 1.5 * 2^23 leaves no fraction bits, as the SIMD conversions round. */
+static inline float round_even(float x)
+{
+	return (x + 12582912.0f) - 12582912.0f;
+}
+
+/* An entry of the quantised table, from (t - lo) (see pq.h). */
+static inline unsigned quant1(float diff, float inv)
+{
+	float x = diff * inv;
+	x = x > 0 ? x : 0; /* NaN too */
+	x = x < 255 ? x : 255;
+	return (unsigned)round_even(x);
+}
+
+static void lut_range_scalar(const float *t, size_t m, uint8_t *lut,
+			     struct vec_pq4_lut_stat *st)
+{
+	struct vec_pq4_lut_stat acc = *st;
+
+	for (size_t j = 0; j < m; j++) {
+		/* Four columns of four, so that the compiler may use one
+		 * vector; a NaN loses every comparison, so it takes no part. */
+		float l[4] = { INFINITY, INFINITY, INFINITY, INFINITY };
+		float h[4] = { -INFINITY, -INFINITY, -INFINITY, -INFINITY };
+		float lo, hi, r;
+
+		for (size_t c = 0; c < 16; c += 4)
+			for (size_t i = 0; i < 4; i++) {
+				float v = t[j * 16 + c + i];
+				l[i] = v < l[i] ? v : l[i];
+				h[i] = v > h[i] ? v : h[i];
+			}
+		lo = l[0] < l[1] ? l[0] : l[1];
+		lo = l[2] < lo ? l[2] : lo;
+		lo = l[3] < lo ? l[3] : lo;
+		hi = h[0] > h[1] ? h[0] : h[1];
+		hi = h[2] > hi ? h[2] : hi;
+		hi = h[3] > hi ? h[3] : hi;
+		r = hi - lo;
+		memcpy(lut + j * 16, &lo, sizeof lo);
+		memcpy(lut + j * 16 + 4, &r, sizeof r);
+		vec_pq4_lut_stat(&acc, lo, r);
+	}
+	*st = acc;
+}
+
+/* A row is built in row[] and then copied: stores straight into lut (bytes,
+ * which may alias t as far as the compiler knows) would keep the loop
+ * from being vectorised. */
+static void lut_quant_scalar(const float *t, size_t m, float inv,
+			     uint8_t *lut)
+{
+	for (size_t j = 0; j < m; j++) {
+		uint8_t row[16];
+		float lo;
+
+		memcpy(&lo, lut + j * 16, sizeof lo);
+		for (size_t c = 0; c < 16; c++)
+			row[c] = (uint8_t)quant1(t[j * 16 + c] - lo, inv);
+		memcpy(lut + j * 16, row, sizeof row);
+	}
+}
+
 /*
- * delta: the largest of (a) the widest range over 255, so that every entry
- * fits a byte, and (b) the summed ranges over 65535 - m / 2, so that the
- * sum of m entries, each rounded up by at most half a step, fits 16 bits.
- * Float rounding could still overstep by a hair: the check below widens
- * delta until the largest possible sum fits.
+ * Two passes over the table.  The first finds each row's min and range
+ * (kept in the row's own bytes of lut until the second pass writes them).
+ * delta is then the largest of (a) the widest range over 255, so that
+ * every entry fits a byte, and (b) the summed ranges over 65535 - m / 2,
+ * so that the sum of m entries, each rounded up by at most half a step,
+ * fits 16 bits.  A row's largest entry is the quantised range (every step
+ * is monotonic), so the sum of the largest entries is known before the
+ * second pass; float rounding could still overstep 65535 by a hair, and
+ * the loop below widens delta until it does not.  The second pass writes
+ * the bytes, multiplying by 1 / delta.
  */
 void vec_pq4_lut(const float *t, size_t m, uint8_t *lut, float *delta,
 		 float *bias)
 {
-	double maxr = 0, sumr = 0, b = 0, d, room;
-	float fd;
+	struct vec_pq4_lut_stat st = { 0, 0, 0 };
+	double d, room;
+	float fd, inv;
+#ifdef VEC_HAVE_X86
+	int level = vec_kernels()->level;
+#endif
 
-	for (size_t j = 0; j < m; j++) {
-		float lo = t[j * 16], hi = t[j * 16];
-		for (size_t c = 1; c < 16; c++) {
-			lo = t[j * 16 + c] < lo ? t[j * 16 + c] : lo;
-			hi = t[j * 16 + c] > hi ? t[j * 16 + c] : hi;
-		}
-		double r = (double)hi - (double)lo;
-		maxr = r > maxr ? r : maxr;
-		sumr += r;
-		b += lo;
-	}
+#ifdef VEC_HAVE_X86
+	if (level == VEC_SIMD_AVX512)
+		vec_pq4_lut_range_avx512(t, m, lut, &st);
+	else if (level == VEC_SIMD_AVX2)
+		vec_pq4_lut_range_avx2(t, m, lut, &st);
+	else
+#endif
+		lut_range_scalar(t, m, lut, &st);
 	room = 65535.0 - (double)m / 2;
 	if (room < 1)
 		room = 1;
-	d = maxr / 255;
-	if (sumr / room > d)
-		d = sumr / room;
+	d = st.maxr / 255;
+	if (st.sumr / room > d)
+		d = st.sumr / room;
 	/* All entries equal: any step works.  A table that is not finite
-	 * gets entries of 0 (never converted from NaN). */
+	 * gets a step of 1 (its entries are then 0 or 255, never NaN). */
 	fd = d > 0 && d < HUGE_VAL ? (float)d : 1.0f;
 	if (!(fd < HUGE_VALF))
 		fd = FLT_MAX;
-	memset(lut, 0, vec_pq4_lut_size(m));
 	for (;;) {
 		unsigned long total = 0;
+		inv = 1.0f / fd;
 		for (size_t j = 0; j < m; j++) {
-			float lo = t[j * 16];
-			unsigned mx = 0;
-			for (size_t c = 1; c < 16; c++)
-				lo = t[j * 16 + c] < lo ? t[j * 16 + c] : lo;
-			for (size_t c = 0; c < 16; c++) {
-				double q = rint(((double)t[j * 16 + c] - lo) / fd);
-				unsigned e = q > 255 ? 255 : q >= 0 ? (unsigned)q : 0;
-				lut[j * 16 + c] = (uint8_t)e;
-				mx = e > mx ? e : mx;
-			}
-			total += mx;
+			float r;
+			memcpy(&r, lut + j * 16 + 4, sizeof r);
+			total += quant1(r, inv);
 		}
 		if (total <= 65535)
 			break;
-		fd = nextafterf(fd * 1.0001f, INFINITY);
+		/* Far over only when rows of infinities pin entries at 255:
+		 * double until the step is infinite and inv 0 (entries 0). */
+		fd = nextafterf(fd * (total > 70000 ? 2.0f : 1.0001f), INFINITY);
 	}
+#ifdef VEC_HAVE_X86
+	if (level == VEC_SIMD_AVX512)
+		vec_pq4_lut_quant_avx512(t, m, inv, lut);
+	else if (level == VEC_SIMD_AVX2)
+		vec_pq4_lut_quant_avx2(t, m, inv, lut);
+	else
+#endif
+		lut_quant_scalar(t, m, inv, lut);
+	memset(lut + m * 16, 0, vec_pq4_lut_size(m) - m * 16);
 	*delta = fd;
-	*bias = (float)b;
+	*bias = (float)st.bias;
 }
 
 static void pq4_scan_scalar(const uint8_t *lut, size_t m, const uint8_t *blocks,

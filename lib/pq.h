@@ -79,6 +79,8 @@ void vec_pq_decode(const struct vec_pq *pq, const uint8_t *codes, size_t n,
 /*
  * The query's table, m x ksub floats: t[j * ksub + c] is ||q_j - c_jc||^2
  * (l2 != 0) or -<q_j, c_jc> (l2 == 0), q_j the j-th sub-vector of q.
+ * Computed as written (differences squared, not |q|^2 - 2<q,c> + |c|^2);
+ * levels differ only by the order of the dsub terms' sum.
  */
 void vec_pq_table(const struct vec_pq *pq, const float *q, int l2, float *t);
 
@@ -111,9 +113,12 @@ void vec_pq4_set_one(uint8_t *blocks, size_t i, size_t m,
 /*
  * Quantise a float table (m x 16) to bytes for the scan: lut[j * 16 + c] =
  * round((t[j * 16 + c] - min_j) / delta), delta chosen so that the sum of
- * m entries fits 16 bits.  The estimate of a code's distance is then
- * bias + delta * sum, with bias the sum of the min_j.  lut has room for
- * vec_pq4_lut_size(m) bytes (padding entries are 0).
+ * m entries fits 16 bits: the m rows' largest entries sum to at most
+ * 65535.  Each entry is within delta / 2 of (t - min_j) / delta, plus float
+ * rounding (a few ulps of the row's range).  The estimate of a code's
+ * distance is then bias + delta * sum, with bias the sum of the min_j.
+ * lut has room for vec_pq4_lut_size(m) bytes (padding entries are 0).
+ * Every level gives the same bytes, delta and bias.  A NaN entry becomes 0.
  */
 size_t vec_pq4_lut_size(size_t m);
 void vec_pq4_lut(const float *t, size_t m, uint8_t *lut, float *delta,
@@ -149,5 +154,44 @@ size_t vec_pq4_below_avx2(const uint16_t *sums, size_t n, uint16_t thr,
 			  uint32_t *pos);
 size_t vec_pq4_below_avx512(const uint16_t *sums, size_t n, uint16_t thr,
 			    uint32_t *pos);
+
+/*
+ * The table for sub-vectors of dsub = 1, 2, 4, 8 or 16 (ksub a multiple of
+ * 16): returns 1, or 0 without writing for another dsub (pq.c then uses
+ * its portable loops).
+ */
+int vec_pq_table_avx2(const struct vec_pq *pq, const float *q, int l2,
+		      float *t);
+int vec_pq_table_avx512(const struct vec_pq *pq, const float *q, int l2,
+			float *t);
+
+/*
+ * The two passes of vec_pq4_lut.  range: for each of the m rows of 16,
+ * lo = the smallest and r = the largest minus lo, NaN entries ignored (a
+ * row of NaN: lo = +inf, r = -inf), stored as two floats at lut + 16 j
+ * (the row's bytes, not yet written), and summed into st by
+ * vec_pq4_lut_stat in row order (st zeroed by the caller).  quant: row j's bytes from its lo
+ * (read back from lut + 16 j first): x = (t - lo) * inv, NaN and below 0
+ * to 0, above 255 to 255, rounded to nearest even.  In that order every
+ * level computes the same floats, hence the same bytes.
+ */
+struct vec_pq4_lut_stat {
+	double maxr, sumr, bias; /* widest range, summed ranges, summed lo */
+};
+static inline void vec_pq4_lut_stat(struct vec_pq4_lut_stat *st, float lo,
+				    float r)
+{
+	st->maxr = r > st->maxr ? r : st->maxr;
+	st->sumr += r > 0 ? r : 0;
+	st->bias += lo;
+}
+void vec_pq4_lut_range_avx2(const float *t, size_t m, uint8_t *lut,
+			    struct vec_pq4_lut_stat *st);
+void vec_pq4_lut_range_avx512(const float *t, size_t m, uint8_t *lut,
+			      struct vec_pq4_lut_stat *st);
+void vec_pq4_lut_quant_avx2(const float *t, size_t m, float inv,
+			    uint8_t *lut);
+void vec_pq4_lut_quant_avx512(const float *t, size_t m, float inv,
+			      uint8_t *lut);
 
 #endif

@@ -1,14 +1,179 @@
 /*
- * pq_avx2.c - the 4-bit fast scan for AVX2 (compiled with -mavx2; pq.c
- * calls it only after the CPU check passed).  The block layout and the
+ * pq_avx2.c - the query's table, its 4-bit quantisation and the 4-bit fast
+ * scan for AVX2 (compiled with -mavx2; pq.c calls them only after the CPU
+ * check passed).  The block layout and the
  * 16-bit summing trick are described at the top of pq.c.
  */
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
+#include <string.h>
+
 #include "pq.h"
 
 #define SLICE 32
+
+/* ---- the query's table ---- */
+
+/*
+ * Lanes 2i and 2i + 1 of the 16 lanes a:b added into lane i: hadd works
+ * within 128-bit lanes (a0+a1, a2+a3, b0+b1, b2+b3 | a4+a5, ...), and
+ * swapping the middle 64-bit quarters puts the sums in order.
+ */
+static inline __m256 pairs(__m256 a, __m256 b)
+{
+	return _mm256_castpd_ps(_mm256_permute4x64_pd(
+		_mm256_castps_pd(_mm256_hadd_ps(a, b)), 0xd8));
+}
+
+/*
+ * One sub-space, 8 centroids at a time in their file layout: the 8 x dsub
+ * floats are dsub registers, each term (c - q)^2 or c q against the query
+ * sub-vector repeated across the register (two registers for dsub 16),
+ * then log2(dsub) levels of pairs() leave one register of 8 sums, in
+ * centroid order: the same balanced tree as the AVX-512 kernel.
+ */
+static inline __attribute__((always_inline)) void
+sub_table(const float *qs, const float *c, size_t dsub, size_t ksub, int l2,
+	  float *t)
+{
+	__m256 qv[2], r[16];
+
+	if (dsub == 1) {
+		qv[0] = _mm256_set1_ps(qs[0]);
+	} else if (dsub == 2) {
+		double d2;
+		memcpy(&d2, qs, sizeof d2);
+		qv[0] = _mm256_castpd_ps(_mm256_set1_pd(d2));
+	} else if (dsub == 4) {
+		qv[0] = _mm256_broadcast_ps((const __m128 *)qs);
+	} else {
+		qv[0] = _mm256_loadu_ps(qs);
+	}
+	qv[1] = dsub == 16 ? _mm256_loadu_ps(qs + 8) : qv[0];
+	for (size_t e = 0; e < ksub; e += 8, c += 8 * dsub) {
+		for (size_t i = 0; i < dsub; i++) {
+			__m256 v = _mm256_loadu_ps(c + 8 * i);
+			if (l2) {
+				v = _mm256_sub_ps(v, qv[i & 1]);
+				r[i] = _mm256_mul_ps(v, v);
+			} else {
+				r[i] = _mm256_mul_ps(v, qv[i & 1]);
+			}
+		}
+		for (size_t n = dsub; n > 1; n /= 2)
+			for (size_t i = 0; i < n / 2; i++)
+				r[i] = pairs(r[2 * i], r[2 * i + 1]);
+		if (!l2)
+			r[0] = _mm256_sub_ps(_mm256_setzero_ps(), r[0]);
+		_mm256_storeu_ps(t + e, r[0]);
+	}
+}
+
+#define TABLE_LOOP(dsub, l2)                                                \
+	for (size_t j = 0; j < pq->m; j++)                                  \
+		sub_table(q + j * (dsub), pq->cent + j * ksub * (dsub), (dsub), \
+			  ksub, (l2), t + j * ksub)
+
+int vec_pq_table_avx2(const struct vec_pq *pq, const float *q, int l2,
+		      float *t)
+{
+	size_t ksub = pq->ksub;
+
+	if (ksub % 16)
+		return 0;
+	switch (pq->dsub * 2 + !!l2) {
+	case 2: TABLE_LOOP(1, 0); return 1;
+	case 3: TABLE_LOOP(1, 1); return 1;
+	case 4: TABLE_LOOP(2, 0); return 1;
+	case 5: TABLE_LOOP(2, 1); return 1;
+	case 8: TABLE_LOOP(4, 0); return 1;
+	case 9: TABLE_LOOP(4, 1); return 1;
+	case 16: TABLE_LOOP(8, 0); return 1;
+	case 17: TABLE_LOOP(8, 1); return 1;
+	case 32: TABLE_LOOP(16, 0); return 1;
+	case 33: TABLE_LOOP(16, 1); return 1;
+	}
+	return 0;
+}
+
+/* ---- the 4-bit table's quantisation (contracts in pq.h) ---- */
+
+static inline float hmin(__m256 v)
+{
+	__m128 x = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+	x = _mm_min_ps(x, _mm_movehl_ps(x, x));
+	x = _mm_min_ss(x, _mm_shuffle_ps(x, x, 1));
+	return _mm_cvtss_f32(x);
+}
+
+static inline float hmax(__m256 v)
+{
+	__m128 x = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+	x = _mm_max_ps(x, _mm_movehl_ps(x, x));
+	x = _mm_max_ss(x, _mm_shuffle_ps(x, x, 1));
+	return _mm_cvtss_f32(x);
+}
+
+/* A row of 16 is two registers; NaN lanes become +inf for the min and
+ * -inf for the max, so that they take no part. */
+void vec_pq4_lut_range_avx2(const float *t, size_t m, uint8_t *lut,
+			    struct vec_pq4_lut_stat *st)
+{
+	struct vec_pq4_lut_stat acc = *st;
+	const __m256 pinf = _mm256_set1_ps(__builtin_inff());
+	const __m256 ninf = _mm256_set1_ps(-__builtin_inff());
+
+	for (size_t j = 0; j < m; j++) {
+		__m256 a = _mm256_loadu_ps(t + j * 16);
+		__m256 b = _mm256_loadu_ps(t + j * 16 + 8);
+		__m256 na = _mm256_cmp_ps(a, a, _CMP_UNORD_Q);
+		__m256 nb = _mm256_cmp_ps(b, b, _CMP_UNORD_Q);
+		float lo = hmin(_mm256_min_ps(_mm256_blendv_ps(a, pinf, na),
+					      _mm256_blendv_ps(b, pinf, nb)));
+		float hi = hmax(_mm256_max_ps(_mm256_blendv_ps(a, ninf, na),
+					      _mm256_blendv_ps(b, ninf, nb)));
+		float r = hi - lo;
+
+		memcpy(lut + j * 16, &lo, sizeof lo);
+		memcpy(lut + j * 16 + 4, &r, sizeof r);
+		vec_pq4_lut_stat(&acc, lo, r);
+	}
+	*st = acc;
+}
+
+/* As vec_pq4_lut_quant_avx512: max(x, 0) maps NaN to 0, the conversion
+ * rounds to nearest even, and the packs cannot saturate. */
+void vec_pq4_lut_quant_avx2(const float *t, size_t m, float inv,
+			    uint8_t *lut)
+{
+	const __m256 vinv = _mm256_set1_ps(inv), zero = _mm256_setzero_ps();
+	const __m256 top = _mm256_set1_ps(255.0f);
+
+	for (size_t j = 0; j < m; j++) {
+		float lo;
+		__m256 vlo, a, b;
+		__m256i ia, ib;
+
+		memcpy(&lo, lut + j * 16, sizeof lo);
+		vlo = _mm256_set1_ps(lo);
+		a = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(t + j * 16), vlo), vinv);
+		b = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(t + j * 16 + 8), vlo), vinv);
+		a = _mm256_min_ps(_mm256_max_ps(a, zero), top);
+		b = _mm256_min_ps(_mm256_max_ps(b, zero), top);
+		ia = _mm256_cvtps_epi32(a);
+		ib = _mm256_cvtps_epi32(b);
+		_mm_storeu_si128(
+			(__m128i *)(lut + j * 16),
+			_mm_packus_epi16(
+				_mm_packs_epi32(_mm256_castsi256_si128(ia),
+						_mm256_extracti128_si256(ia, 1)),
+				_mm_packs_epi32(_mm256_castsi256_si128(ib),
+						_mm256_extracti128_si256(ib, 1))));
+	}
+}
+
+/* ---- 4-bit fast scan ---- */
 
 /*
  * A = sum even + 256 sum odd and B = sum odd per word, in two lanes to be

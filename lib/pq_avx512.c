@@ -1,6 +1,7 @@
 /*
- * pq_avx512.c - the 4-bit fast scan for AVX-512BW (compiled with
- * -mavx512f -mavx512bw; pq.c calls it only after the CPU check passed).
+ * pq_avx512.c - the query's table, its 4-bit quantisation and the 4-bit
+ * fast scan for AVX-512BW (compiled with -mavx512f -mavx512bw; pq.c calls
+ * them only after the CPU check passed).
  * The block layout and the 16-bit summing trick are described at the top
  * of pq.c: here one 512-bit register takes two slices of a block (four
  * sub-quantisers, one per 128-bit lane) against the matching 64 bytes of
@@ -10,9 +11,150 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
+#include <string.h>
+
 #include "pq.h"
 
 #define SLICE 32
+
+/* ---- the query's table ---- */
+
+/*
+ * Lanes 2i and 2i + 1 of the 32 lanes a:b added into lane i: one level of
+ * a sum over adjacent lanes that keeps the centroids in order.
+ */
+static inline __m512 pairs(__m512 a, __m512 b)
+{
+	const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16,
+					    14, 12, 10, 8, 6, 4, 2, 0);
+	const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
+
+	return _mm512_add_ps(_mm512_permutex2var_ps(a, ev, b),
+			     _mm512_permutex2var_ps(a, od, b));
+}
+
+/*
+ * One sub-space, 16 centroids at a time in their file layout: the 16 x dsub
+ * floats are dsub registers, each term (c - q)^2 or c q against the query
+ * sub-vector repeated across the register, then log2(dsub) levels of
+ * pairs() leave one register of 16 sums, in centroid order.  The sum of a
+ * centroid's terms is a balanced tree: ((t0 + t1) + (t2 + t3)) + ...
+ * Inlined with dsub and l2 constants.
+ */
+static inline __attribute__((always_inline)) void
+sub_table(const float *qs, const float *c, size_t dsub, size_t ksub, int l2,
+	  float *t)
+{
+	__m512 qv, r[16];
+
+	if (dsub == 1) {
+		qv = _mm512_set1_ps(qs[0]);
+	} else if (dsub == 2) {
+		double d2;
+		memcpy(&d2, qs, sizeof d2);
+		qv = _mm512_castpd_ps(_mm512_set1_pd(d2));
+	} else if (dsub == 4) {
+		qv = _mm512_broadcast_f32x4(_mm_loadu_ps(qs));
+	} else if (dsub == 8) {
+		qv = _mm512_castpd_ps(_mm512_broadcast_f64x4(
+			_mm256_castps_pd(_mm256_loadu_ps(qs))));
+	} else {
+		qv = _mm512_loadu_ps(qs);
+	}
+	for (size_t e = 0; e < ksub; e += 16, c += 16 * dsub) {
+		for (size_t i = 0; i < dsub; i++) {
+			__m512 v = _mm512_loadu_ps(c + 16 * i);
+			if (l2) {
+				v = _mm512_sub_ps(v, qv);
+				r[i] = _mm512_mul_ps(v, v);
+			} else {
+				r[i] = _mm512_mul_ps(v, qv);
+			}
+		}
+		for (size_t n = dsub; n > 1; n /= 2)
+			for (size_t i = 0; i < n / 2; i++)
+				r[i] = pairs(r[2 * i], r[2 * i + 1]);
+		if (!l2)
+			r[0] = _mm512_sub_ps(_mm512_setzero_ps(), r[0]);
+		_mm512_storeu_ps(t + e, r[0]);
+	}
+}
+
+#define TABLE_LOOP(dsub, l2)                                                \
+	for (size_t j = 0; j < pq->m; j++)                                  \
+		sub_table(q + j * (dsub), pq->cent + j * ksub * (dsub), (dsub), \
+			  ksub, (l2), t + j * ksub)
+
+int vec_pq_table_avx512(const struct vec_pq *pq, const float *q, int l2,
+			float *t)
+{
+	size_t ksub = pq->ksub;
+
+	if (ksub % 16)
+		return 0;
+	switch (pq->dsub * 2 + !!l2) {
+	case 2: TABLE_LOOP(1, 0); return 1;
+	case 3: TABLE_LOOP(1, 1); return 1;
+	case 4: TABLE_LOOP(2, 0); return 1;
+	case 5: TABLE_LOOP(2, 1); return 1;
+	case 8: TABLE_LOOP(4, 0); return 1;
+	case 9: TABLE_LOOP(4, 1); return 1;
+	case 16: TABLE_LOOP(8, 0); return 1;
+	case 17: TABLE_LOOP(8, 1); return 1;
+	case 32: TABLE_LOOP(16, 0); return 1;
+	case 33: TABLE_LOOP(16, 1); return 1;
+	}
+	return 0;
+}
+
+/* ---- the 4-bit table's quantisation (contracts in pq.h) ---- */
+
+/* One row of 16 per register; NaN lanes set to +inf for the min and -inf
+ * for the max, so that they take no part. */
+void vec_pq4_lut_range_avx512(const float *t, size_t m, uint8_t *lut,
+			      struct vec_pq4_lut_stat *st)
+{
+	struct vec_pq4_lut_stat acc = *st;
+	const __m512 pinf = _mm512_set1_ps(__builtin_inff());
+	const __m512 ninf = _mm512_set1_ps(-__builtin_inff());
+
+	for (size_t j = 0; j < m; j++) {
+		__m512 v = _mm512_loadu_ps(t + j * 16);
+		__mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+		float lo = _mm512_reduce_min_ps(_mm512_mask_mov_ps(v, nan, pinf));
+		float hi = _mm512_reduce_max_ps(_mm512_mask_mov_ps(v, nan, ninf));
+		float r = hi - lo;
+
+		memcpy(lut + j * 16, &lo, sizeof lo);
+		memcpy(lut + j * 16 + 4, &r, sizeof r);
+		vec_pq4_lut_stat(&acc, lo, r);
+	}
+	*st = acc;
+}
+
+/* max(x, 0) gives 0 for a NaN x (the second operand); the conversion
+ * rounds to nearest even (the default MXCSR mode) and the saturating
+ * narrowing cannot saturate (0 <= x <= 255). */
+void vec_pq4_lut_quant_avx512(const float *t, size_t m, float inv,
+			      uint8_t *lut)
+{
+	const __m512 vinv = _mm512_set1_ps(inv), zero = _mm512_setzero_ps();
+	const __m512 top = _mm512_set1_ps(255.0f);
+
+	for (size_t j = 0; j < m; j++) {
+		float lo;
+		__m512 x;
+
+		memcpy(&lo, lut + j * 16, sizeof lo);
+		x = _mm512_sub_ps(_mm512_loadu_ps(t + j * 16), _mm512_set1_ps(lo));
+		x = _mm512_mul_ps(x, vinv);
+		x = _mm512_min_ps(_mm512_max_ps(x, zero), top);
+		_mm_storeu_si128((__m128i *)(lut + j * 16),
+				 _mm512_cvtusepi32_epi8(_mm512_cvtps_epi32(x)));
+	}
+}
+
+/* ---- 4-bit fast scan ---- */
 
 /* Fold the four lanes of A and B and store 16 sums in vector order. */
 static inline void finish(__m512i a, __m512i b, uint16_t *out)

@@ -7,9 +7,15 @@
  *
  *   make -j2 && cc -O2 -std=c11 -D_GNU_SOURCE -DVEC_BENCH_MAIN -Ilib \
  *      tests/unit/bench_pq.c lib/libvec.a -lz -lm -pthread -o bench_pq
- *   ./bench_pq [-n N,N,...] [-m M,M,...] [-r RUNS]
+ *   ./bench_pq [-n N,N,...] [-m M,M,...] [-r RUNS] [-s table|scan|all]
  *
- * For every SIMD level this CPU runs, every list size n (default
+ * First (-s table or all), for every SIMD level this CPU runs, the per-query
+ * parts in ns per call, median of RUNS runs: vec_pq_table (l2 and ip) and,
+ * for 4-bit shapes, vec_pq4_lut, on the shapes of the data sets we use:
+ * (m, ksub, dsub) = (50, 16, 2) glove-100 4-bit, (25, 256, 4) glove-100
+ * 8-bit, (196, 16, 4) and (98, 256, 8) fashion-mnist.
+ *
+ * Then (-s scan or all), for every SIMD level this CPU runs, every list size n (default
  * 500,2000,8000 vectors: what one IVF probe scans) and every m (default
  * 16,32,50,64,128 sub-quantisers):
  *  - the 4-bit fast scan (vec_pq4_scan) in GB/s of code bytes scanned,
@@ -74,9 +80,11 @@ static uint64_t rnd(void)
 static volatile uint32_t sink;
 
 /* Median seconds per call of one of the scans. */
-enum what { SCAN4, BELOW, SCAN8, ADC8 };
+enum what { SCAN4, BELOW, SCAN8, ADC8, TABLE_L2, TABLE_IP, LUT };
 struct job {
 	enum what what;
+	const float *q;
+	float *tf;
 	const uint8_t *lut, *blocks, *codes;
 	const float *t;
 	struct vec_pq *pq;
@@ -105,6 +113,17 @@ static void once(const struct job *j)
 		vec_pq_adc(j->pq, j->t, j->codes, j->n, j->out);
 		sink += (uint32_t)j->out[0];
 		break;
+	case TABLE_L2:
+	case TABLE_IP:
+		vec_pq_table(j->pq, j->q, j->what == TABLE_L2, j->tf);
+		sink += (uint32_t)j->tf[0];
+		break;
+	case LUT: {
+		float delta, bias;
+		vec_pq4_lut(j->t, j->m, (uint8_t *)j->lut, &delta, &bias);
+		sink += j->lut[0];
+		break;
+	}
 	}
 }
 
@@ -132,8 +151,67 @@ static double per_call(const struct job *j, int runs)
 	return r[runs / 2];
 }
 
+/* ns per call of the table (l2, ip) and the 4-bit LUT, four shapes. */
+static void bench_tables(int runs)
+{
+	static const size_t shapes[][3] = {
+		{ 50, 16, 2 }, { 25, 256, 4 }, { 196, 16, 4 }, { 98, 256, 8 }
+	};
+
+	printf("%-7s %4s %4s %4s %10s %10s %10s\n", "level", "m", "ksub", "dsub",
+	       "table l2", "table ip", "lut4");
+	for (int level = VEC_SIMD_SCALAR; level <= VEC_SIMD_NEON; level++) {
+		if (!vec_kernels_for(level))
+			continue;
+		vec_simd_select(level);
+		for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+			size_t m = shapes[s][0], ksub = shapes[s][1], dsub = shapes[s][2];
+			size_t dim = m * dsub;
+			float *cent = malloc(m * ksub * dsub * sizeof *cent);
+			float *q = malloc(dim * sizeof *q);
+			float *t = malloc(m * ksub * sizeof *t);
+			uint8_t *lut = malloc(vec_pq4_lut_size(m));
+			struct vec_pq pq = { dim, m, dsub, ksub == 16 ? 4 : 8, ksub, cent };
+			struct job j = { 0 };
+			double l2, ip, lu = 0;
+
+			for (size_t i = 0; i < m * ksub * dsub; i++)
+				cent[i] = (float)(rnd() % 2000) / 1000.0f - 1.0f;
+			for (size_t i = 0; i < dim; i++)
+				q[i] = (float)(rnd() % 2000) / 1000.0f - 1.0f;
+			j.pq = &pq;
+			j.q = q;
+			j.tf = t;
+			j.m = m;
+			j.what = TABLE_L2;
+			l2 = per_call(&j, runs);
+			j.what = TABLE_IP;
+			ip = per_call(&j, runs);
+			if (ksub == 16) {
+				vec_pq_table(&pq, q, 1, t);
+				j.t = t;
+				j.lut = lut;
+				j.what = LUT;
+				lu = per_call(&j, runs);
+			}
+			printf("%-7s %4zu %4zu %4zu %10.0f %10.0f ", vec_kernels()->name,
+			       m, ksub, dsub, l2 * 1e9, ip * 1e9);
+			if (ksub == 16)
+				printf("%10.0f\n", lu * 1e9);
+			else
+				printf("%10s\n", "-");
+			fflush(stdout);
+			free(cent);
+			free(q);
+			free(t);
+			free(lut);
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
+	const char *part = "all";
 	size_t ns[16] = { 500, 2000, 8000 }, ms[16] = { 16, 32, 50, 64, 128 };
 	size_t nn = 3, nm = 5;
 	int runs = 7;
@@ -145,9 +223,15 @@ int main(int argc, char **argv)
 			nm = parse_list(argv[a + 1], ms, 16);
 		else if (!strcmp(argv[a], "-r"))
 			runs = atoi(argv[a + 1]);
+		else if (!strcmp(argv[a], "-s"))
+			part = argv[a + 1];
 	}
 	if (runs < 1 || runs > MAXRUNS)
 		runs = 7;
+	if (strcmp(part, "scan"))
+		bench_tables(runs);
+	if (!strcmp(part, "table"))
+		return 0;
 
 	printf("%-7s %6s %4s %10s %10s %12s %12s\n", "level", "n", "m",
 	       "scan4 GB/s", "below G/s", "scan8 Mc/s", "adc8 Mc/s");
@@ -168,8 +252,12 @@ int main(int argc, char **argv)
 				uint16_t *sums = malloc(nblocks * 32 * sizeof *sums);
 				uint32_t *pos = malloc(n * sizeof *pos);
 				struct vec_pq pq = { m, m, 1, 8, 256, NULL };
-				struct job j = { SCAN4, lut, blocks, c8, t8, &pq, m, n,
-						 nblocks, sums, 0, pos, out };
+				struct job j = {
+					.what = SCAN4, .lut = lut, .blocks = blocks,
+					.codes = c8, .t = t8, .pq = &pq, .m = m, .n = n,
+					.nblocks = nblocks, .sums = sums, .pos = pos,
+					.out = out
+				};
 				double s4, sb, s8, sa;
 
 				for (size_t i = 0; i < n * cs4; i++)

@@ -2,8 +2,9 @@
  * test_pq.c - product quantisation: training refuses bad parameters and
  * is reproducible, encode/decode round trips (a centroid exactly, clustered
  * data within the noise), tables against the distances to the decoded
- * vectors, the 4-bit block packing, and the scans and vec_pq4_below on
- * every SIMD level this CPU runs against plain reference loops.
+ * vectors, the 4-bit block packing, and the tables, the 4-bit table's
+ * quantisation, the scans and vec_pq4_below on every SIMD level this CPU
+ * runs against plain reference loops.
  */
 #include <math.h>
 #include <stdint.h>
@@ -65,6 +66,9 @@ static int levels(int *out)
 static void random_codes(uint8_t *codes, size_t n, size_t m)
 {
 	size_t cs = (m + 1) / 2;
+
+	if (!cs)
+		return;
 	for (size_t i = 0; i < n * cs; i++)
 		codes[i] = (uint8_t)rnd();
 	if (m & 1)
@@ -228,11 +232,77 @@ static void test_table_adc(void)
 	free(x);
 }
 
+/*
+ * vec_pq_table on every level against a double-precision reference, for
+ * the sub-vector lengths the SIMD kernels handle (1, 2, 4, 8, 16) and
+ * others (3, 5, 17: the portable loops), odd m, both ksub.  The table is
+ * filled with NaN first, so an entry left unwritten fails.  Tolerance:
+ * float rounding of the dsub terms, relative to their absolute sum.
+ */
+static void test_table_levels(void)
+{
+	static const size_t ms[] = { 1, 3, 7, 50 };
+	static const size_t dsubs[] = { 1, 2, 3, 4, 5, 8, 16, 17 };
+	int lv[4], nl = levels(lv), saved = vec_kernels()->level;
+
+	rs = 31337;
+	for (size_t a = 0; a < sizeof ms / sizeof *ms; a++)
+		for (size_t b = 0; b < sizeof dsubs / sizeof *dsubs; b++)
+			for (size_t ksub = 16; ksub <= 256; ksub *= 16) {
+				size_t m = ms[a], dsub = dsubs[b], dim = m * dsub;
+				float *cent = malloc(m * ksub * dsub * sizeof *cent);
+				float *q = malloc(dim * sizeof *q);
+				float *t = malloc(m * ksub * sizeof *t);
+				struct vec_pq pq = { dim, m, dsub, ksub == 16 ? 4 : 8,
+						     ksub, cent };
+
+				for (size_t i = 0; i < m * ksub * dsub; i++)
+					cent[i] = 4.0f * unit_noise() + 1.0f;
+				for (size_t i = 0; i < dim; i++)
+					q[i] = 4.0f * unit_noise() + 1.0f;
+				for (int l = 0; l < nl; l++)
+					for (int l2 = 0; l2 <= 1; l2++) {
+						size_t bad = 0;
+
+						vec_simd_select(lv[l]);
+						for (size_t i = 0; i < m * ksub; i++)
+							t[i] = NAN;
+						vec_pq_table(&pq, q, l2, t);
+						for (size_t j = 0; j < m; j++)
+							for (size_t e = 0; e < ksub; e++) {
+								const float *c = cent + (j * ksub + e) * dsub;
+								const float *qs = q + j * dsub;
+								double ref = 0, abs = 0, v;
+								for (size_t d = 0; d < dsub; d++) {
+									v = l2 ? ((double)qs[d] - c[d]) *
+										 ((double)qs[d] - c[d])
+									       : -(double)qs[d] * c[d];
+									ref += v;
+									abs += fabs(v);
+								}
+								v = t[j * ksub + e];
+								if (!(fabs(v - ref) <= 4e-7 * (double)dsub * abs + 1e-30) &&
+								    bad++ < 3)
+									fprintf(stderr,
+										"level %d m %zu dsub %zu ksub %zu l2 %d: "
+										"t[%zu][%zu] = %.9g, not %.9g\n",
+										lv[l], m, dsub, ksub, l2, j, e, v, ref);
+							}
+						EXPECT_MSG(!bad, "level %d m %zu dsub %zu ksub %zu l2 %d: %zu entries wrong",
+							   lv[l], m, dsub, ksub, l2, bad);
+					}
+				free(cent);
+				free(q);
+				free(t);
+			}
+	vec_simd_select(saved);
+}
+
 /* ---- 8-bit scan ---- */
 
 static void test_scan8_levels(void)
 {
-	static const size_t ms[] = { 1, 3, 8, 16, 17, 64, 100 };
+	static const size_t ms[] = { 1, 3, 8, 16, 17, 64, 100, 255, 256 };
 	int lv[4], nl = levels(lv), saved = vec_kernels()->level;
 
 	rs = 77;
@@ -358,8 +428,12 @@ static void test_scan4_levels(void)
 	vec_simd_select(saved);
 }
 
-/* Random tables of several shapes: entries fit, sums fit, estimate close. */
-static void test_lut(void)
+/*
+ * Random tables of several shapes, on every level: entries fit, sums fit,
+ * each entry within half a step of (t - min_j) / delta, estimate close,
+ * and the same bytes, delta and bias as the scalar level.
+ */
+static void lut_check(int level)
 {
 	static const size_t ms[] = { 1, 5, 16, 64, 255, 256, 300, 1000 };
 	float delta, bias;
@@ -368,10 +442,11 @@ static void test_lut(void)
 	for (size_t a = 0; a < sizeof ms / sizeof *ms; a++)
 		for (int shape = 0; shape < 4; shape++) {
 			size_t m = ms[a];
-			float *t = malloc(m * 16 * sizeof *t);
+			float *t = malloc(m * 16 * sizeof *t), rdelta, rbias;
 			uint8_t *lut = malloc(vec_pq4_lut_size(m)), code[500];
+			uint8_t *ref = malloc(vec_pq4_lut_size(m));
 			uint32_t maxsum = 0;
-			size_t bad = 0;
+			size_t bad = 0, badq = 0;
 
 			for (size_t i = 0; i < m * 16; i++) {
 				float v = unit_noise();
@@ -383,16 +458,39 @@ static void test_lut(void)
 						    : 3.25f;
 			}
 			memset(lut, 0xaa, vec_pq4_lut_size(m));
+			vec_simd_select(VEC_SIMD_SCALAR);
 			vec_pq4_lut(t, m, lut, &delta, &bias);
+			memcpy(ref, lut, vec_pq4_lut_size(m));
+			rdelta = delta;
+			rbias = bias;
+			memset(lut, 0x55, vec_pq4_lut_size(m));
+			vec_simd_select(level);
+			vec_pq4_lut(t, m, lut, &delta, &bias);
+			EXPECT_MSG(!memcmp(lut, ref, vec_pq4_lut_size(m)) &&
+				   delta == rdelta && bias == rbias,
+				   "level %d m %zu shape %d: differs from scalar", level,
+				   m, shape);
 			EXPECT(delta > 0 && isfinite(delta) && isfinite(bias));
+			for (size_t j = 0; j < m; j++) {
+				float lo = t[j * 16];
+				for (size_t c = 1; c < 16; c++)
+					lo = fminf(lo, t[j * 16 + c]);
+				for (size_t c = 0; c < 16; c++) {
+					double want = ((double)t[j * 16 + c] - lo) / delta;
+					if (!(fabs(lut[j * 16 + c] - want) <= 0.5 + 1e-4))
+						badq++;
+				}
+			}
+			EXPECT_MSG(!badq, "level %d m %zu shape %d: %zu entries off by "
+				   "more than half a step", level, m, shape, badq);
 			for (size_t j = 0; j < m; j++) {
 				unsigned mx = 0;
 				for (size_t c = 0; c < 16; c++)
 					mx = lut[j * 16 + c] > mx ? lut[j * 16 + c] : mx;
 				maxsum += mx;
 			}
-			EXPECT_MSG(maxsum <= 65535, "m %zu shape %d: %u", m, shape,
-				   (unsigned)maxsum);
+			EXPECT_MSG(maxsum <= 65535, "level %d m %zu shape %d: %u",
+				   level, m, shape, (unsigned)maxsum);
 			for (size_t i = m * 16; i < vec_pq4_lut_size(m); i++)
 				EXPECT(lut[i] == 0);
 			for (int r = 0; r < 50; r++) {
@@ -412,8 +510,8 @@ static void test_lut(void)
 							    1e-5 * (fabs(f) + fabs(bias)))
 					bad++;
 			}
-			EXPECT_MSG(!bad, "m %zu shape %d: %zu estimates off", m, shape,
-				   bad);
+			EXPECT_MSG(!bad, "level %d m %zu shape %d: %zu estimates off",
+				   level, m, shape, bad);
 			/* Up to m = 257 bytes cannot overflow 16 bits: delta is
 			 * then set by the widest range alone (1 here); past it
 			 * the summed ranges set it. */
@@ -423,7 +521,87 @@ static void test_lut(void)
 				EXPECT(delta > 1.0f / 255 * 1.01f);
 			free(t);
 			free(lut);
+			free(ref);
 		}
+}
+
+static void test_lut(void)
+{
+	int lv[4], nl = levels(lv), saved = vec_kernels()->level;
+
+	for (int l = 0; l < nl; l++)
+		lut_check(lv[l]);
+	vec_simd_select(saved);
+}
+
+/*
+ * Tables that are not finite, on every level: rows with NaN entries, with
+ * +inf and -inf, all NaN, all +inf; then (many) 320 rows pinned at 255 by
+ * infinities, 81600 > 65535, force the step to widen (to infinity).  The bytes are defined (NaN gives
+ * 0), the maxima still sum to at most 65535, and every level agrees.
+ */
+static void test_lut_nonfinite(void)
+{
+	enum { M = 401 };
+	static float t[M * 16];
+	static uint8_t ref[16 * (M + 1)], lut[16 * (M + 1)];
+	int lv[4], nl = levels(lv), saved = vec_kernels()->level;
+	float rdelta = 0, rbias = 0, delta, bias;
+
+	EXPECT(vec_pq4_lut_size(M) == sizeof lut);
+	rs = 8080;
+	for (int many = 0; many <= 1; many++) {
+		for (size_t i = 0; i < M * 16; i++)
+			t[i] = unit_noise();
+		for (size_t j = 0; j < M; j++) {
+			size_t k = j % 5;
+			if (k == 0)
+				t[j * 16 + j % 16] = NAN;
+			else if (k % 2 == 1 && (many || j < 20))
+				t[j * 16 + 3] = INFINITY;
+			else if (k % 2 == 0 && (many || j < 20))
+				t[j * 16 + 7] = -INFINITY;
+		}
+		for (size_t c = 0; c < 16; c++) {
+			t[10 * 16 + c] = NAN;
+			t[11 * 16 + c] = INFINITY;
+		}
+		for (int l = 0; l < nl; l++) {
+			uint32_t maxsum = 0;
+			size_t nanbad = 0;
+
+			vec_simd_select(lv[l]);
+			memset(lut, 0xaa, sizeof lut);
+			vec_pq4_lut(t, M, lut, &delta, &bias);
+			for (size_t j = 0; j < M; j++) {
+				unsigned mx = 0;
+				for (size_t c = 0; c < 16; c++) {
+					mx = lut[j * 16 + c] > mx ? lut[j * 16 + c] : mx;
+					nanbad += isnan(t[j * 16 + c]) && lut[j * 16 + c];
+				}
+				maxsum += mx;
+			}
+			EXPECT_MSG(maxsum <= 65535, "level %d many %d: %u", lv[l],
+				   many, (unsigned)maxsum);
+			EXPECT_MSG(!nanbad, "level %d: %zu NaN entries not 0", lv[l],
+				   nanbad);
+			EXPECT(delta > 0);
+			if (l == 0) {
+				memcpy(ref, lut, sizeof lut);
+				rdelta = delta;
+				rbias = bias;
+			} else {
+				EXPECT_MSG(!memcmp(ref, lut, sizeof lut) &&
+					   delta == rdelta &&
+					   (bias == rbias || (isnan(bias) && isnan(rbias))),
+					   "level %d many %d: differs from level %d",
+					   lv[l], many, lv[0]);
+			}
+			for (size_t i = M * 16; i < sizeof lut; i++)
+				EXPECT(lut[i] == 0);
+		}
+	}
+	vec_simd_select(saved);
 }
 
 static void test_below_levels(void)
@@ -517,10 +695,12 @@ void suite_pq(void)
 	RUN(test_roundtrip8);
 	RUN(test_code_layout);
 	RUN(test_table_adc);
+	RUN(test_table_levels);
 	RUN(test_scan8_levels);
 	RUN(test_pack);
 	RUN(test_scan4_levels);
 	RUN(test_lut);
+	RUN(test_lut_nonfinite);
 	RUN(test_below_levels);
 	RUN(test_fastscan_pipeline);
 }
