@@ -71,6 +71,9 @@ $(BUILD)/lib/pq_avx512.o: ALL_CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx2
 $(BUILD)/lib/pq.o: ALL_CFLAGS += -fno-trapping-math
 $(BUILD)/lib/flat_bf16.o: ALL_CFLAGS += -mavx512f -mavx512bf16 -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma
 $(BUILD)/lib/distance.o $(BUILD)/lib/flat.o $(BUILD)/lib/sq8.o $(BUILD)/lib/pq.o: ALL_CFLAGS += $(SIMD_DEFS)
+# ivf.c's table sums are plain loops: let gcc -O2 vectorise them (baseline
+# SSE2, no -m flags).
+$(BUILD)/lib/ivf.o: ALL_CFLAGS += -ftree-vectorize
 
 CMDS = vec-build vec-add vec-query vec-stat
 BINS = $(CMDS:%=bin/%)

@@ -24,6 +24,7 @@
 #include <malloc.h>
 #endif
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,7 @@ struct vec_index {
 
 	/* File backing. */
 	int from_file;
+	atomic_int warmed;         /* the kept vectors' pages were mapped in */
 	void *map;
 	size_t map_len;
 	int lock_fd;               /* writer lock held, or -1 */
@@ -827,6 +829,20 @@ int vec_index_add(struct vec_index *idx, size_t n, const float *x,
 	return rc;
 }
 
+#define WARM_BATCH 256 /* queries that make mapping all kept vectors pay */
+
+/* Populate the page tables of [p, p + len) of a read-only mapping. */
+static void warm(const void *p, size_t len)
+{
+	uintptr_t a = (uintptr_t)p & ~(uintptr_t)4095;
+	len += (uintptr_t)p - a;
+#ifdef MADV_POPULATE_READ
+	if (madvise((void *)a, len, MADV_POPULATE_READ) == 0)
+		return;
+#endif
+	(void)madvise((void *)a, len, MADV_WILLNEED); /* a hint only */
+}
+
 int vec_index_search(const struct vec_index *idx, size_t nq,
 		     const float *queries, size_t k,
 		     const struct vec_search_opts *opts, uint64_t *ids,
@@ -867,6 +883,13 @@ int vec_index_search(const struct vec_index *idx, size_t nq,
 	if (idx->ivf) {
 		struct vec_vectors v = vectors_of(idx);
 		struct vec_ivf_search_opts o;
+		/* A batch re-ranked on kept vectors reads rows all over VECS:
+		 * map its pages in at once (one call) instead of faulting them
+		 * in one by one.  Small batches keep the cheap open. */
+		if (idx->map && idx->vecs && nq >= WARM_BATCH && opts->refine != 0 &&
+		    vec_type_is_coded(idx->type) &&
+		    !atomic_exchange((atomic_int *)&idx->warmed, 1)) /* a cache flag */
+			warm(idx->vecs, idx->count * idx->dim * sizeof(float));
 		o.nprobe = opts->nprobe;
 		o.refine = opts->refine;
 		o.threads = opts->threads;
