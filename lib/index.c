@@ -209,19 +209,23 @@ static int train_now(struct vec_index *idx, int type, struct vec_errbuf *eb)
 {
 	struct vec_ivf_params ip = idx->ivp;
 	struct vec_ivf *g = NULL;
+	uint64_t nt = idx->count;
 	int rc;
 
-	/* Collected up to a train size: what was collected is the sample
-	 * (k-means would otherwise copy a sample of it). */
-	if (idx->train_at)
-		ip.train_size = idx->count;
+	/* Collected up to a train size: the first train-size vectors are
+	 * the sample, used whole (k-means would otherwise copy a sample of
+	 * them); the collection may have run a batch past it. */
+	if (idx->train_at) {
+		nt = idx->train_at < idx->count ? idx->train_at : idx->count;
+		ip.train_size = nt;
+	}
 #ifdef __GLIBC__
 	/* Growing the collection left the blocks it outgrew free inside the
 	 * heap, still resident; give them back before training adds its
 	 * own, so that the peak is the collection plus training's needs. */
 	malloc_trim(0);
 #endif
-	if ((rc = vec_ivf_train(&g, &ip, idx->vecs, idx->count, idx->dim,
+	if ((rc = vec_ivf_train(&g, &ip, idx->vecs, nt, idx->dim,
 				idx->metric, idx->threads, eb)) ||
 	    (rc = vec_ivf_add(g, idx->vecs, idx->count, idx->threads, eb))) {
 		vec_ivf_free(g);

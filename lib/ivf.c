@@ -582,57 +582,65 @@ done:
 /*
  * The candidates of one query, "smaller is better".  A candidate better
  * than thr (or as good) is appended; when the buffer is full, the keep
- * best stay (by score, then id) and thr becomes the worst of them.  An
- * append is a compare and two stores, where a heap would sift: most of a
- * fast scan's hits come in before the threshold has settled.
+ * best stay and thr becomes the worst of them.  An append is a compare
+ * and a store, where a heap would sift: most of a fast scan's hits come
+ * in before the threshold has settled.  Each candidate is one 64-bit key,
+ * the score's bits made to order as unsigned integers above the id (ivf
+ * ids are 32 bits), so that ordering by key is ordering by score, then id.
  */
 struct cands {
-	float *d;
-	uint64_t *id;
+	uint64_t *key;
 	size_t n, keep, cap;
 	float thr;
 };
 
-static inline int before(float da, uint64_t ia, float db, uint64_t ib)
+static inline uint64_t cand_key(float d, uint32_t id)
 {
-	return da < db || (da == db && ia < ib);
+	uint32_t u;
+	memcpy(&u, &d, 4);
+	u = u & 0x80000000u ? ~u : u | 0x80000000u;
+	return (uint64_t)u << 32 | id;
 }
 
-static inline void swap_cand(struct cands *c, size_t i, size_t j)
+static inline float key_score(uint64_t k)
 {
-	float d = c->d[i];
-	uint64_t id = c->id[i];
-	c->d[i] = c->d[j];
-	c->id[i] = c->id[j];
-	c->d[j] = d;
-	c->id[j] = id;
+	uint32_t u = (uint32_t)(k >> 32);
+	float d;
+	u = u & 0x80000000u ? u & 0x7fffffffu : ~u;
+	memcpy(&d, &u, 4);
+	return d;
 }
 
-/* Put the keep best of c[0..n) first, in no particular order. */
+static inline uint32_t key_id(uint64_t k)
+{
+	return (uint32_t)k;
+}
+
+/* Put the keep smallest keys of c[0..n) first, in no particular order. */
 static void cands_select(struct cands *c, size_t keep)
 {
-	size_t lo = 0, hi = c->n; /* the keep-th best is in [lo, hi) */
+	uint64_t *k = c->key;
+	size_t lo = 0, hi = c->n; /* the keep-th smallest is in [lo, hi) */
 
 	if (keep >= c->n)
 		return;
 	while (hi - lo > 1) {
-		size_t mid = lo + (hi - lo) / 2, i = lo, j;
-		float pd;
-		uint64_t pid;
+		size_t mid = lo + (hi - lo) / 2, i = lo;
+		uint64_t t, piv;
 		/* Median of three as the pivot, moved to hi - 1. */
-		if (before(c->d[mid], c->id[mid], c->d[lo], c->id[lo]))
-			swap_cand(c, mid, lo);
-		if (before(c->d[hi - 1], c->id[hi - 1], c->d[lo], c->id[lo]))
-			swap_cand(c, hi - 1, lo);
-		if (before(c->d[mid], c->id[mid], c->d[hi - 1], c->id[hi - 1]))
-			swap_cand(c, mid, hi - 1);
-		pd = c->d[hi - 1];
-		pid = c->id[hi - 1];
-		for (j = lo; j < hi - 1; j++)
-			if (before(c->d[j], c->id[j], pd, pid))
-				swap_cand(c, i++, j);
-		swap_cand(c, i, hi - 1);
-		/* [lo, i) before the pivot, i the pivot, (i, hi) after. */
+		if (k[mid] < k[lo])
+			t = k[mid], k[mid] = k[lo], k[lo] = t;
+		if (k[hi - 1] < k[lo])
+			t = k[hi - 1], k[hi - 1] = k[lo], k[lo] = t;
+		if (k[mid] < k[hi - 1])
+			t = k[mid], k[mid] = k[hi - 1], k[hi - 1] = t;
+		piv = k[hi - 1];
+		for (size_t j = lo; j < hi - 1; j++)
+			if (k[j] < piv)
+				t = k[i], k[i] = k[j], k[j] = t, i++;
+		k[hi - 1] = k[i];
+		k[i] = piv;
+		/* [lo, i) below the pivot, i the pivot, (i, hi) above. */
 		if (i == keep - 1 || i == keep)
 			return;
 		if (i > keep)
@@ -644,19 +652,18 @@ static void cands_select(struct cands *c, size_t keep)
 
 static void cands_shrink(struct cands *c)
 {
-	float worst = -INFINITY;
+	uint64_t worst = 0;
 	cands_select(c, c->keep);
 	c->n = c->keep;
 	for (size_t i = 0; i < c->n; i++)
-		worst = c->d[i] > worst ? c->d[i] : worst;
-	c->thr = worst;
+		worst = c->key[i] > worst ? c->key[i] : worst;
+	c->thr = key_score(worst);
 }
 
-static inline void cand_push(struct cands *c, uint64_t id, float d)
+static inline void cand_push(struct cands *c, uint32_t id, float d)
 {
 	if (d <= c->thr) {
-		c->d[c->n] = d;
-		c->id[c->n] = id;
+		c->key[c->n] = cand_key(d, id);
 		if (++c->n == c->cap)
 			cands_shrink(c);
 	}
@@ -668,20 +675,10 @@ static void cands_reset(struct cands *c)
 	c->thr = INFINITY;
 }
 
-/* Sift entry i of a max-heap of the first n (worst at 0) down. */
-static void sift(struct cands *c, size_t i, size_t n)
+static int cmp_key(const void *a, const void *b)
 {
-	for (;;) {
-		size_t l = 2 * i + 1, w = i;
-		if (l < n && before(c->d[w], c->id[w], c->d[l], c->id[l]))
-			w = l;
-		if (l + 1 < n && before(c->d[w], c->id[w], c->d[l + 1], c->id[l + 1]))
-			w = l + 1;
-		if (w == i)
-			return;
-		swap_cand(c, i, w);
-		i = w;
-	}
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
 }
 
 /* The best min(keep, n) first, sorted if asked; returns how many. */
@@ -690,15 +687,8 @@ static size_t cands_final(struct cands *c, size_t keep, int sorted)
 	size_t n;
 	cands_select(c, keep);
 	n = c->n < keep ? c->n : keep;
-	if (!sorted)
-		return n;
-	/* Heap sort: O(n log n) for any k, no allocation. */
-	for (size_t i = n / 2; i-- > 0;)
-		sift(c, i, n);
-	for (size_t e = n; e > 1; e--) {
-		swap_cand(c, 0, e - 1);
-		sift(c, 0, e - 1);
-	}
+	if (sorted)
+		qsort(c->key, n, sizeof *c->key, cmp_key);
 	return n;
 }
 
@@ -706,16 +696,14 @@ static int cands_init(struct cands *c, size_t keep)
 {
 	c->keep = keep;
 	c->cap = 2 * keep > 64 ? 2 * keep : 64;
-	c->d = malloc(c->cap * sizeof *c->d);
-	c->id = malloc(c->cap * sizeof *c->id);
+	c->key = malloc(c->cap * sizeof *c->key);
 	cands_reset(c);
-	return c->d && c->id ? 0 : -1;
+	return c->key ? 0 : -1;
 }
 
 static void cands_free(struct cands *c)
 {
-	free(c->d);
-	free(c->id);
+	free(c->key);
 }
 
 struct scratch {
@@ -841,17 +829,19 @@ static void rerank(const struct search *s, struct scratch *w, const float *q,
 
 	cands_reset(&w->top);
 	for (size_t e = 0; e < n && e < ahead; e++)
-		__builtin_prefetch(s->v->x + c->id[e] * g->dim);
+		__builtin_prefetch(s->v->x + (size_t)key_id(c->key[e]) * g->dim);
 	for (size_t e = 0; e < n; e++) {
-		const float *x = s->v->x + c->id[e] * g->dim;
+		uint32_t id = key_id(c->key[e]);
+		const float *x = s->v->x + (size_t)id * g->dim;
 		float d;
 		if (e + ahead < n) {
-			const char *p = (const char *)(s->v->x + c->id[e + ahead] * g->dim);
+			const char *p = (const char *)(s->v->x +
+				(size_t)key_id(c->key[e + ahead]) * g->dim);
 			for (size_t o = 0; o < g->dim * sizeof(float); o += 64)
 				__builtin_prefetch(p + o);
 		}
 		d = s->l2 ? s->kr->l2sq(q, x, g->dim) : -s->kr->dot(q, x, g->dim);
-		cand_push(&w->top, c->id[e], d);
+		cand_push(&w->top, id, d);
 	}
 }
 
@@ -950,8 +940,9 @@ static void search_task(void *ctx, size_t i, int worker)
 		got = cands_final(c, s->k, 1);
 	}
 	for (size_t e = 0; e < got; e++) {
-		ids[e] = c->id[e];
-		sc[e] = s->l2 ? sqrtf(c->d[e] > 0 ? c->d[e] : 0) : -c->d[e];
+		float d = key_score(c->key[e]);
+		ids[e] = key_id(c->key[e]);
+		sc[e] = s->l2 ? sqrtf(d > 0 ? d : 0) : -d;
 	}
 	for (size_t e = got; e < s->k; e++) {
 		ids[e] = UINT64_MAX;
