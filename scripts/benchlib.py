@@ -291,6 +291,13 @@ def last_line(raw):
     return lines[-1] if lines else "(no message)"
 
 
+def first_line(raw):
+    """The first line of a program's error output: after a usage error the
+    message, before the "Try '... --help'" line."""
+    lines = raw.decode(errors="replace").strip().splitlines()
+    return lines[0] if lines else "(no message)"
+
+
 def run_vec(argv, stdout=subprocess.DEVNULL, stdin=None):
     """Run argv; on failure, BenchError naming the whole command line."""
     p = subprocess.run(argv, stdout=stdout, stdin=stdin, stderr=subprocess.PIPE)
@@ -313,23 +320,32 @@ def run(argv, **kw):
 
 class ProcResult:
     """What run_measured() saw: exit status, wall and CPU seconds (user +
-    system over all threads, from wait4), peak RSS in bytes, stderr."""
+    system over all threads, from wait4), peak RSS in bytes (None when not
+    measured), stderr."""
 
     def __init__(self, rc, wall, cpu, maxrss, stderr):
         self.rc, self.wall, self.cpu, self.maxrss, self.stderr = \
             rc, wall, cpu, maxrss, stderr
 
 
-def run_measured(argv, stdout_path=None):
+TIME_PROG = "/usr/bin/time"
+
+
+def run_measured(argv, stdout_path=None, rss=False):
     """Run argv with its standard output into stdout_path (or discarded) and
-    return a ProcResult, whatever the exit status.  The peak RSS comes from
-    wait4's ru_maxrss (kilobytes on Linux), the same figure /usr/bin/time -v
-    prints as 'Maximum resident set size'."""
-    with tempfile.TemporaryFile() as err:
+    return a ProcResult, whatever the exit status.  With rss, the program
+    runs under /usr/bin/time (when there is one) for its peak RSS, the
+    "Maximum resident set size" of time -v: wait4's own ru_maxrss would
+    count the pages of this (large) process, which the child has before its
+    exec."""
+    with tempfile.TemporaryFile() as err, tempfile.NamedTemporaryFile() as tf:
+        pre = []
+        if rss and os.access(TIME_PROG, os.X_OK):
+            pre = [TIME_PROG, "-f", "%M", "-o", tf.name]
         out = open(stdout_path, "wb") if stdout_path else subprocess.DEVNULL
         try:
             t0 = time.perf_counter()
-            p = subprocess.Popen(argv, stdout=out, stderr=err)
+            p = subprocess.Popen(pre + argv, stdout=out, stderr=err)
             _, status, ru = os.wait4(p.pid, 0)
             wall = time.perf_counter() - t0
         finally:
@@ -337,8 +353,15 @@ def run_measured(argv, stdout_path=None):
                 out.close()
         p.returncode = rc = os.waitstatus_to_exitcode(status)
         err.seek(0)
-        return ProcResult(rc, wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss * 1024,
-                          err.read())
+        maxrss = None
+        if pre:
+            try:
+                with open(tf.name) as f:
+                    words = f.read().split()
+                maxrss = int(words[-1]) * 1024
+            except (OSError, ValueError, IndexError):
+                maxrss = None
+        return ProcResult(rc, wall, ru.ru_utime + ru.ru_stime, maxrss, err.read())
 
 
 def run_timed(argv):
@@ -362,8 +385,9 @@ def run_timed(argv):
 
 def plot_recall_qps(png, title, curves, ylabel, note, tmp, k=K):
     """Draw recall@k (x) against queries/s (y, log scale) with gnuplot into
-    png.  curves: (label, [(recall, qps, parameter), ...]) per curve.
-    Returns None when drawn, else why not ("gnuplot missing", or gnuplot's
+    png.  curves: (label, [(recall, qps, parameter), ...]) per curve, or
+    (label, points, style) with a gnuplot style added to 'with linespoints'
+    (e.g. "lc 1 dt 2").  Returns None when drawn, else why not ("gnuplot missing", or gnuplot's
     last words)."""
     gp = shutil.which("gnuplot")
     if not gp:
@@ -372,7 +396,9 @@ def plot_recall_qps(png, title, curves, ylabel, note, tmp, k=K):
     plots = []
     lo = 1.0
     base = os.path.splitext(os.path.basename(png))[0]
-    for i, (label, pts) in enumerate(curves):
+    for i, curve in enumerate(curves):
+        label, pts = curve[0], curve[1]
+        style = (" " + curve[2]) if len(curve) > 2 and curve[2] else ""
         if not pts:
             continue
         path = os.path.join(tmp, "plot-%s-%d.dat" % (base, i))
@@ -380,8 +406,8 @@ def plot_recall_qps(png, title, curves, ylabel, note, tmp, k=K):
             for r, q, param in pts:
                 f.write("%.6f %.3f %d\n" % (r, q, param))
         lo = min([lo] + [p[0] for p in pts])
-        plots.append("'%s' using 1:2 with linespoints title '%s'" % (
-            path, label.replace("'", "")))
+        plots.append("'%s' using 1:2 with linespoints%s title '%s'" % (
+            path, style, label.replace("'", "")))
     if not plots:
         return "nothing to plot"
     script = "\n".join([
