@@ -127,7 +127,7 @@ int cmd_input_option(int opt, const char *arg, struct vec_reader_opts *ro)
 #define BATCH 4096
 
 /* Read one input to its end, appending to the index. */
-static int read_one(struct vec_index **idx, int type, int metric,
+static int read_one(struct vec_index **idx, const struct vec_index_params *p,
 		    const char *path, const struct vec_reader_opts *ro,
 		    int progress, uint64_t *total)
 {
@@ -145,7 +145,9 @@ static int read_one(struct vec_index **idx, int type, int metric,
 	}
 	dim = vec_reader_dim(r);
 	if (!*idx) {
-		if (vec_index_new(idx, type, metric, dim, &eb)) {
+		struct vec_index_params ip = *p;
+		ip.dim = dim;
+		if (vec_index_create(idx, &ip, &eb)) {
 			cmd_error("%s: %s", name, eb.msg);
 			goto done;
 		}
@@ -199,18 +201,18 @@ done:
 	return status;
 }
 
-int cmd_read_into_index(struct vec_index **idx, int type, int metric,
-			char **inputs, int ninputs,
-			const struct vec_reader_opts *ro)
+int cmd_read_into_index(struct vec_index **idx,
+			const struct vec_index_params *p, char **inputs,
+			int ninputs, const struct vec_reader_opts *ro)
 {
 	int progress = !cmd_quiet && isatty(2);
 	uint64_t total = 0;
 	int rc = 0;
 
 	if (ninputs == 0)
-		rc = read_one(idx, type, metric, "-", ro, progress, &total);
+		rc = read_one(idx, p, "-", ro, progress, &total);
 	for (int i = 0; i < ninputs && !rc; i++)
-		rc = read_one(idx, type, metric, inputs[i], ro, progress, &total);
+		rc = read_one(idx, p, inputs[i], ro, progress, &total);
 	if (progress)
 		fputc('\n', stderr);
 	return rc;

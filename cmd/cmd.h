@@ -76,12 +76,13 @@ int cmd_input_option(int opt, const char *arg, struct vec_reader_opts *ro);
 
 /*
  * Read every input (paths; none or "-" is stdin) and append the vectors to
- * *idx.  If *idx is NULL it is created from the first input's dimension with
- * type and metric.  Reports the bad record and returns 1 on failure (the
- * index may then hold part of the input: callers do not save it).
+ * *idx.  If *idx is NULL it is created with the parameters p (p->dim is
+ * taken from the first input).  Reports the bad record and returns 1 on
+ * failure (the index may then hold part of the input: callers do not save
+ * it).
  */
-int cmd_read_into_index(struct vec_index **idx, int type, int metric,
-			char **inputs, int ninputs,
-			const struct vec_reader_opts *ro);
+int cmd_read_into_index(struct vec_index **idx,
+			const struct vec_index_params *p, char **inputs,
+			int ninputs, const struct vec_reader_opts *ro);
 
 #endif

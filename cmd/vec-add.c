@@ -68,8 +68,7 @@ int main(int argc, char **argv)
 	}
 	vec_index_info(idx, &info);
 	vec_index_set_threads(idx, threads);
-	if (cmd_read_into_index(&idx, info.type, info.metric, argv + optind,
-				argc - optind, &ro)) {
+	if (cmd_read_into_index(&idx, NULL, argv + optind, argc - optind, &ro)) {
 		vec_index_close(idx);
 		return cmd_finish(EXIT_RUNTIME);
 	}

@@ -16,8 +16,11 @@ static const char usage_text[] =
 	"  -o, --output=INDEX      the index file to write (required)\n"
 	"  -t, --type=TYPE         index type: flat (exact search), hnsw (graph,\n"
 	"                          approximate, fast), ivf (inverted lists over\n"
-	"                          k-means centroids, approximate), or auto (the\n"
-	"                          default: hnsw from 20000 vectors on, flat below)\n"
+	"                          k-means centroids, approximate), ivfpq and pq\n"
+	"                          (product-quantiser codes, with and without\n"
+	"                          lists), ivfsq8 and sq8 (8-bit scalar codes),\n"
+	"                          or auto (the default: hnsw from 20000 vectors\n"
+	"                          on, flat below)\n"
 	"  -m, --metric=METRIC     l2 (Euclidean, the default), ip (inner product)\n"
 	"                          or cos (cosine; vectors are stored normalised)\n"
 	"  -M, --links=M           hnsw: links per node (2..256, default 16)\n"
@@ -25,10 +28,20 @@ static const char usage_text[] =
 	"                          (default 200)\n"
 	"      --seed=N            hnsw: seed of the level draws; ivf: seed of the\n"
 	"                          k-means sampling and seeding (default 42)\n"
-	"      --nlist=N           ivf: number of lists (default: 4 sqrt(count),\n"
-	"                          rounded; at most the number of vectors)\n"
-	"      --train-size=N      ivf: vectors k-means trains on (default:\n"
-	"                          64 x nlist, at least 10000, at most all)\n"
+	"      --nlist=N           ivf types: number of lists (default: 4\n"
+	"                          sqrt(count), rounded, after reading all input;\n"
+	"                          at most the number of vectors trained on)\n"
+	"      --train-size=N      ivf types: vectors to train on (default:\n"
+	"                          64 x nlist, at least 65536); given --nlist, or\n"
+	"                          for pq and sq8, the first N vectors train the\n"
+	"                          index and the rest are encoded as they arrive\n"
+	"      --pq=M              pq types: sub-quantisers, dividing the\n"
+	"                          dimension (default: about dim/4 code bytes)\n"
+	"      --pq-bits=B         pq types: 8 (the default) or 4 bits per\n"
+	"                          sub-quantiser (4: the SIMD fast scan)\n"
+	"      --refine=R          coded types: keep the full vectors too, and\n"
+	"                          re-rank R x k candidates on them (vec-query\n"
+	"                          --refine changes R per query)\n"
 	CMD_INPUT_HELP
 	"  -j, --threads=N         worker threads (default: all cores)\n"
 	"  -q, --quiet             no progress line\n"
@@ -38,7 +51,8 @@ static const char usage_text[] =
 	"Exit status: 0 success, 1 bad input or I/O error, 2 usage error.\n"
 	"Example: vec-build -m cos -o words.vec glove.fvecs\n";
 
-enum { OPT_EFC = OPT_CMD_LAST, OPT_SEED, OPT_NLIST, OPT_TRAIN };
+enum { OPT_EFC = OPT_CMD_LAST, OPT_SEED, OPT_NLIST, OPT_TRAIN, OPT_PQ,
+       OPT_PQ_BITS, OPT_REFINE };
 
 /* vec-build -t auto: a graph pays off from about this many vectors on. */
 #define AUTO_HNSW_MIN 20000
@@ -50,6 +64,9 @@ static const struct option long_options[] = {
 	{ "seed", required_argument, NULL, OPT_SEED },
 	{ "nlist", required_argument, NULL, OPT_NLIST },
 	{ "train-size", required_argument, NULL, OPT_TRAIN },
+	{ "pq", required_argument, NULL, OPT_PQ },
+	{ "pq-bits", required_argument, NULL, OPT_PQ_BITS },
+	{ "refine", required_argument, NULL, OPT_REFINE },
 	{ "type", required_argument, NULL, 't' },
 	{ "metric", required_argument, NULL, 'm' },
 	{ "threads", required_argument, NULL, 'j' },
@@ -69,7 +86,7 @@ int main(int argc, char **argv)
 	struct vec_index_info info;
 	const char *output = NULL;
 	int type = 0, metric = VEC_METRIC_L2, opt, graph_opts = 0, seed_opt = 0;
-	int list_opts = 0;
+	int list_opts = 0, nlist_opt = 0, pq_opts = 0;
 
 	cmd_init("vec-build");
 	while ((opt = getopt_long(argc, argv, "o:t:m:M:f:j:qhV", long_options, NULL)) != -1) {
@@ -80,7 +97,7 @@ int main(int argc, char **argv)
 		case 't':
 			type = strcmp(optarg, "auto") ? vec_type_parse(optarg) : 0;
 			if (type < 0)
-				cmd_usage_error("unknown index type '%s' (expected flat, hnsw, ivf or auto)",
+				cmd_usage_error("unknown index type '%s' (expected flat, hnsw, ivf, ivfpq, pq, ivfsq8, sq8 or auto)",
 						optarg);
 			break;
 		case 'M':
@@ -98,7 +115,21 @@ int main(int argc, char **argv)
 			break;
 		case OPT_NLIST:
 			p.nlist = (uint32_t)cmd_number("--nlist", optarg, 1, 1u << 24);
-			list_opts = 1;
+			list_opts = nlist_opt = 1;
+			break;
+		case OPT_PQ:
+			p.pq_m = (uint32_t)cmd_number("--pq", optarg, 1, 65536);
+			pq_opts |= 1;
+			break;
+		case OPT_PQ_BITS:
+			p.pq_bits = (unsigned)cmd_number("--pq-bits", optarg, 4, 8);
+			if (p.pq_bits != 4 && p.pq_bits != 8)
+				cmd_usage_error("--pq-bits must be 4 or 8, not %u", p.pq_bits);
+			pq_opts |= 1;
+			break;
+		case OPT_REFINE:
+			p.refine = (uint32_t)cmd_number("--refine", optarg, 1, 1000);
+			pq_opts |= 2;
 			break;
 		case OPT_TRAIN:
 			p.train_size = cmd_number("--train-size", optarg, 1, UINT64_MAX);
@@ -123,17 +154,39 @@ int main(int argc, char **argv)
 	if (type != VEC_TYPE_HNSW && type != 0 && graph_opts)
 		cmd_usage_error("-M and --ef-construction apply to -t hnsw only");
 	if (type == VEC_TYPE_FLAT && seed_opt)
-		cmd_usage_error("--seed applies to -t hnsw and -t ivf only");
-	if (type != VEC_TYPE_IVF && list_opts)
-		cmd_usage_error("--nlist and --train-size apply to -t ivf only");
+		cmd_usage_error("--seed applies to -t hnsw and the ivf types only");
+	if (!vec_type_is_ivf(type) && list_opts)
+		cmd_usage_error("--nlist and --train-size apply to the ivf types only");
+	if ((type == VEC_TYPE_PQ || type == VEC_TYPE_SQ8) && nlist_opt)
+		cmd_usage_error("-t %s has one list: use -t ivf%s for --nlist",
+				vec_type_name(type), vec_type_name(type));
+	if ((pq_opts & 1) && type != VEC_TYPE_PQ && type != VEC_TYPE_IVFPQ)
+		cmd_usage_error("--pq and --pq-bits apply to -t pq and -t ivfpq only");
+	if ((pq_opts & 2) && !vec_type_is_coded(type))
+		cmd_usage_error("--refine applies to the coded types only (pq, ivfpq, sq8, ivfsq8)");
 	if (p.nlist && p.train_size && p.train_size < p.nlist)
 		cmd_usage_error("--train-size %llu is smaller than --nlist %u",
 				(unsigned long long)p.train_size, p.nlist);
 
+	p.metric = metric;
+	if (vec_type_is_ivf(type)) {
+		/* The index collects a sample, trains on it, then encodes
+		 * what follows as it arrives (without --nlist: the whole
+		 * input, since the default nlist depends on the count). */
+		p.type = type;
+		if (cmd_read_into_index(&idx, &p, argv + optind, argc - optind, &ro) ||
+		    vec_index_train(idx, &eb)) {
+			if (idx && eb.msg[0])
+				cmd_error("%s", eb.msg);
+			vec_index_close(idx);
+			return cmd_finish(EXIT_RUNTIME);
+		}
+		goto save;
+	}
 	/* Read everything first; then the graph (if any) is built over all
 	 * vectors at once, which threads well and lets -t auto decide. */
-	if (cmd_read_into_index(&idx, VEC_TYPE_FLAT, metric, argv + optind,
-				argc - optind, &ro)) {
+	p.type = VEC_TYPE_FLAT;
+	if (cmd_read_into_index(&idx, &p, argv + optind, argc - optind, &ro)) {
 		vec_index_close(idx);
 		return cmd_finish(EXIT_RUNTIME);
 	}
@@ -143,18 +196,12 @@ int main(int argc, char **argv)
 	p.type = type;
 	p.metric = metric;
 	p.dim = info.dim;
-	if (type == VEC_TYPE_IVF && p.nlist > info.count) {
-		/* Known only now: it depends on the input. */
-		cmd_error("--nlist %u is larger than the number of input vectors (%llu)",
-			  p.nlist, (unsigned long long)info.count);
-		vec_index_close(idx);
-		return cmd_finish(EXIT_RUNTIME);
-	}
 	if (type != VEC_TYPE_FLAT && vec_index_convert(idx, &p, &eb)) {
 		cmd_error("%s", eb.msg);
 		vec_index_close(idx);
 		return cmd_finish(EXIT_RUNTIME);
 	}
+save:
 	if (vec_index_save(idx, output, &eb)) {
 		cmd_error("%s", eb.msg);
 		vec_index_close(idx);

@@ -23,8 +23,12 @@ static const char usage_text[] =
 	"                          shown by vec-stat)\n"
 	"      --nprobe=N          ivf: lists scanned per query; larger is more\n"
 	"                          accurate and slower; N >= nlist scans them\n"
-	"                          all (exact) (default: the index's, shown by\n"
-	"                          vec-stat)\n"
+	"                          all (exact for -t ivf) (default: the index's,\n"
+	"                          shown by vec-stat)\n"
+	"      --refine=R          coded types (pq, ivfpq, sq8, ivfsq8) built with\n"
+	"                          --refine: re-rank R x K candidates on the full\n"
+	"                          vectors; 0 ranks on the codes alone (default:\n"
+	"                          the index's R)\n"
 	"  -F, --format=FMT        output: tsv (default), csv, jsonl, ivecs (ids\n"
 	"                          only), fvecs (scores only)\n"
 	"      --batch=N           search at most N queries at a time (default 4096;\n"
@@ -32,7 +36,9 @@ static const char usage_text[] =
 	"      --force             write ivecs/fvecs output even to a terminal\n"
 	"      --stats             at the end, print on standard error how many\n"
 	"                          queries were answered and the time spent\n"
-	"                          searching (not reading or writing)\n"
+	"                          searching (not reading or writing); for the\n"
+	"                          ivf types also how many list entries were\n"
+	"                          scanned\n"
 	CMD_INPUT_HELP
 	"  -j, --threads=N         worker threads (default: all cores)\n"
 	"  -q, --quiet             no progress line\n"
@@ -50,7 +56,8 @@ static const char usage_text[] =
 	"error.\n"
 	"Example: vec-query -k 5 words.vec queries.fvecs\n";
 
-enum { OPT_BATCH = OPT_CMD_LAST, OPT_FORCE, OPT_EF, OPT_STATS, OPT_NPROBE };
+enum { OPT_BATCH = OPT_CMD_LAST, OPT_FORCE, OPT_EF, OPT_STATS, OPT_NPROBE,
+       OPT_REFINE };
 enum out_format { OUT_TSV, OUT_CSV, OUT_JSONL, OUT_IVECS, OUT_FVECS };
 
 static const struct option long_options[] = {
@@ -59,6 +66,7 @@ static const struct option long_options[] = {
 	{ "batch", required_argument, NULL, OPT_BATCH },
 	{ "ef", required_argument, NULL, OPT_EF },
 	{ "nprobe", required_argument, NULL, OPT_NPROBE },
+	{ "refine", required_argument, NULL, OPT_REFINE },
 	{ "stats", no_argument, NULL, OPT_STATS },
 	{ "force", no_argument, NULL, OPT_FORCE },
 	{ "threads", required_argument, NULL, 'j' },
@@ -246,12 +254,15 @@ int main(int argc, char **argv)
 	struct vec_index_info info;
 	const char *path, *fmt = "tsv";
 	int opt, force = 0, status = 0, stats = 0;
+	uint64_t scanned = 0;
 
 	cmd_init("vec-query");
 	c.k = 10;
 	c.batch = 4096;
 	c.so.threads = 0;
 	c.so.ef = 0;
+	c.so.refine = -1;
+	c.so.scanned = &scanned;
 	while ((opt = getopt_long(argc, argv, "k:F:f:j:qhV", long_options, NULL)) != -1) {
 		if (cmd_input_option(opt, optarg, &ro))
 			continue;
@@ -264,6 +275,7 @@ int main(int argc, char **argv)
 		case 'j': c.so.threads = cmd_threads(optarg); break;
 		case OPT_EF: c.so.ef = cmd_number("--ef", optarg, 1, 1000000); break;
 		case OPT_NPROBE: c.so.nprobe = cmd_number("--nprobe", optarg, 1, 1u << 24); break;
+		case OPT_REFINE: c.so.refine = (long)cmd_number("--refine", optarg, 0, 1000); break;
 		case 'q': cmd_quiet = 1; break;
 		case 'h': fputs(usage_text, stdout); return cmd_finish(EXIT_OK);
 		case 'V': cmd_version();
@@ -303,10 +315,15 @@ int main(int argc, char **argv)
 		for (int i = optind; i < argc && !status; i++)
 			status = run_input(&c, argv[i], &ro);
 	}
-	if (stats)
-		fprintf(stderr, "%s: %llu queries, %.6f s searching (%.0f queries/s)\n",
+	if (stats) {
+		fprintf(stderr, "%s: %llu queries, %.6f s searching (%.0f queries/s)",
 			progname, (unsigned long long)c.next_query, c.search_s,
 			c.search_s > 0 ? (double)c.next_query / c.search_s : 0.0);
+		if (vec_type_is_ivf(info.type))
+			fprintf(stderr, ", scanned %llu list entries",
+				(unsigned long long)scanned);
+		fputc('\n', stderr);
+	}
 	free(c.ids);
 	free(c.scores);
 	free(c.ivec);

@@ -81,7 +81,7 @@ static void print_text(const char *path, const struct vec_index_info *in,
 			       in->count ? (double)in->hnsw.extra_bytes / (double)in->count : 0.0);
 		printf("default ef:     %zu (for k = 10)\n", in->hnsw.default_ef);
 	}
-	if (in->type == VEC_TYPE_IVF) {
+	if (vec_type_is_ivf(in->type)) {
 		printf("lists:          nlist %u, length min %llu, median %llu, max %llu, %llu empty\n",
 		       in->ivf.nlist, (unsigned long long)in->ivf.list_min,
 		       (unsigned long long)in->ivf.list_median,
@@ -93,12 +93,30 @@ static void print_text(const char *path, const struct vec_index_info *in,
 		printf("list bytes:     %llu (%.1f per vector)\n",
 		       (unsigned long long)in->ivf.list_bytes,
 		       in->count ? (double)in->ivf.list_bytes / (double)in->count : 0.0);
+		if (!strcmp(in->ivf.payload, "pq"))
+			printf("codes:          pq, %u sub-quantisers of %u bits: %llu bytes per vector, codebook %llu bytes\n",
+			       in->ivf.pq_m, in->ivf.pq_bits,
+			       (unsigned long long)in->ivf.code_bytes,
+			       (unsigned long long)in->ivf.codebook_bytes);
+		else if (!strcmp(in->ivf.payload, "sq8"))
+			printf("codes:          sq8, %llu bytes per vector (with padding), ranges %llu bytes\n",
+			       (unsigned long long)in->ivf.code_bytes,
+			       (unsigned long long)in->ivf.codebook_bytes);
+		if (vec_type_is_coded(in->type)) {
+			if (in->ivf.refine)
+				printf("refine:         %u x k candidates re-ranked on the full vectors (kept)\n",
+				       in->ivf.refine);
+			else
+				printf("refine:         none (full vectors not kept)\n");
+		}
 		printf("default nprobe: %zu\n", in->ivf.default_nprobe);
 	}
 	if (verified)
 		printf("verify:         ok (all checksums match%s)\n",
 		       in->type == VEC_TYPE_HNSW ? ", every link points to a node" :
-		       in->type == VEC_TYPE_IVF ? ", every list entry matches its vector" : "");
+		       in->type == VEC_TYPE_IVF ? ", every list entry matches its vector" :
+		       vec_type_is_coded(in->type) && in->ivf.refine ?
+		       ", every code matches its vector" : "");
 }
 
 static void print_json(const char *path, const struct vec_index_info *in,
@@ -138,7 +156,7 @@ static void print_json(const char *path, const struct vec_index_info *in,
 		       (unsigned long long)in->hnsw.graph_bytes,
 		       (unsigned long long)in->hnsw.extra_bytes, in->hnsw.default_ef);
 	}
-	if (in->type == VEC_TYPE_IVF) {
+	if (vec_type_is_ivf(in->type)) {
 		printf(",\"ivf\":{\"nlist\":%u,\"list_min\":%llu,\"list_median\":%llu,\"list_max\":%llu,\"empty_lists\":%llu",
 		       in->ivf.nlist, (unsigned long long)in->ivf.list_min,
 		       (unsigned long long)in->ivf.list_median,
@@ -147,8 +165,14 @@ static void print_json(const char *path, const struct vec_index_info *in,
 		printf(",\"train_size\":%llu,\"iterations\":%u,\"max_iterations\":%u,\"seed\":%llu",
 		       (unsigned long long)in->ivf.train_size, in->ivf.iterations,
 		       in->ivf.max_iterations, (unsigned long long)in->ivf.seed);
-		printf(",\"list_bytes\":%llu,\"default_nprobe\":%zu}",
+		printf(",\"list_bytes\":%llu,\"default_nprobe\":%zu",
 		       (unsigned long long)in->ivf.list_bytes, in->ivf.default_nprobe);
+		printf(",\"payload\":\"%s\",\"code_bytes\":%llu,\"codebook_bytes\":%llu,\"refine\":%u",
+		       in->ivf.payload, (unsigned long long)in->ivf.code_bytes,
+		       (unsigned long long)in->ivf.codebook_bytes, in->ivf.refine);
+		if (!strcmp(in->ivf.payload, "pq"))
+			printf(",\"pq_m\":%u,\"pq_bits\":%u", in->ivf.pq_m, in->ivf.pq_bits);
+		putchar('}');
 	}
 	printf(",\"verified\":%s}\n", verified ? "true" : "false");
 }

@@ -71,6 +71,14 @@ int vec_type_parse(const char *name)
 		return VEC_TYPE_HNSW;
 	if (name && !strcmp(name, "ivf"))
 		return VEC_TYPE_IVF;
+	if (name && !strcmp(name, "ivfpq"))
+		return VEC_TYPE_IVFPQ;
+	if (name && !strcmp(name, "pq"))
+		return VEC_TYPE_PQ;
+	if (name && !strcmp(name, "ivfsq8"))
+		return VEC_TYPE_IVFSQ8;
+	if (name && !strcmp(name, "sq8"))
+		return VEC_TYPE_SQ8;
 	return -1;
 }
 
@@ -80,8 +88,22 @@ const char *vec_type_name(int type)
 	case VEC_TYPE_FLAT: return "flat";
 	case VEC_TYPE_HNSW: return "hnsw";
 	case VEC_TYPE_IVF: return "ivf";
+	case VEC_TYPE_IVFPQ: return "ivfpq";
+	case VEC_TYPE_PQ: return "pq";
+	case VEC_TYPE_IVFSQ8: return "ivfsq8";
+	case VEC_TYPE_SQ8: return "sq8";
 	}
 	return "?";
+}
+
+int vec_type_is_ivf(int type)
+{
+	return type >= VEC_TYPE_IVF && type <= VEC_TYPE_SQ8;
+}
+
+int vec_type_is_coded(int type)
+{
+	return type > VEC_TYPE_IVF && type <= VEC_TYPE_SQ8;
 }
 
 int vec_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)

@@ -61,7 +61,8 @@ static int known_section(uint32_t id)
 	return id == VEC_SEC_VECS || id == VEC_SEC_NORM || id == VEC_SEC_KEYS ||
 	       id == VEC_SEC_HNSP || id == VEC_SEC_HNS0 || id == VEC_SEC_HNSU ||
 	       id == VEC_SEC_IVFP || id == VEC_SEC_IVFC || id == VEC_SEC_IVFO ||
-	       id == VEC_SEC_IVFI || id == VEC_SEC_IVFV;
+	       id == VEC_SEC_IVFI || id == VEC_SEC_IVFV || id == VEC_SEC_IVFQ ||
+	       id == VEC_SEC_IVFX || id == VEC_SEC_IVFN;
 }
 
 int vec_file_parse(struct vec_file *f, const char *name, const void *vbuf,
@@ -113,7 +114,7 @@ int vec_file_parse(struct vec_file *f, const char *name, const void *vbuf,
 	if (vec_get_le32(b + 56) != 0)
 		return VEC_CORRUPT(eb, "%s: reserved header bytes are not zero", name);
 	if (f->type != VEC_TYPE_FLAT && f->type != VEC_TYPE_HNSW &&
-	    f->type != VEC_TYPE_IVF)
+	    !vec_type_is_ivf((int)f->type))
 		return vec_err(eb, VEC_E_VERSION,
 			       "%s: index type %u is not supported by this version",
 			       name, f->type);

@@ -39,7 +39,14 @@ struct vec_index {
 	uint64_t count;
 	int threads;               /* for graph insertion */
 	struct vec_hnsw *graph;    /* hnsw: the graph, else NULL */
-	struct vec_ivf *ivf;       /* ivf: the lists, else NULL */
+	struct vec_ivf *ivf;       /* ivf types: the lists, once trained */
+	int collecting;            /* ivf types: not trained yet; the vectors
+	                              are held (as flat) until then */
+	int novecs;                /* trained coded type without refine: the
+	                              index keeps no vectors (vecs is NULL) */
+	uint64_t train_at;         /* collecting: train at this count (0: only
+	                              when asked, vec_index_train) */
+	struct vec_ivf_params ivp; /* collecting: how to train */
 
 	/* Current view: into the mapping, or the owned buffers below. */
 	const float *vecs;
@@ -86,10 +93,25 @@ static void hnsw_params_of(const struct vec_index_params *p,
 	hp->seed = p->seed ? p->seed : VEC_HNSW_DEFAULT_SEED;
 }
 
+static void ivf_params_of(const struct vec_index_params *p,
+			  struct vec_ivf_params *ip)
+{
+	memset(ip, 0, sizeof *ip);
+	ip->nlist = p->type == VEC_TYPE_PQ || p->type == VEC_TYPE_SQ8 ? 1 : p->nlist;
+	ip->train_size = p->train_size;
+	ip->seed = p->seed;
+	ip->codec = p->type == VEC_TYPE_IVFPQ || p->type == VEC_TYPE_PQ ? VEC_IVF_PQ :
+		    p->type == VEC_TYPE_IVFSQ8 || p->type == VEC_TYPE_SQ8 ? VEC_IVF_SQ8 :
+		    VEC_IVF_FLAT;
+	ip->pq_m = p->pq_m;
+	ip->pq_bits = p->pq_bits;
+	ip->refine = p->refine;
+}
+
 static int check_params(const struct vec_index_params *p, struct vec_errbuf *eb)
 {
 	if (p->type != VEC_TYPE_FLAT && p->type != VEC_TYPE_HNSW &&
-	    p->type != VEC_TYPE_IVF)
+	    !vec_type_is_ivf(p->type))
 		return vec_err(eb, VEC_E_USAGE, "unknown index type %d", p->type);
 	if (p->metric < VEC_METRIC_L2 || p->metric > VEC_METRIC_COS)
 		return vec_err(eb, VEC_E_USAGE, "unknown metric %d", p->metric);
@@ -102,6 +124,22 @@ static int check_params(const struct vec_index_params *p, struct vec_errbuf *eb)
 		return vec_err(eb, VEC_E_USAGE, "ef-construction must be at most 100000");
 	if (p->nlist > VEC_IVF_NLIST_MAX)
 		return vec_err(eb, VEC_E_USAGE, "nlist must be at most %u", VEC_IVF_NLIST_MAX);
+	if (p->nlist && p->train_size && p->train_size < p->nlist)
+		return vec_err(eb, VEC_E_USAGE,
+			       "the train size %llu is smaller than nlist %u",
+			       (unsigned long long)p->train_size, p->nlist);
+	if ((p->type == VEC_TYPE_PQ || p->type == VEC_TYPE_SQ8) && p->nlist > 1)
+		return vec_err(eb, VEC_E_USAGE,
+			       "a %s index has one list (use -t ivf%s for more)",
+			       vec_type_name(p->type), vec_type_name(p->type));
+	if (vec_type_is_ivf(p->type)) {
+		struct vec_ivf_params ip;
+		ivf_params_of(p, &ip);
+		return vec_ivf_check_params(&ip, p->dim, eb);
+	}
+	if (p->pq_m || p->pq_bits || p->refine)
+		return vec_err(eb, VEC_E_USAGE,
+			       "PQ and refine parameters apply to the coded types only");
 	return VEC_OK;
 }
 
@@ -115,9 +153,6 @@ int vec_index_create(struct vec_index **out, const struct vec_index_params *p,
 	*out = NULL;
 	if ((rc = check_params(p, eb)))
 		return rc;
-	if (p->type == VEC_TYPE_IVF)
-		return vec_err(eb, VEC_E_USAGE,
-			       "an ivf index is made from a flat one (vec_index_convert): its centroids need vectors to train on");
 	idx = calloc(1, sizeof *idx);
 	if (!idx)
 		return vec_err(eb, VEC_E_NOMEM, "out of memory");
@@ -127,6 +162,15 @@ int vec_index_create(struct vec_index **out, const struct vec_index_params *p,
 	idx->threads = p->threads;
 	idx->owned = 1;
 	idx->lock_fd = -1;
+	if (vec_type_is_ivf(p->type)) {
+		idx->collecting = 1;
+		ivf_params_of(p, &idx->ivp);
+		if (p->train_size)
+			idx->train_at = p->train_size;
+		else if (idx->ivp.nlist)
+			idx->train_at = (uint64_t)idx->ivp.nlist * 64 > 65536 ?
+						(uint64_t)idx->ivp.nlist * 64 : 65536;
+	}
 	hnsw_params_of(p, &hp);
 	if (p->type == VEC_TYPE_HNSW &&
 	    (rc = vec_hnsw_create(&idx->graph, &hp, p->dim, p->metric, eb))) {
@@ -152,6 +196,43 @@ void vec_index_set_threads(struct vec_index *idx, int threads)
 	idx->threads = threads;
 }
 
+/*
+ * Train the lists on the vectors held, put every one of them in, and drop
+ * the vectors if the type keeps none.  On failure the index is unchanged.
+ */
+static int train_now(struct vec_index *idx, int type, struct vec_errbuf *eb)
+{
+	struct vec_ivf *g = NULL;
+	int rc;
+
+	if ((rc = vec_ivf_train(&g, &idx->ivp, idx->vecs, idx->count, idx->dim,
+				idx->metric, idx->threads, eb)) ||
+	    (rc = vec_ivf_add(g, idx->vecs, idx->count, idx->threads, eb))) {
+		vec_ivf_free(g);
+		return rc;
+	}
+	idx->ivf = g;
+	idx->type = type;
+	idx->collecting = 0;
+	if (!vec_ivf_keeps_vectors(g)) {
+		free(idx->own_vecs);
+		free(idx->own_norms);
+		idx->own_vecs = NULL;
+		idx->own_norms = NULL;
+		idx->vecs = NULL;
+		idx->norms = NULL;
+		idx->novecs = 1;
+	}
+	return VEC_OK;
+}
+
+int vec_index_train(struct vec_index *idx, struct vec_errbuf *eb)
+{
+	if (!idx->collecting)
+		return VEC_OK;
+	return train_now(idx, idx->type, eb);
+}
+
 int vec_index_convert(struct vec_index *idx, const struct vec_index_params *p,
 		      struct vec_errbuf *eb)
 {
@@ -169,15 +250,16 @@ int vec_index_convert(struct vec_index *idx, const struct vec_index_params *p,
 	if (p->type == VEC_TYPE_FLAT)
 		return VEC_OK;
 	v = vectors_of(idx);
-	if (p->type == VEC_TYPE_IVF) {
+	if (vec_type_is_ivf(p->type)) {
 		struct vec_ivf_params ip;
-		ip.nlist = p->nlist;
-		ip.train_size = p->train_size;
-		ip.seed = p->seed;
-		if ((rc = vec_ivf_build(&idx->ivf, &ip, &v, p->threads, eb)))
-			return rc;
-		idx->type = p->type;
+		int keep = idx->threads;
+		ivf_params_of(p, &ip);
+		idx->ivp = ip;
 		idx->threads = p->threads;
+		if ((rc = train_now(idx, p->type, eb))) {
+			idx->threads = keep;
+			return rc;
+		}
 		return VEC_OK;
 	}
 	hnsw_params_of(p, &hp);
@@ -211,17 +293,19 @@ static int attach_sections(struct vec_index *idx, struct vec_errbuf *eb)
 	idx->count = f->count;
 
 	vs = vec_file_find(f, VEC_SEC_VECS);
-	if (!vs)
+	/* R-SEC-3: VECS holds exactly count x dim float32; only coded types
+	 * may go without (their payload says whether they do). */
+	if (!vs && !vec_type_is_coded(idx->type))
 		return VEC_CORRUPT(eb, "%s: missing section 'VECS'", name);
-	/* R-SEC-3: VECS holds exactly count x dim float32. */
-	if (vec_mul_overflows(f->count, (uint64_t)f->dim * 4, &want) ||
-	    vs->length != want)
+	if (vs && (vec_mul_overflows(f->count, (uint64_t)f->dim * 4, &want) ||
+		   vs->length != want))
 		return VEC_CORRUPT(eb, "%s: section 'VECS' is %llu bytes, expected %llu x %u x 4",
 				   name, (unsigned long long)vs->length,
 				   (unsigned long long)f->count, f->dim);
-	idx->vecs = (const float *)(const void *)vs->data;
+	idx->vecs = vs ? (const float *)(const void *)vs->data : NULL;
+	idx->novecs = !vs;
 
-	ns = vec_file_find(f, VEC_SEC_NORM);
+	ns = vs ? vec_file_find(f, VEC_SEC_NORM) : NULL;
 	if (ns) {
 		if (ns->length != f->count * 4)
 			return VEC_CORRUPT(eb, "%s: section 'NORM' is %llu bytes, expected %llu",
@@ -266,7 +350,7 @@ static int check_values(const struct vec_index *idx, struct vec_errbuf *eb)
 {
 	const char *name = idx->file.name ? idx->file.name : "index";
 
-	for (uint64_t i = 0; i < idx->count; i++) {
+	for (uint64_t i = 0; i < idx->count && idx->vecs; i++) {
 		const float *v = idx->vecs + i * idx->dim;
 		for (size_t j = 0; j < idx->dim; j++)
 			if (!isfinite(v[j]))
@@ -313,7 +397,7 @@ static int attach_type(struct vec_index *idx, struct vec_errbuf *eb)
 
 	int rc;
 
-	if (idx->type == VEC_TYPE_IVF) {
+	if (vec_type_is_ivf(idx->type)) {
 		v = vectors_of(idx);
 		return vec_ivf_open(&idx->ivf, &idx->file, &v, eb);
 	}
@@ -335,7 +419,8 @@ static int attach_type(struct vec_index *idx, struct vec_errbuf *eb)
 static int compute_norms(struct vec_index *idx, struct vec_errbuf *eb)
 {
 	float *n;
-	if (idx->metric != VEC_METRIC_L2 || idx->norms || idx->count == 0)
+	if (idx->metric != VEC_METRIC_L2 || idx->norms || idx->count == 0 ||
+	    !idx->vecs)
 		return VEC_OK;
 	n = malloc(idx->count * sizeof *n);
 	if (!n)
@@ -522,12 +607,13 @@ static int reserve(struct vec_index *idx, uint64_t need, int want_keys,
 		if (vec_mul_overflows(cap, (uint64_t)idx->dim * sizeof(float), &bytes) ||
 		    bytes > SIZE_MAX)
 			return vec_err(eb, VEC_E_NOMEM, "index too large");
-		v = realloc(idx->own_vecs, (size_t)bytes);
-		if (!v)
+		v = idx->novecs ? NULL : realloc(idx->own_vecs, (size_t)bytes);
+		if (!v && !idx->novecs)
 			return vec_err(eb, VEC_E_NOMEM, "out of memory (%llu vectors)",
 				       (unsigned long long)cap);
-		idx->own_vecs = v;
-		if (idx->metric == VEC_METRIC_L2) {
+		if (v)
+			idx->own_vecs = v;
+		if (idx->metric == VEC_METRIC_L2 && !idx->novecs) {
 			n = realloc(idx->own_norms, (size_t)cap * sizeof *n);
 			if (!n)
 				return vec_err(eb, VEC_E_NOMEM, "out of memory");
@@ -575,7 +661,7 @@ static int make_owned(struct vec_index *idx, struct vec_errbuf *eb)
 		return VEC_OK;
 	if ((rc = reserve(idx, n ? n : 1, 0, eb)))
 		return rc;
-	if (n) {
+	if (n && !idx->novecs) {
 		memcpy(idx->own_vecs, idx->vecs, (size_t)n * idx->dim * sizeof(float));
 		if (idx->metric == VEC_METRIC_L2 && !computed)
 			memcpy(idx->own_norms, idx->norms, (size_t)n * sizeof(float));
@@ -619,6 +705,7 @@ int vec_index_add(struct vec_index *idx, size_t n, const float *x,
 		  const char *const *keys, struct vec_errbuf *eb)
 {
 	uint64_t start = idx->count, klen = 0;
+	float *tmp = NULL;
 	int want_keys = 0, rc;
 
 	if (n == 0)
@@ -656,43 +743,61 @@ int vec_index_add(struct vec_index *idx, size_t n, const float *x,
 		idx->own_blob = b;
 		idx->blob_cap = cap;
 	}
-	for (size_t i = 0; i < n; i++) {
+	if (idx->novecs && idx->metric == VEC_METRIC_COS) {
+		/* Nowhere to keep them: normalise a copy for the encoder. */
+		tmp = malloc(n * idx->dim * sizeof *tmp);
+		if (!tmp)
+			return vec_err(eb, VEC_E_NOMEM, "out of memory");
+		memcpy(tmp, x, n * idx->dim * sizeof *tmp);
+		for (size_t i = 0; i < n; i++)
+			vec_normalize(tmp + i * idx->dim, idx->dim);
+	}
+	for (size_t i = 0; i < n && !idx->novecs; i++) {
 		float *dst = idx->own_vecs + (start + i) * idx->dim;
 		memcpy(dst, x + i * idx->dim, idx->dim * sizeof(float));
 		if (idx->metric == VEC_METRIC_COS)
 			vec_normalize(dst, idx->dim);
 		if (idx->metric == VEC_METRIC_L2)
 			idx->own_norms[start + i] = vec_dot(dst, dst, idx->dim);
-		if (idx->own_key_off) {
-			const char *k = keys && keys[i] ? keys[i] : "";
-			size_t l = strlen(k) + 1;
-			memcpy(idx->own_blob + idx->blob_len, k, l);
-			idx->blob_len += l;
-			idx->own_key_off[start + i + 1] = idx->blob_len;
-		}
 	}
-	idx->count = start + n;
+	for (size_t i = 0; i < n && idx->own_key_off; i++) {
+		const char *k = keys && keys[i] ? keys[i] : "";
+		size_t l = strlen(k) + 1;
+		memcpy(idx->own_blob + idx->blob_len, k, l);
+		idx->blob_len += l;
+		idx->own_key_off[start + i + 1] = idx->blob_len;
+	}
 	idx->vecs = idx->own_vecs;
 	idx->norms = idx->own_norms;
 	idx->key_off = idx->own_key_off;
 	idx->key_blob = idx->own_blob;
-	if (idx->graph || idx->ivf) {
-		struct vec_vectors v = vectors_of(idx);
-		/* ivf: new vectors join the list of their nearest centroid;
-		 * the centroids are not retrained. */
-		rc = idx->graph ? vec_hnsw_insert(idx->graph, &v, idx->threads, eb)
-				: vec_ivf_add(idx->ivf, &v, idx->threads, eb);
-		if (rc) {
-			/* The graph or lists are as they were; so are the
-			 * vectors the count covers (the key bytes past it are
-			 * unused). */
-			idx->count = start;
-			if (idx->own_key_off)
-				idx->blob_len = idx->own_key_off[start];
-			return rc;
-		}
+	rc = VEC_OK;
+	if (idx->graph) {
+		struct vec_vectors v;
+		idx->count = start + n;
+		v = vectors_of(idx);
+		rc = vec_hnsw_insert(idx->graph, &v, idx->threads, eb);
+	} else if (idx->ivf) {
+		/* New vectors join the list of their nearest centroid; the
+		 * centroids are not retrained. */
+		const float *src = idx->novecs ? (tmp ? tmp : x) :
+						 idx->vecs + start * idx->dim;
+		rc = vec_ivf_add(idx->ivf, src, n, idx->threads, eb);
+		idx->count = start + n;
+	} else {
+		idx->count = start + n;
+		if (idx->collecting && idx->train_at && idx->count >= idx->train_at)
+			rc = train_now(idx, idx->type, eb);
 	}
-	return VEC_OK;
+	free(tmp);
+	if (rc) {
+		/* The graph or lists are as they were; so are the vectors the
+		 * count covers (the key bytes past it are unused). */
+		idx->count = start;
+		if (idx->own_key_off)
+			idx->blob_len = idx->own_key_off[start];
+	}
+	return rc;
 }
 
 int vec_index_search(const struct vec_index *idx, size_t nq,
@@ -711,6 +816,10 @@ int vec_index_search(const struct vec_index *idx, size_t nq,
 		return vec_err(eb, VEC_E_USAGE, "k must be at least 1");
 	if (nq == 0)
 		return VEC_OK;
+	if (idx->collecting)
+		return vec_err(eb, VEC_E_USAGE,
+			       "the %s index has not been trained yet (vec_index_train)",
+			       vec_type_name(idx->type));
 	if (idx->metric == VEC_METRIC_COS) {
 		/* Stored vectors are unit length; so must the queries be. */
 		qn = malloc(nq * idx->dim * sizeof *qn);
@@ -730,8 +839,12 @@ int vec_index_search(const struct vec_index *idx, size_t nq,
 	}
 	if (idx->ivf) {
 		struct vec_vectors v = vectors_of(idx);
-		rc = vec_ivf_search(idx->ivf, &v, q, nq, k, opts->nprobe,
-				    opts->threads, ids, scores, eb);
+		struct vec_ivf_search_opts o;
+		o.nprobe = opts->nprobe;
+		o.refine = opts->refine;
+		o.threads = opts->threads;
+		o.scanned = opts->scanned;
+		rc = vec_ivf_search(idx->ivf, &v, q, nq, k, &o, ids, scores, eb);
 		free(qn);
 		return rc;
 	}
@@ -751,12 +864,16 @@ int vec_index_save(struct vec_index *idx, const char *path,
 	uint8_t *keys = NULL;
 	int lock_fd = -1, rc;
 
+	if (idx->collecting && (rc = train_now(idx, idx->type, eb)))
+		return rc;
 	memset(secs, 0, sizeof secs);
-	secs[ns].id = VEC_SEC_VECS;
-	secs[ns].flags = VEC_SEC_REQUIRED;
-	secs[ns].data = (const uint8_t *)idx->vecs;
-	secs[ns++].length = idx->count * idx->dim * sizeof(float);
-	if (idx->metric == VEC_METRIC_L2) {
+	if (!idx->novecs) {
+		secs[ns].id = VEC_SEC_VECS;
+		secs[ns].flags = VEC_SEC_REQUIRED;
+		secs[ns].data = (const uint8_t *)idx->vecs;
+		secs[ns++].length = idx->count * idx->dim * sizeof(float);
+	}
+	if (idx->metric == VEC_METRIC_L2 && !idx->novecs) {
 		secs[ns].id = VEC_SEC_NORM;
 		secs[ns].data = (const uint8_t *)idx->norms;
 		secs[ns++].length = idx->count * sizeof(float);
@@ -836,7 +953,7 @@ int vec_index_has_keys(const struct vec_index *idx)
 
 const float *vec_index_vector(const struct vec_index *idx, uint64_t id)
 {
-	if (id >= idx->count)
+	if (id >= idx->count || !idx->vecs)
 		return NULL;
 	return idx->vecs + id * idx->dim;
 }
@@ -900,5 +1017,12 @@ void vec_index_stats(const struct vec_index *idx, struct vec_index_info *info)
 		info->ivf.empty_lists = st.empty_lists;
 		info->ivf.list_bytes = st.list_bytes;
 		info->ivf.default_nprobe = st.default_nprobe;
+		info->ivf.payload = st.codec == VEC_IVF_PQ ? "pq" :
+				    st.codec == VEC_IVF_SQ8 ? "sq8" : "flat";
+		info->ivf.pq_m = st.pq_m;
+		info->ivf.pq_bits = st.pq_bits;
+		info->ivf.refine = st.refine;
+		info->ivf.code_bytes = st.code_bytes;
+		info->ivf.codebook_bytes = st.codebook_bytes;
 	}
 }

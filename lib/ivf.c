@@ -1,18 +1,33 @@
 /*
- * ivf.c - inverted lists over k-means centroids (IVF-Flat).
+ * ivf.c - inverted lists over k-means centroids, with a choice of payload:
+ * the vectors themselves (IVF-Flat), residual product-quantiser codes
+ * (IVF-PQ, 8-bit tables or the 4-bit fast scan), or residual 8-bit scalar
+ * codes (IVF-SQ8).
  *
  * Sections (man/vec-index.5 gives every byte and rule; R-IVF-n below):
  *   IVFP required  64 bytes: version, nlist, count, seed, train size,
- *                  iterations run and allowed, dim, metric, reserved zeros
+ *                  iterations run and allowed, dim, metric, codec, PQ
+ *                  sub-quantisers and bits, refine factor, reserved zeros
  *   IVFC required  nlist x dim float32 centroids
  *   IVFO required  nlist + 1 u64: list j is positions [off[j], off[j+1])
  *   IVFI required  count u32: the insertion id of each position
- *   IVFV required  count x dim float32: the vector of each position
+ *   IVFV flat      count x dim float32: the vector of each position
+ *   IVFQ coded     the codes of the positions: count x code bytes, or for
+ *                  4-bit PQ each list's codes in blocks of 32 (pq.h), the
+ *                  lists' blocks one after the other
+ *   IVFX coded     PQ: m x 2^bits x dim/m float32 centroids; SQ8: lo[dim],
+ *                  step[dim] float32
+ *   IVFN sq8, l2   count float32: squared norm of each code's residual
  *
- * Within a list, members are in increasing id order.  IVFV repeats the
- * vectors of VECS in list order: VECS stays what every index type shares
- * (ids, keys, vec_index_vector, the exact search), and a probe reads one
- * contiguous block instead of gathering rows from all over the file.
+ * Within a list, members are in increasing id order.  The flat payload
+ * repeats the vectors of VECS in list order, so that a probe reads one
+ * contiguous block.  Coded payloads encode the residual x - c of a vector
+ * against its list's centroid c, so that the codes spend their bits on
+ * what the centroid does not already say.
+ *
+ * In memory, each list is its own array (owned) or a window into the
+ * mapped sections (opened); the first change copies every list.  Adding
+ * appends to the lists; vec_ivf_sections gathers them for writing.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -21,11 +36,24 @@
 #include "internal.h"
 #include "ivf.h"
 #include "kmeans.h"
+#include "pq.h"
 
 #define IVFP_BYTES 64
 #define IVFP_VERSION 1
 #define PROBE_BATCH 1024 /* queries whose lists are ranked at once ... */
 #define PROBE_ENTRIES (1u << 22) /* ... holding at most this many list numbers */
+#define CODEC_TRAIN_MAX 65536 /* residuals the codec is trained on, at most */
+#define ENCODE_CHUNK 1024 /* vectors encoded per task */
+
+struct list {
+	uint64_t len, cap;        /* entries; cap: owned room */
+	const uint32_t *ids;
+	const uint8_t *data;      /* flat rows, codes, or 4-bit blocks */
+	const float *norms;       /* sq8 under l2: residual code norms */
+	uint32_t *own_ids;
+	uint8_t *own_data;
+	float *own_norms;
+};
 
 struct vec_ivf {
 	uint32_t nlist;
@@ -34,19 +62,38 @@ struct vec_ivf {
 	uint64_t count;
 	uint64_t seed, train_size;
 	uint32_t iters, max_iter;
+	int codec;
+	uint32_t refine;
+	struct vec_pq pq;         /* codec PQ (pq.cent: the codebook) */
+	size_t esize;             /* bytes of one entry (not for 4 bits) */
 
-	/* Current view: into the mapping, or the owned arrays below. */
-	const float *cent;      /* nlist x dim */
-	const uint64_t *off;    /* nlist + 1 */
-	const uint32_t *ids;    /* count */
-	const float *vecs;      /* count x dim, list order */
+	const float *cent;        /* nlist x dim */
+	const float *cb;          /* codebook: PQ centroids, or SQ8 lo/step */
+	size_t cb_floats;
+	struct list *lists;       /* nlist */
+	int owned;                /* lists own their arrays */
 
-	float *own_cent;
-	uint64_t *own_off;
-	uint32_t *own_ids;
-	float *own_vecs;
-	uint8_t ivfp[IVFP_BYTES]; /* serialised by vec_ivf_sections */
+	float *own_cent, *own_cb;
+	/* Gathered for writing by vec_ivf_sections. */
+	uint64_t *w_off;
+	uint32_t *w_ids;
+	uint8_t *w_data;
+	float *w_norms;
+	uint8_t ivfp[IVFP_BYTES];
 };
+
+static int pq4(const struct vec_ivf *g)
+{
+	return g->codec == VEC_IVF_PQ && g->pq.nbits == 4;
+}
+
+/* Payload bytes of a list of len entries. */
+static uint64_t data_bytes(const struct vec_ivf *g, uint64_t len)
+{
+	if (pq4(g))
+		return vec_pq4_packed_size((size_t)len, g->pq.m);
+	return len * g->esize;
+}
 
 uint32_t vec_ivf_default_nlist(uint64_t n)
 {
@@ -56,6 +103,15 @@ uint32_t vec_ivf_default_nlist(uint64_t n)
 	if (r > VEC_IVF_NLIST_MAX)
 		r = VEC_IVF_NLIST_MAX;
 	return r < 1 ? 1 : (uint32_t)r;
+}
+
+uint32_t vec_ivf_default_pq_m(size_t dim, unsigned bits)
+{
+	size_t cap = bits == 4 ? dim / 2 : dim / 4;
+	for (size_t m = cap; m > 1; m--)
+		if (dim % m == 0)
+			return (uint32_t)m;
+	return 1;
 }
 
 size_t vec_ivf_default_nprobe(const struct vec_ivf *g)
@@ -69,20 +125,230 @@ uint64_t vec_ivf_count(const struct vec_ivf *g)
 	return g->count;
 }
 
+int vec_ivf_keeps_vectors(const struct vec_ivf *g)
+{
+	return g->codec == VEC_IVF_FLAT || g->refine > 0;
+}
+
+static void free_lists(struct vec_ivf *g)
+{
+	if (!g->lists)
+		return;
+	for (uint32_t j = 0; j < g->nlist; j++) {
+		free(g->lists[j].own_ids);
+		free(g->lists[j].own_data);
+		free(g->lists[j].own_norms);
+	}
+	free(g->lists);
+	g->lists = NULL;
+}
+
+static void free_written(struct vec_ivf *g)
+{
+	free(g->w_off);
+	free(g->w_ids);
+	free(g->w_data);
+	free(g->w_norms);
+	g->w_off = NULL;
+	g->w_ids = NULL;
+	g->w_data = NULL;
+	g->w_norms = NULL;
+}
+
 void vec_ivf_free(struct vec_ivf *g)
 {
 	if (!g)
 		return;
+	free_lists(g);
+	free_written(g);
 	free(g->own_cent);
-	free(g->own_off);
-	free(g->own_ids);
-	free(g->own_vecs);
+	free(g->own_cb);
 	free(g);
 }
 
-int vec_ivf_build(struct vec_ivf **out, const struct vec_ivf_params *p,
-		  const struct vec_vectors *v, int threads,
-		  struct vec_errbuf *eb)
+int vec_ivf_check_params(const struct vec_ivf_params *p, size_t dim,
+			 struct vec_errbuf *eb)
+{
+	if (p->nlist > VEC_IVF_NLIST_MAX)
+		return vec_err(eb, VEC_E_USAGE, "nlist %u is larger than %u",
+			       p->nlist, VEC_IVF_NLIST_MAX);
+	if (p->codec == VEC_IVF_PQ) {
+		unsigned bits = p->pq_bits ? p->pq_bits : 8;
+		if (bits != 4 && bits != 8)
+			return vec_err(eb, VEC_E_USAGE,
+				       "PQ codes have 4 or 8 bits per sub-quantiser, not %u",
+				       bits);
+		if (p->pq_m && (p->pq_m > dim || dim % p->pq_m))
+			return vec_err(eb, VEC_E_USAGE,
+				       "%u sub-quantisers do not divide the dimension %zu",
+				       p->pq_m, dim);
+	} else if (p->pq_m || p->pq_bits) {
+		return vec_err(eb, VEC_E_USAGE, "PQ parameters given for a payload without PQ");
+	}
+	if (p->codec == VEC_IVF_FLAT && p->refine)
+		return vec_err(eb, VEC_E_USAGE,
+			       "an ivf index of full vectors needs no refinement");
+	if (p->codec != VEC_IVF_FLAT && p->codec != VEC_IVF_PQ &&
+	    p->codec != VEC_IVF_SQ8)
+		return vec_err(eb, VEC_E_USAGE, "unknown ivf payload %d", p->codec);
+	if (p->refine > 1000)
+		return vec_err(eb, VEC_E_USAGE, "refine must be at most 1000");
+	return VEC_OK;
+}
+
+/* ---- encoding ---- */
+
+struct encode {
+	const struct vec_ivf *g;
+	const float *x;          /* n vectors */
+	const uint32_t *assign;  /* their lists */
+	uint64_t n;
+	uint8_t *codes;          /* n x code bytes (4 bits: plain, unpacked) */
+	float *norms;            /* sq8 under l2 */
+	float *res;              /* scratch: ENCODE_CHUNK x dim per worker */
+};
+
+static size_t code_bytes(const struct vec_ivf *g)
+{
+	if (g->codec == VEC_IVF_PQ)
+		return vec_pq_code_size(g->pq.m, g->pq.nbits);
+	return g->esize;
+}
+
+/* Rows [chunk * ENCODE_CHUNK, ...) of an encode. */
+static void encode_task(void *ctx, size_t chunk, int worker)
+{
+	const struct encode *e = ctx;
+	const struct vec_ivf *g = e->g;
+	uint64_t i0 = (uint64_t)chunk * ENCODE_CHUNK;
+	size_t n = e->n - i0 < ENCODE_CHUNK ? (size_t)(e->n - i0) : ENCODE_CHUNK;
+	float *res = e->res + (size_t)worker * ENCODE_CHUNK * g->dim;
+	size_t cs = code_bytes(g);
+
+	for (size_t i = 0; i < n; i++) {
+		const float *x = e->x + (i0 + i) * g->dim;
+		const float *c = g->cent + (size_t)e->assign[i0 + i] * g->dim;
+		for (size_t d = 0; d < g->dim; d++)
+			res[i * g->dim + d] = x[d] - c[d];
+	}
+	if (g->codec == VEC_IVF_PQ)
+		vec_pq_encode(&g->pq, res, n, e->codes + i0 * cs);
+}
+
+/* Codes of n vectors (already assigned to lists), on threads threads. */
+static int encode(const struct vec_ivf *g, const float *x, uint64_t n,
+		  const uint32_t *assign, int threads, uint8_t *codes,
+		  float *norms, struct vec_errbuf *eb)
+{
+	struct encode e;
+	size_t nchunks = (size_t)((n + ENCODE_CHUNK - 1) / ENCODE_CHUNK);
+
+	if (threads <= 0)
+		threads = vec_ncpu();
+	if ((size_t)threads > nchunks)
+		threads = (int)(nchunks ? nchunks : 1);
+	e.g = g;
+	e.x = x;
+	e.assign = assign;
+	e.n = n;
+	e.codes = codes;
+	e.norms = norms;
+	e.res = malloc((size_t)threads * ENCODE_CHUNK * g->dim * sizeof *e.res);
+	if (!e.res)
+		return vec_err(eb, VEC_E_NOMEM, "out of memory");
+	vec_pool_run(threads, nchunks, encode_task, &e);
+	free(e.res);
+	return VEC_OK;
+}
+
+/* ---- training ---- */
+
+static struct vec_ivf *new_ivf(const struct vec_ivf_params *p, size_t dim,
+			       int metric, uint32_t nlist)
+{
+	struct vec_ivf *g = calloc(1, sizeof *g);
+
+	if (!g)
+		return NULL;
+	g->nlist = nlist;
+	g->dim = dim;
+	g->metric = metric;
+	g->seed = p->seed ? p->seed : VEC_KMEANS_DEFAULT_SEED;
+	g->max_iter = VEC_KMEANS_DEFAULT_ITERS;
+	g->codec = p->codec;
+	g->refine = p->refine;
+	g->owned = 1;
+	g->esize = dim * sizeof(float);
+	if (p->codec == VEC_IVF_PQ) {
+		g->pq.dim = dim;
+		g->pq.nbits = p->pq_bits ? p->pq_bits : 8;
+		g->pq.m = p->pq_m ? p->pq_m : vec_ivf_default_pq_m(dim, g->pq.nbits);
+		g->pq.dsub = dim / g->pq.m;
+		g->pq.ksub = (size_t)1 << g->pq.nbits;
+		g->cb_floats = g->pq.m * g->pq.ksub * g->pq.dsub;
+		g->esize = vec_pq_code_size(g->pq.m, g->pq.nbits);
+	}
+	g->lists = calloc(nlist, sizeof *g->lists);
+	g->own_cent = malloc((size_t)nlist * dim * sizeof *g->own_cent);
+	if (g->cb_floats)
+		g->own_cb = malloc(g->cb_floats * sizeof *g->own_cb);
+	if (!g->lists || !g->own_cent || (g->cb_floats && !g->own_cb)) {
+		vec_ivf_free(g);
+		return NULL;
+	}
+	g->cent = g->own_cent;
+	g->cb = g->own_cb;
+	g->pq.cent = g->own_cb;
+	return g;
+}
+
+/* Train the codec on the residuals of (a stride through) the n vectors. */
+static int train_codec(struct vec_ivf *g, const float *x, uint64_t n,
+		       int threads, struct vec_errbuf *eb)
+{
+	uint64_t ns = n < CODEC_TRAIN_MAX ? n : CODEC_TRAIN_MAX;
+	float *res = NULL;
+	uint32_t *a = NULL;
+	int rc;
+
+	if (g->codec == VEC_IVF_FLAT)
+		return VEC_OK;
+	if (g->codec == VEC_IVF_PQ && ns < g->pq.ksub)
+		return vec_err(eb, VEC_E_USAGE,
+			       "%u-bit PQ needs at least %zu vectors to train on, not %llu",
+			       g->pq.nbits, g->pq.ksub, (unsigned long long)ns);
+	res = malloc((size_t)ns * g->dim * sizeof *res);
+	a = malloc((size_t)ns * sizeof *a);
+	if (!res || !a) {
+		rc = vec_err(eb, VEC_E_NOMEM, "out of memory");
+		goto done;
+	}
+	for (uint64_t i = 0; i < ns; i++) /* evenly spread over the n */
+		memcpy(res + i * g->dim, x + (i * n / ns) * g->dim,
+		       g->dim * sizeof *res);
+	rc = vec_kmeans_assign(res, ns, g->dim, g->cent, g->nlist, threads, a,
+			       NULL, eb);
+	if (rc)
+		goto done;
+	for (uint64_t i = 0; i < ns; i++) {
+		const float *c = g->cent + (size_t)a[i] * g->dim;
+		for (size_t d = 0; d < g->dim; d++)
+			res[i * g->dim + d] -= c[d];
+	}
+	if (g->codec == VEC_IVF_PQ)
+		rc = vec_pq_train(g->own_cb, res, ns, g->dim, g->pq.m,
+				  g->pq.nbits, g->seed, threads, eb);
+	else
+		rc = vec_err(eb, VEC_E_USAGE, "this build has no SQ8 payload");
+done:
+	free(res);
+	free(a);
+	return rc;
+}
+
+int vec_ivf_train(struct vec_ivf **out, const struct vec_ivf_params *p,
+		  const float *x, uint64_t n, size_t dim, int metric,
+		  int threads, struct vec_errbuf *eb)
 {
 	struct vec_kmeans_params kp = { 0, 0, 0, 0, 0, NULL };
 	struct vec_kmeans_result kr;
@@ -91,172 +357,325 @@ int vec_ivf_build(struct vec_ivf **out, const struct vec_ivf_params *p,
 	int rc;
 
 	*out = NULL;
-	if (v->count == 0)
+	if ((rc = vec_ivf_check_params(p, dim, eb)))
+		return rc;
+	if (n == 0)
 		return vec_err(eb, VEC_E_USAGE, "an ivf index needs at least one vector to train on");
-	if (v->count > UINT32_MAX)
-		return vec_err(eb, VEC_E_USAGE, "an ivf index holds at most %u vectors",
-			       UINT32_MAX);
-	nlist = p->nlist ? p->nlist : vec_ivf_default_nlist(v->count);
-	if (nlist > VEC_IVF_NLIST_MAX)
-		return vec_err(eb, VEC_E_USAGE, "nlist %u is larger than %u", nlist,
-			       VEC_IVF_NLIST_MAX);
-	if (nlist > v->count)
+	nlist = p->nlist ? p->nlist : vec_ivf_default_nlist(n);
+	if (nlist > n)
 		return vec_err(eb, VEC_E_USAGE,
-			       "nlist %u is larger than the number of vectors (%llu)",
-			       nlist, (unsigned long long)v->count);
-	g = calloc(1, sizeof *g);
+			       "nlist %u is larger than the number of vectors to train on (%llu)",
+			       nlist, (unsigned long long)n);
+	g = new_ivf(p, dim, metric, nlist);
 	if (!g)
 		return vec_err(eb, VEC_E_NOMEM, "out of memory");
-	g->nlist = nlist;
-	g->dim = v->dim;
-	g->metric = v->metric;
-	g->seed = p->seed ? p->seed : VEC_KMEANS_DEFAULT_SEED;
-	g->max_iter = VEC_KMEANS_DEFAULT_ITERS;
-	g->own_cent = malloc((size_t)nlist * v->dim * sizeof *g->own_cent);
-	g->own_off = calloc((size_t)nlist + 1, sizeof *g->own_off);
-	if (!g->own_cent || !g->own_off) {
-		vec_ivf_free(g);
-		return vec_err(eb, VEC_E_NOMEM, "out of memory");
-	}
 	kp.k = nlist;
 	kp.train_size = p->train_size;
 	kp.max_iter = g->max_iter;
 	kp.seed = g->seed;
 	kp.threads = threads;
-	rc = vec_kmeans(v->x, v->count, v->dim, &kp, g->own_cent, &kr, eb);
-	if (rc) {
+	if ((rc = vec_kmeans(x, n, dim, &kp, g->own_cent, &kr, eb)) ||
+	    (rc = train_codec(g, x, n, threads, eb))) {
 		vec_ivf_free(g);
 		return rc;
 	}
 	g->train_size = kr.trained;
 	g->iters = kr.iters;
-	g->cent = g->own_cent;
-	g->off = g->own_off;
-	/* Empty lists so far: the build is an add of every vector. */
-	if ((rc = vec_ivf_add(g, v, threads, eb))) {
-		vec_ivf_free(g);
-		return rc;
-	}
 	*out = g;
 	return VEC_OK;
 }
 
-int vec_ivf_add(struct vec_ivf *g, const struct vec_vectors *v, int threads,
+/* ---- growth ---- */
+
+/* Copy every list of an opened index into owned arrays. */
+static int make_owned(struct vec_ivf *g, struct vec_errbuf *eb)
+{
+	struct list *own;
+
+	if (g->owned)
+		return VEC_OK;
+	own = calloc(g->nlist, sizeof *own);
+	if (!own)
+		return vec_err(eb, VEC_E_NOMEM, "out of memory");
+	for (uint32_t j = 0; j < g->nlist; j++) {
+		const struct list *l = &g->lists[j];
+		struct list *o = &own[j];
+		uint64_t cap = l->len + 32, db = data_bytes(g, l->len);
+		o->own_ids = malloc(cap * sizeof *o->own_ids);
+		o->own_data = calloc(1, data_bytes(g, cap));
+		if (l->norms)
+			o->own_norms = malloc(cap * sizeof *o->own_norms);
+		if (!o->own_ids || !o->own_data || (l->norms && !o->own_norms)) {
+			struct list *keep = g->lists;
+			g->lists = own;
+			free_lists(g); /* the copies so far */
+			g->lists = keep;
+			return vec_err(eb, VEC_E_NOMEM, "out of memory");
+		}
+		if (l->len) {
+			memcpy(o->own_ids, l->ids, l->len * sizeof *o->own_ids);
+			memcpy(o->own_data, l->data, db);
+			if (l->norms)
+				memcpy(o->own_norms, l->norms, l->len * sizeof *l->norms);
+		}
+		o->len = l->len;
+		o->cap = cap;
+		o->ids = o->own_ids;
+		o->data = o->own_data;
+		o->norms = o->own_norms;
+	}
+	free(g->lists);
+	g->lists = own;
+	g->owned = 1;
+	return VEC_OK;
+}
+
+/* Room for need entries in list l (new room zeroed: 4-bit padding is 0). */
+static int grow_list(const struct vec_ivf *g, struct list *l, uint64_t need)
+{
+	uint64_t cap;
+	uint32_t *ids;
+	uint8_t *data;
+	size_t old, nb;
+
+	if (need <= l->cap)
+		return 0;
+	cap = l->cap ? l->cap : 32;
+	while (cap < need)
+		cap += cap / 2 + 32;
+	ids = realloc(l->own_ids, cap * sizeof *ids);
+	if (!ids)
+		return -1;
+	l->own_ids = ids;
+	l->ids = ids;
+	old = (size_t)data_bytes(g, l->cap);
+	nb = (size_t)data_bytes(g, cap);
+	data = realloc(l->own_data, nb);
+	if (!data)
+		return -1;
+	memset(data + old, 0, nb - old);
+	l->own_data = data;
+	l->data = data;
+	if (g->codec == VEC_IVF_SQ8 && g->metric == VEC_METRIC_L2) {
+		float *nr = realloc(l->own_norms, cap * sizeof *nr);
+		if (!nr)
+			return -1;
+		l->own_norms = nr;
+		l->norms = nr;
+	}
+	l->cap = cap;
+	return 0;
+}
+
+int vec_ivf_add(struct vec_ivf *g, const float *x, uint64_t n, int threads,
 		struct vec_errbuf *eb)
 {
-	uint64_t old = g->count, n, total = v->count, *off = NULL, *pos = NULL;
-	size_t dim = g->dim;
-	uint32_t *a = NULL, *ids = NULL;
-	float *vecs = NULL;
+	uint64_t total = g->count + n, *grow = NULL;
+	uint32_t *a = NULL;
+	uint8_t *codes = NULL;
+	float *norms = NULL;
+	size_t cs = code_bytes(g);
 	int rc;
 
-	if (total < old || v->dim != dim)
-		return vec_err(eb, VEC_E_USAGE, "ivf lists and vectors disagree");
-	n = total - old;
 	if (n == 0)
 		return VEC_OK;
 	if (total > UINT32_MAX)
 		return vec_err(eb, VEC_E_USAGE, "an ivf index holds at most %u vectors",
 			       UINT32_MAX);
 	a = malloc(n * sizeof *a);
-	off = malloc(((size_t)g->nlist + 1) * sizeof *off);
-	pos = malloc(((size_t)g->nlist) * sizeof *pos);
-	ids = malloc(total * sizeof *ids);
-	vecs = malloc(total * dim * sizeof *vecs);
-	if (!a || !off || !pos || !ids || !vecs) {
+	grow = calloc(g->nlist, sizeof *grow);
+	if (g->codec != VEC_IVF_FLAT)
+		codes = malloc(n * cs);
+	if (g->codec == VEC_IVF_SQ8 && g->metric == VEC_METRIC_L2)
+		norms = malloc(n * sizeof *norms);
+	if (!a || !grow || (g->codec != VEC_IVF_FLAT && !codes) ||
+	    (g->codec == VEC_IVF_SQ8 && g->metric == VEC_METRIC_L2 && !norms)) {
 		rc = vec_err(eb, VEC_E_NOMEM, "out of memory");
-		goto fail;
+		goto done;
 	}
-	rc = vec_kmeans_assign(v->x + old * dim, n, dim, g->cent, g->nlist,
-			       threads, a, NULL, eb);
-	if (rc)
-		goto fail;
-	/* New offsets: each list grows by its new members. */
-	memset(pos, 0, g->nlist * sizeof *pos);
+	if ((rc = vec_kmeans_assign(x, n, g->dim, g->cent, g->nlist, threads,
+				    a, NULL, eb)))
+		goto done;
+	if (codes && (rc = encode(g, x, n, a, threads, codes, norms, eb)))
+		goto done;
+	if ((rc = make_owned(g, eb)))
+		goto done;
+	/* Room first: a failure here leaves every list as it was (only
+	 * their capacity grew). */
 	for (uint64_t i = 0; i < n; i++)
-		pos[a[i]]++;
-	off[0] = 0;
+		grow[a[i]]++;
 	for (uint32_t j = 0; j < g->nlist; j++)
-		off[j + 1] = off[j] + (g->off[j + 1] - g->off[j]) + pos[j];
-	/* Old members first (already in id order), then the new ones, whose
-	 * ids are all larger, in id order. */
-	for (uint32_t j = 0; j < g->nlist; j++) {
-		uint64_t len = g->off[j + 1] - g->off[j];
-		if (len) {
-			memcpy(ids + off[j], g->ids + g->off[j], len * sizeof *ids);
-			memcpy(vecs + off[j] * dim, g->vecs + g->off[j] * dim,
-			       len * dim * sizeof *vecs);
+		if (grow[j] && grow_list(g, &g->lists[j], g->lists[j].len + grow[j])) {
+			rc = vec_err(eb, VEC_E_NOMEM, "out of memory");
+			goto done;
 		}
-		pos[j] = off[j] + len;
-	}
 	for (uint64_t i = 0; i < n; i++) {
-		uint64_t p = pos[a[i]]++;
-		ids[p] = (uint32_t)(old + i);
-		memcpy(vecs + p * dim, v->x + (old + i) * dim, dim * sizeof *vecs);
+		struct list *l = &g->lists[a[i]];
+		uint64_t p = l->len++;
+		l->own_ids[p] = (uint32_t)(g->count + i);
+		if (g->codec == VEC_IVF_FLAT)
+			memcpy(l->own_data + p * g->esize, x + i * g->dim, g->esize);
+		else if (pq4(g))
+			vec_pq4_set_one(l->own_data, (size_t)p, g->pq.m, codes + i * cs);
+		else
+			memcpy(l->own_data + p * cs, codes + i * cs, cs);
+		if (norms)
+			l->own_norms[p] = norms[i];
 	}
-	free(g->own_off);
-	free(g->own_ids);
-	free(g->own_vecs);
-	g->own_off = off;
-	g->own_ids = ids;
-	g->own_vecs = vecs;
-	g->off = off;
-	g->ids = ids;
-	g->vecs = vecs;
 	g->count = total;
+	rc = VEC_OK;
+done:
 	free(a);
-	free(pos);
-	return VEC_OK;
-fail:
-	free(a);
-	free(off);
-	free(pos);
-	free(ids);
-	free(vecs);
+	free(grow);
+	free(codes);
+	free(norms);
 	return rc;
 }
 
 /* ---- search ---- */
 
+struct scratch {
+	struct vec_topk heap;     /* k or refine x k candidates */
+	struct vec_topk top;      /* k, for refining */
+	float *table;             /* m x ksub */
+	float *qres;              /* dim: the query's residual */
+	float *dist;              /* a list's estimates */
+	uint16_t *sums;           /* 4 bits: a list's sums */
+	uint32_t *pos;            /* 4 bits: positions below the threshold */
+	uint8_t *lut;             /* 4 bits */
+	uint8_t *code;            /* one plain code */
+	uint64_t *cids;           /* refining: candidates */
+	float *csc;
+	uint64_t scanned;
+};
+
 struct search {
 	const struct vec_ivf *g;
+	const struct vec_vectors *v;
 	const float *q;          /* this batch's queries */
-	size_t k, nprobe;
+	size_t k, k2, nprobe;
+	int refine;
 	const uint64_t *probe;   /* nprobe list numbers per query, best first */
 	int l2;
 	const struct vec_kernels *kr;
-	struct vec_topk *heaps;  /* one per worker */
+	struct scratch *sc;      /* one per worker */
 	uint64_t *ids;           /* this batch's rows of the output */
 	float *scores;
 };
 
-/* One query: scan its probed lists into its worker's heap. */
+static inline void offer(struct vec_topk *h, float *thr, uint64_t id, float d)
+{
+	if (d <= *thr) {
+		vec_topk_push(h, id, d);
+		*thr = vec_topk_worst(h);
+	}
+}
+
+/* A list of full vectors. */
+static void scan_flat(const struct search *s, const struct list *l,
+		      const float *q, struct vec_topk *h, float *thr)
+{
+	size_t dim = s->g->dim;
+	for (uint64_t r = 0; r < l->len; r++) {
+		const float *x = (const float *)(const void *)l->data + r * dim;
+		float d = s->l2 ? s->kr->l2sq(q, x, dim) : -s->kr->dot(q, x, dim);
+		offer(h, thr, l->ids[r], d);
+	}
+}
+
+/*
+ * A list of 4-bit codes: the quantised tables' sums pick the entries that
+ * can still enter the heap (each table entry is within delta / 2 of its
+ * float value, so a sum within m delta / 2 of the float estimate), and
+ * those are scored with the float table.
+ */
+static void scan_pq4(const struct search *s, struct scratch *w,
+		     const struct list *l, float bias, struct vec_topk *h,
+		     float *thr)
+{
+	const struct vec_pq *pq = &s->g->pq;
+	float delta, lbias;
+	uint64_t nb = (l->len + VEC_PQ_BLOCK - 1) / VEC_PQ_BLOCK;
+	uint16_t cut = UINT16_MAX;
+	size_t np;
+
+	vec_pq4_lut(w->table, pq->m, w->lut, &delta, &lbias);
+	vec_pq4_scan(w->lut, pq->m, l->data, (size_t)nb, w->sums);
+	if (isfinite(*thr) && delta > 0) {
+		double c = (*thr - bias - lbias) / delta + 0.5 * (double)pq->m + 2;
+		cut = c <= 0 ? 0 : c >= UINT16_MAX ? UINT16_MAX : (uint16_t)c;
+	}
+	np = vec_pq4_below(w->sums, (size_t)l->len, cut, w->pos);
+	for (size_t e = 0; e < np; e++) {
+		uint32_t r = w->pos[e];
+		float d;
+		vec_pq4_unpack_one(l->data, r, pq->m, w->code);
+		vec_pq_adc(pq, w->table, w->code, 1, &d);
+		offer(h, thr, l->ids[r], bias + d);
+	}
+}
+
+/* One query: scan its probed lists, then refine. */
 static void search_task(void *ctx, size_t i, int worker)
 {
 	const struct search *s = ctx;
 	const struct vec_ivf *g = s->g;
 	const float *q = s->q + i * g->dim;
-	struct vec_topk *h = s->heaps + worker;
+	struct scratch *w = s->sc + worker;
+	struct vec_topk *h = &w->heap;
 	uint64_t *ids = s->ids + i * s->k;
 	float *sc = s->scores + i * s->k;
-	float thr;
+	int pq = g->codec == VEC_IVF_PQ;
+	float thr, bias = 0;
 	size_t got;
 
 	vec_topk_reset(h);
 	thr = vec_topk_worst(h);
+	/* Inner products: one table for every list, plus <q, c> per list. */
+	if (pq && !s->l2)
+		vec_pq_table(&g->pq, q, 0, w->table);
 	for (size_t p = 0; p < s->nprobe; p++) {
 		uint64_t j = s->probe[i * s->nprobe + p];
+		const struct list *l;
+		const float *c;
 		if (j >= g->nlist)
 			continue; /* padding: fewer lists than nprobe */
-		for (uint64_t r = g->off[j]; r < g->off[j + 1]; r++) {
-			const float *x = g->vecs + r * g->dim;
+		l = &g->lists[j];
+		if (l->len == 0)
+			continue;
+		w->scanned += l->len;
+		if (g->codec == VEC_IVF_FLAT) {
+			scan_flat(s, l, q, h, &thr);
+			continue;
+		}
+		c = g->cent + j * g->dim;
+		if (s->l2) {
+			for (size_t d = 0; d < g->dim; d++)
+				w->qres[d] = q[d] - c[d];
+			vec_pq_table(&g->pq, w->qres, 1, w->table);
+			bias = 0;
+		} else {
+			bias = -s->kr->dot(q, c, g->dim);
+		}
+		if (pq4(g)) {
+			scan_pq4(s, w, l, bias, h, &thr);
+			continue;
+		}
+		vec_pq_scan8(w->table, g->pq.m, l->data, (size_t)l->len, w->dist);
+		for (uint64_t r = 0; r < l->len; r++)
+			offer(h, &thr, l->ids[r], bias + w->dist[r]);
+	}
+	if (s->refine) {
+		/* Re-rank the candidates on the full vectors. */
+		size_t n = vec_topk_extract(h, w->cids, w->csc);
+		vec_topk_reset(&w->top);
+		for (size_t e = 0; e < n; e++) {
+			const float *x = s->v->x + w->cids[e] * g->dim;
 			float d = s->l2 ? s->kr->l2sq(q, x, g->dim)
 					: -s->kr->dot(q, x, g->dim);
-			if (d <= thr) {
-				vec_topk_push(h, g->ids[r], d);
-				thr = vec_topk_worst(h);
-			}
+			vec_topk_push(&w->top, w->cids[e], d);
 		}
+		h = &w->top;
 	}
 	got = vec_topk_extract(h, ids, sc);
 	for (size_t e = 0; e < got; e++)
@@ -267,51 +686,117 @@ static void search_task(void *ctx, size_t i, int worker)
 	}
 }
 
+static void scratch_free(struct scratch *w)
+{
+	vec_topk_free(&w->heap);
+	vec_topk_free(&w->top);
+	free(w->table);
+	free(w->qres);
+	free(w->dist);
+	free(w->sums);
+	free(w->pos);
+	free(w->lut);
+	free(w->code);
+	free(w->cids);
+	free(w->csc);
+}
+
+static int scratch_init(const struct search *s, struct scratch *w,
+			uint64_t maxlen)
+{
+	const struct vec_ivf *g = s->g;
+	size_t padded = (size_t)((maxlen + VEC_PQ_BLOCK - 1) / VEC_PQ_BLOCK) *
+			VEC_PQ_BLOCK + VEC_PQ_BLOCK;
+
+	memset(w, 0, sizeof *w);
+	if (vec_topk_init(&w->heap, s->k2) || vec_topk_init(&w->top, s->k))
+		return -1;
+	w->qres = malloc(g->dim * sizeof *w->qres);
+	w->cids = malloc(s->k2 * sizeof *w->cids);
+	w->csc = malloc(s->k2 * sizeof *w->csc);
+	if (!w->qres || !w->cids || !w->csc)
+		return -1;
+	if (g->codec != VEC_IVF_PQ)
+		return 0;
+	w->table = malloc(g->pq.m * g->pq.ksub * sizeof *w->table);
+	w->dist = malloc(padded * sizeof *w->dist);
+	w->code = malloc(g->pq.m + 1);
+	if (!w->table || !w->dist || !w->code)
+		return -1;
+	if (pq4(g)) {
+		w->sums = malloc(padded * sizeof *w->sums);
+		w->pos = malloc(padded * sizeof *w->pos);
+		w->lut = malloc(vec_pq4_lut_size(g->pq.m));
+		if (!w->sums || !w->pos || !w->lut)
+			return -1;
+	}
+	return 0;
+}
+
 int vec_ivf_search(const struct vec_ivf *g, const struct vec_vectors *v,
-		   const float *queries, size_t nq, size_t k, size_t nprobe,
-		   int threads, uint64_t *ids, float *scores,
-		   struct vec_errbuf *eb)
+		   const float *queries, size_t nq, size_t k,
+		   const struct vec_ivf_search_opts *o, uint64_t *ids,
+		   float *scores, struct vec_errbuf *eb)
 {
 	struct search s;
-	uint64_t *probe = NULL;
+	uint64_t *probe = NULL, maxlen = 0;
 	float *psc = NULL;
-	size_t nheaps, batch;
-	int rc = VEC_OK;
+	size_t nheaps = 0, batch, nprobe = o->nprobe;
+	int threads = o->threads, rc = VEC_OK;
+	long refine = o->refine < 0 ? (long)g->refine : o->refine;
 
 	if (k == 0 || nq == 0)
 		return VEC_OK;
+	if (g->codec == VEC_IVF_FLAT)
+		refine = 0;
+	if (refine > 0 && !v->x)
+		return vec_err(eb, VEC_E_USAGE,
+			       "this index keeps no full vectors to refine with (build it with --refine)");
+	if (refine > 1000)
+		return vec_err(eb, VEC_E_USAGE, "refine must be at most 1000");
 	if (nprobe == 0)
 		nprobe = vec_ivf_default_nprobe(g);
-	if (nprobe >= g->nlist) {
+	if (nprobe >= g->nlist && g->codec == VEC_IVF_FLAT) {
 		/* Every list: exhaustive, so the exact search answers it. */
 		rc = vec_flat_search(v->x, v->norms, (size_t)v->count, v->dim,
 				     v->metric, queries, nq, k, threads, ids, scores);
 		if (rc)
 			return vec_err(eb, rc, "search failed: %s", vec_strerror(rc));
+		if (o->scanned)
+			*o->scanned += nq * g->count;
 		return VEC_OK;
 	}
+	if (nprobe > g->nlist)
+		nprobe = g->nlist;
 	if (threads <= 0)
 		threads = vec_ncpu();
+	for (uint32_t j = 0; j < g->nlist; j++)
+		maxlen = g->lists[j].len > maxlen ? g->lists[j].len : maxlen;
 	/* Bound the ranking's memory: at most PROBE_ENTRIES list numbers. */
 	batch = nq < PROBE_BATCH ? nq : PROBE_BATCH;
 	if (batch > PROBE_ENTRIES / nprobe)
 		batch = PROBE_ENTRIES / nprobe ? PROBE_ENTRIES / nprobe : 1;
-	nheaps = (size_t)threads < batch ? (size_t)threads : batch;
 	memset(&s, 0, sizeof s);
 	s.g = g;
+	s.v = v;
 	s.k = k;
+	s.refine = refine > 0;
+	s.k2 = refine > 0 ? k * (size_t)refine : k;
 	s.nprobe = nprobe;
 	s.l2 = g->metric == VEC_METRIC_L2;
 	s.kr = vec_kernels();
 	probe = malloc(batch * nprobe * sizeof *probe);
 	psc = malloc(batch * nprobe * sizeof *psc);
-	s.heaps = calloc(nheaps, sizeof *s.heaps);
-	if (!probe || !psc || !s.heaps) {
+	s.sc = calloc((size_t)threads < batch ? (size_t)threads : batch,
+		      sizeof *s.sc);
+	if (!probe || !psc || !s.sc) {
 		rc = vec_err(eb, VEC_E_NOMEM, "out of memory");
 		goto done;
 	}
-	for (size_t w = 0; w < nheaps; w++)
-		if (vec_topk_init(&s.heaps[w], k)) {
+	for (nheaps = 0; nheaps < ((size_t)threads < batch ? (size_t)threads : batch);
+	     nheaps++)
+		if (scratch_init(&s, &s.sc[nheaps], maxlen)) {
+			nheaps++;
 			rc = vec_err(eb, VEC_E_NOMEM, "out of memory");
 			goto done;
 		}
@@ -333,10 +818,14 @@ int vec_ivf_search(const struct vec_ivf *g, const struct vec_vectors *v,
 		vec_pool_run((int)nheaps, m, search_task, &s);
 	}
 done:
-	if (s.heaps)
-		for (size_t w = 0; w < nheaps; w++)
-			vec_topk_free(&s.heaps[w]);
-	free(s.heaps);
+	if (s.sc) {
+		for (size_t w = 0; w < nheaps; w++) {
+			if (o->scanned)
+				*o->scanned += s.sc[w].scanned;
+			scratch_free(&s.sc[w]);
+		}
+	}
+	free(s.sc);
 	free(probe);
 	free(psc);
 	return rc;
@@ -348,7 +837,37 @@ int vec_ivf_sections(struct vec_ivf *g, struct vec_file_section *secs,
 		     size_t *n, struct vec_errbuf *eb)
 {
 	uint8_t *p = g->ivfp;
-	(void)eb;
+	uint64_t bytes = 0, pos = 0, done = 0;
+	int sq8n = g->codec == VEC_IVF_SQ8 && g->metric == VEC_METRIC_L2;
+	size_t ns = 0;
+
+	/* Gather the lists into one array per section. */
+	free_written(g);
+	for (uint32_t j = 0; j < g->nlist; j++)
+		bytes += data_bytes(g, g->lists[j].len);
+	g->w_off = malloc(((size_t)g->nlist + 1) * sizeof *g->w_off);
+	g->w_ids = malloc(g->count ? g->count * sizeof *g->w_ids : 1);
+	g->w_data = malloc(bytes ? bytes : 1);
+	if (sq8n)
+		g->w_norms = malloc(g->count ? g->count * sizeof *g->w_norms : 1);
+	if (!g->w_off || !g->w_ids || !g->w_data || (sq8n && !g->w_norms)) {
+		free_written(g);
+		return vec_err(eb, VEC_E_NOMEM, "out of memory");
+	}
+	for (uint32_t j = 0; j < g->nlist; j++) {
+		const struct list *l = &g->lists[j];
+		uint64_t db = data_bytes(g, l->len);
+		g->w_off[j] = pos;
+		if (l->len) {
+			memcpy(g->w_ids + pos, l->ids, l->len * sizeof *g->w_ids);
+			memcpy(g->w_data + done, l->data, db);
+			if (sq8n)
+				memcpy(g->w_norms + pos, l->norms, l->len * sizeof *g->w_norms);
+		}
+		pos += l->len;
+		done += db;
+	}
+	g->w_off[g->nlist] = pos;
 
 	memset(p, 0, IVFP_BYTES);
 	vec_put_le32(p + 0, IVFP_VERSION);
@@ -360,53 +879,74 @@ int vec_ivf_sections(struct vec_ivf *g, struct vec_file_section *secs,
 	vec_put_le32(p + 36, g->max_iter);
 	vec_put_le32(p + 40, (uint32_t)g->dim);
 	vec_put_le32(p + 44, (uint32_t)g->metric);
+	vec_put_le32(p + 48, (uint32_t)g->codec);
+	if (g->codec == VEC_IVF_PQ) {
+		vec_put_le32(p + 52, (uint32_t)g->pq.m);
+		vec_put_le32(p + 56, g->pq.nbits);
+	}
+	vec_put_le32(p + 60, g->refine);
 
 	memset(secs, 0, VEC_IVF_MAX_SECTIONS * sizeof *secs);
 	for (size_t i = 0; i < VEC_IVF_MAX_SECTIONS; i++)
 		secs[i].flags = VEC_SEC_REQUIRED;
-	secs[0].id = VEC_SEC_IVFP;
-	secs[0].data = p;
-	secs[0].length = IVFP_BYTES;
-	secs[1].id = VEC_SEC_IVFC;
-	secs[1].data = (const uint8_t *)g->cent;
-	secs[1].length = (uint64_t)g->nlist * g->dim * 4;
-	secs[2].id = VEC_SEC_IVFO;
-	secs[2].data = (const uint8_t *)g->off;
-	secs[2].length = ((uint64_t)g->nlist + 1) * 8;
-	secs[3].id = VEC_SEC_IVFI;
-	secs[3].data = g->count ? (const uint8_t *)g->ids : p;
-	secs[3].length = g->count * 4;
-	secs[4].id = VEC_SEC_IVFV;
-	secs[4].data = g->count ? (const uint8_t *)g->vecs : p;
-	secs[4].length = g->count * g->dim * 4;
-	*n = VEC_IVF_MAX_SECTIONS;
+	secs[ns].id = VEC_SEC_IVFP;
+	secs[ns].data = p;
+	secs[ns++].length = IVFP_BYTES;
+	secs[ns].id = VEC_SEC_IVFC;
+	secs[ns].data = (const uint8_t *)g->cent;
+	secs[ns++].length = (uint64_t)g->nlist * g->dim * 4;
+	secs[ns].id = VEC_SEC_IVFO;
+	secs[ns].data = (const uint8_t *)g->w_off;
+	secs[ns++].length = ((uint64_t)g->nlist + 1) * 8;
+	secs[ns].id = VEC_SEC_IVFI;
+	secs[ns].data = (const uint8_t *)g->w_ids;
+	secs[ns++].length = g->count * 4;
+	secs[ns].id = g->codec == VEC_IVF_FLAT ? VEC_SEC_IVFV : VEC_SEC_IVFQ;
+	secs[ns].data = g->w_data;
+	secs[ns++].length = bytes;
+	if (g->codec != VEC_IVF_FLAT) {
+		secs[ns].id = VEC_SEC_IVFX;
+		secs[ns].data = (const uint8_t *)g->cb;
+		secs[ns++].length = g->cb_floats * 4;
+	}
+	if (sq8n) {
+		secs[ns].id = VEC_SEC_IVFN;
+		secs[ns].data = (const uint8_t *)g->w_norms;
+		secs[ns++].length = g->count * 4;
+	}
+	*n = ns;
 	return VEC_OK;
+}
+
+static const char *codec_name(int codec)
+{
+	return codec == VEC_IVF_PQ ? "pq" : codec == VEC_IVF_SQ8 ? "sq8" : "flat";
 }
 
 int vec_ivf_open(struct vec_ivf **out, const struct vec_file *f,
 		 const struct vec_vectors *v, struct vec_errbuf *eb)
 {
-	const struct vec_file_section *sp, *sc, *so, *si, *sv;
+	const struct vec_file_section *sp, *sc, *so, *si, *sd, *sx = NULL, *sn = NULL;
 	const char *name = f->name ? f->name : "index";
+	struct vec_ivf_params ip;
 	const uint8_t *p;
 	const uint64_t *off;
 	const uint32_t *ids;
 	uint8_t *seen;
 	struct vec_ivf *g;
-	uint32_t ver, nlist, dim, metric;
-	uint64_t cnt, want;
+	uint32_t ver, nlist, dim, metric, codec, m = 0, bits = 0, refine;
+	uint64_t cnt, want, bytes = 0;
+	int rc;
 
 	*out = NULL;
 	sp = vec_file_find(f, VEC_SEC_IVFP);
 	sc = vec_file_find(f, VEC_SEC_IVFC);
 	so = vec_file_find(f, VEC_SEC_IVFO);
 	si = vec_file_find(f, VEC_SEC_IVFI);
-	sv = vec_file_find(f, VEC_SEC_IVFV);
-	/* R-IVF-1: an ivf index has all five list sections. */
-	if (!sp || !sc || !so || !si || !sv)
+	/* R-IVF-1: an ivf index has the four list sections. */
+	if (!sp || !sc || !so || !si)
 		return VEC_CORRUPT(eb, "%s: missing section '%s'", name,
-				   !sp ? "IVFP" : !sc ? "IVFC" : !so ? "IVFO" :
-				   !si ? "IVFI" : "IVFV");
+				   !sp ? "IVFP" : !sc ? "IVFC" : !so ? "IVFO" : "IVFI");
 	if (sp->length != IVFP_BYTES)
 		return VEC_CORRUPT(eb, "%s: section 'IVFP' is %llu bytes, expected %d",
 				   name, (unsigned long long)sp->length, IVFP_BYTES);
@@ -415,15 +955,23 @@ int vec_ivf_open(struct vec_ivf **out, const struct vec_file *f,
 	if (ver != IVFP_VERSION)
 		return vec_err(eb, VEC_E_VERSION, "%s: ivf version %u is not supported",
 			       name, ver);
-	/* R-IVF-2: reserved bytes are zero. */
-	for (int i = 48; i < IVFP_BYTES; i++)
-		if (p[i])
-			return VEC_CORRUPT(eb, "%s: section 'IVFP': reserved byte %d is not zero",
-					   name, i);
 	nlist = vec_get_le32(p + 4);
 	cnt = vec_get_le64(p + 8);
 	dim = vec_get_le32(p + 40);
 	metric = vec_get_le32(p + 44);
+	codec = vec_get_le32(p + 48);
+	refine = vec_get_le32(p + 60);
+	/* R-IVF-2: a known payload; fields it does not use are zero. */
+	if (codec > VEC_IVF_SQ8)
+		return vec_err(eb, VEC_E_VERSION, "%s: ivf payload %u is not supported",
+			       name, codec);
+	if (codec == VEC_IVF_PQ) {
+		m = vec_get_le32(p + 52);
+		bits = vec_get_le32(p + 56);
+	} else if (vec_get_le32(p + 52) || vec_get_le32(p + 56)) {
+		return VEC_CORRUPT(eb, "%s: section 'IVFP': PQ fields set for payload %s",
+				   name, codec_name((int)codec));
+	}
 	/* R-IVF-3: the lists hold every vector; 1 <= nlist <= count. */
 	if (cnt != v->count || cnt > UINT32_MAX)
 		return VEC_CORRUPT(eb, "%s: section 'IVFP': %llu vectors in the lists for %llu in the index",
@@ -435,87 +983,206 @@ int vec_ivf_open(struct vec_ivf **out, const struct vec_file *f,
 	if (dim != v->dim || (int)metric != v->metric)
 		return VEC_CORRUPT(eb, "%s: section 'IVFP': dimension or metric differ from the index",
 				   name);
-	/* R-IVF-4: sizes follow from nlist, dim and count. */
-	if ((uint64_t)nlist * dim * 4 != sc->length)
-		return VEC_CORRUPT(eb, "%s: section 'IVFC' is %llu bytes, expected %u x %u x 4",
-				   name, (unsigned long long)sc->length, nlist, dim);
-	if (((uint64_t)nlist + 1) * 8 != so->length)
-		return VEC_CORRUPT(eb, "%s: section 'IVFO' is %llu bytes, expected (%u + 1) x 8",
-				   name, (unsigned long long)so->length, nlist);
-	if (cnt * 4 != si->length)
-		return VEC_CORRUPT(eb, "%s: section 'IVFI' is %llu bytes, expected %llu x 4",
-				   name, (unsigned long long)si->length,
-				   (unsigned long long)cnt);
-	if (vec_mul_overflows(cnt, (uint64_t)dim * 4, &want) || want != sv->length)
-		return VEC_CORRUPT(eb, "%s: section 'IVFV' is %llu bytes, expected %llu x %u x 4",
-				   name, (unsigned long long)sv->length,
-				   (unsigned long long)cnt, dim);
-	/* R-IVF-5: offsets rise from 0 to count. */
-	off = (const uint64_t *)(const void *)so->data;
-	if (off[0] != 0 || off[nlist] != cnt)
-		return VEC_CORRUPT(eb, "%s: section 'IVFO': offsets must run from 0 to %llu",
-				   name, (unsigned long long)cnt);
-	for (uint32_t j = 0; j < nlist; j++)
-		if (off[j + 1] < off[j])
-			return VEC_CORRUPT(eb, "%s: section 'IVFO': list %u ends before it starts",
-					   name, j);
-	/* R-IVF-6: every id is below count and appears exactly once. */
-	ids = (const uint32_t *)(const void *)si->data;
-	seen = calloc(cnt / 8 + 1, 1);
-	if (!seen)
-		return vec_err(eb, VEC_E_NOMEM, "out of memory");
-	for (uint64_t r = 0; r < cnt; r++) {
-		uint32_t id = ids[r];
-		if (id >= cnt || (seen[id >> 3] & (1u << (id & 7)))) {
-			free(seen);
-			return VEC_CORRUPT(eb, "%s: section 'IVFI': position %llu: %s id %u",
-					   name, (unsigned long long)r,
-					   id >= cnt ? "out of range" : "repeated", id);
-		}
-		seen[id >> 3] |= (uint8_t)(1u << (id & 7));
-	}
-	free(seen);
-
-	g = calloc(1, sizeof *g);
+	memset(&ip, 0, sizeof ip);
+	ip.nlist = nlist;
+	ip.codec = (int)codec;
+	ip.pq_m = m;
+	ip.pq_bits = bits;
+	ip.refine = refine;
+	if ((codec == VEC_IVF_PQ && m == 0) ||
+	    vec_ivf_check_params(&ip, dim, NULL))
+		return VEC_CORRUPT(eb, "%s: section 'IVFP': bad %s parameters", name,
+				   codec_name((int)codec));
+	/* R-IVF-4: full vectors (VECS) exactly when the payload needs them. */
+	if ((codec == VEC_IVF_FLAT || refine) != (v->x != NULL))
+		return VEC_CORRUPT(eb, v->x ? "%s: section 'VECS' present, but the %s payload keeps no vectors"
+					    : "%s: missing section 'VECS' (the %s payload needs the vectors)",
+				   name, codec_name((int)codec));
+	g = new_ivf(&ip, dim, (int)metric, nlist);
 	if (!g)
 		return vec_err(eb, VEC_E_NOMEM, "out of memory");
-	g->nlist = nlist;
-	g->dim = dim;
-	g->metric = (int)metric;
+	g->owned = 0;
 	g->count = cnt;
 	g->seed = vec_get_le64(p + 16);
 	g->train_size = vec_get_le64(p + 24);
 	g->iters = vec_get_le32(p + 32);
 	g->max_iter = vec_get_le32(p + 36);
+	free(g->own_cent);
+	free(g->own_cb);
+	g->own_cent = NULL;
+	g->own_cb = NULL;
+
+	/* R-IVF-5: sizes follow from nlist, dim, count and the payload. */
+	rc = VEC_OK;
+	if ((uint64_t)nlist * dim * 4 != sc->length)
+		rc = VEC_CORRUPT(eb, "%s: section 'IVFC' is %llu bytes, expected %u x %u x 4",
+				 name, (unsigned long long)sc->length, nlist, dim);
+	else if (((uint64_t)nlist + 1) * 8 != so->length)
+		rc = VEC_CORRUPT(eb, "%s: section 'IVFO' is %llu bytes, expected (%u + 1) x 8",
+				 name, (unsigned long long)so->length, nlist);
+	else if (cnt * 4 != si->length)
+		rc = VEC_CORRUPT(eb, "%s: section 'IVFI' is %llu bytes, expected %llu x 4",
+				 name, (unsigned long long)si->length,
+				 (unsigned long long)cnt);
+	if (rc)
+		goto fail;
+	/* R-IVF-6: offsets rise from 0 to count. */
+	off = (const uint64_t *)(const void *)so->data;
+	if (off[0] != 0 || off[nlist] != cnt) {
+		rc = VEC_CORRUPT(eb, "%s: section 'IVFO': offsets must run from 0 to %llu",
+				 name, (unsigned long long)cnt);
+		goto fail;
+	}
+	for (uint32_t j = 0; j < nlist; j++) {
+		if (off[j + 1] < off[j]) {
+			rc = VEC_CORRUPT(eb, "%s: section 'IVFO': list %u ends before it starts",
+					 name, j);
+			goto fail;
+		}
+		bytes += data_bytes(g, off[j + 1] - off[j]);
+	}
+	sd = vec_file_find(f, codec == VEC_IVF_FLAT ? VEC_SEC_IVFV : VEC_SEC_IVFQ);
+	if (codec != VEC_IVF_FLAT)
+		sx = vec_file_find(f, VEC_SEC_IVFX);
+	if (codec == VEC_IVF_SQ8 && metric == VEC_METRIC_L2)
+		sn = vec_file_find(f, VEC_SEC_IVFN);
+	if (!sd || (codec != VEC_IVF_FLAT && !sx) ||
+	    (codec == VEC_IVF_SQ8 && metric == VEC_METRIC_L2 && !sn)) {
+		rc = VEC_CORRUPT(eb, "%s: missing section '%s'", name,
+				 !sd ? (codec == VEC_IVF_FLAT ? "IVFV" : "IVFQ") :
+				 !sx && codec != VEC_IVF_FLAT ? "IVFX" : "IVFN");
+		goto fail;
+	}
+	if (vec_mul_overflows(1, bytes, &want) || sd->length != want) {
+		rc = VEC_CORRUPT(eb, "%s: section '%s' is %llu bytes, expected %llu",
+				 name, codec == VEC_IVF_FLAT ? "IVFV" : "IVFQ",
+				 (unsigned long long)sd->length,
+				 (unsigned long long)bytes);
+		goto fail;
+	}
+	if (sx && sx->length != g->cb_floats * 4) {
+		rc = VEC_CORRUPT(eb, "%s: section 'IVFX' is %llu bytes, expected %llu",
+				 name, (unsigned long long)sx->length,
+				 (unsigned long long)g->cb_floats * 4);
+		goto fail;
+	}
+	if (sn && sn->length != cnt * 4) {
+		rc = VEC_CORRUPT(eb, "%s: section 'IVFN' is %llu bytes, expected %llu x 4",
+				 name, (unsigned long long)sn->length,
+				 (unsigned long long)cnt);
+		goto fail;
+	}
+	/* R-IVF-7: every id is below count and appears exactly once. */
+	ids = (const uint32_t *)(const void *)si->data;
+	seen = calloc(cnt / 8 + 1, 1);
+	if (!seen) {
+		rc = vec_err(eb, VEC_E_NOMEM, "out of memory");
+		goto fail;
+	}
+	for (uint64_t r = 0; r < cnt; r++) {
+		uint32_t id = ids[r];
+		if (id >= cnt || (seen[id >> 3] & (1u << (id & 7)))) {
+			free(seen);
+			rc = VEC_CORRUPT(eb, "%s: section 'IVFI': position %llu: %s id %u",
+					 name, (unsigned long long)r,
+					 id >= cnt ? "out of range" : "repeated", id);
+			goto fail;
+		}
+		seen[id >> 3] |= (uint8_t)(1u << (id & 7));
+	}
+	free(seen);
+
 	g->cent = (const float *)(const void *)sc->data;
-	g->off = off;
-	g->ids = ids;
-	g->vecs = (const float *)(const void *)sv->data;
+	if (sx) {
+		g->cb = (const float *)(const void *)sx->data;
+		g->pq.cent = g->cb;
+	}
+	bytes = 0;
+	for (uint32_t j = 0; j < nlist; j++) {
+		struct list *l = &g->lists[j];
+		l->len = off[j + 1] - off[j];
+		l->ids = ids + off[j];
+		l->data = sd->data + bytes;
+		if (sn)
+			l->norms = (const float *)(const void *)sn->data + off[j];
+		bytes += data_bytes(g, l->len);
+	}
 	*out = g;
 	return VEC_OK;
+fail:
+	vec_ivf_free(g);
+	return rc;
 }
 
 int vec_ivf_check(const struct vec_ivf *g, const struct vec_vectors *v,
 		  struct vec_errbuf *eb)
 {
-	size_t dim = g->dim;
+	size_t dim = g->dim, cs = code_bytes(g);
+	uint8_t *code = NULL, *want = NULL;
+	float *res = NULL;
+	int rc = VEC_OK;
 
 	for (uint64_t i = 0; i < (uint64_t)g->nlist * dim; i++)
 		if (!isfinite(g->cent[i]))
 			return VEC_CORRUPT(eb, "centroid %llu is not finite",
 					   (unsigned long long)(i / dim));
+	for (size_t i = 0; i < g->cb_floats; i++)
+		if (!isfinite(g->cb[i]))
+			return VEC_CORRUPT(eb, "section 'IVFX': value %zu is not finite", i);
 	if (v->count != g->count)
 		return VEC_CORRUPT(eb, "the lists hold %llu vectors, the index %llu",
 				   (unsigned long long)g->count,
 				   (unsigned long long)v->count);
-	/* R-IVF-7: each list row is the vector of its id. */
-	for (uint64_t r = 0; r < g->count; r++)
-		if (g->ids[r] >= v->count ||
-		    memcmp(g->vecs + r * dim, v->x + (uint64_t)g->ids[r] * dim,
-			   dim * sizeof(float)))
-			return VEC_CORRUPT(eb, "section 'IVFV': list position %llu differs from vector %u",
-					   (unsigned long long)r, g->ids[r]);
-	return VEC_OK;
+	for (uint32_t j = 0; j < g->nlist; j++)
+		for (uint64_t r = 0; r < g->lists[j].len && g->lists[j].norms; r++)
+			if (!isfinite(g->lists[j].norms[r]))
+				return VEC_CORRUPT(eb, "section 'IVFN': list %u entry %llu is not finite",
+						   j, (unsigned long long)r);
+	if (!v->x)
+		return VEC_OK; /* nothing to compare the codes with */
+	code = malloc(cs + 1);
+	want = malloc(cs + 1);
+	res = malloc(dim * sizeof *res);
+	if (!code || !want || !res) {
+		rc = vec_err(eb, VEC_E_NOMEM, "out of memory");
+		goto done;
+	}
+	/* R-IVF-8: each list entry is its vector, or its vector's code. */
+	for (uint32_t j = 0; j < g->nlist && !rc; j++) {
+		const struct list *l = &g->lists[j];
+		const float *c = g->cent + (size_t)j * dim;
+		for (uint64_t r = 0; r < l->len; r++) {
+			const float *x = v->x + (uint64_t)l->ids[r] * dim;
+			const uint8_t *have;
+			if (g->codec == VEC_IVF_FLAT) {
+				if (memcmp(l->data + r * g->esize, x, g->esize)) {
+					rc = VEC_CORRUPT(eb, "section 'IVFV': list %u entry %llu differs from vector %u",
+							 j, (unsigned long long)r, l->ids[r]);
+					break;
+				}
+				continue;
+			}
+			for (size_t d = 0; d < dim; d++)
+				res[d] = x[d] - c[d];
+			vec_pq_encode(&g->pq, res, 1, want);
+			if (pq4(g)) {
+				vec_pq4_unpack_one(l->data, (size_t)r, g->pq.m, code);
+				have = code;
+			} else {
+				have = l->data + r * cs;
+			}
+			if (memcmp(have, want, cs)) {
+				rc = VEC_CORRUPT(eb, "section 'IVFQ': list %u entry %llu is not the code of vector %u",
+						 j, (unsigned long long)r, l->ids[r]);
+				break;
+			}
+		}
+	}
+done:
+	free(code);
+	free(want);
+	free(res);
+	return rc;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -526,7 +1193,7 @@ static int cmp_u64(const void *a, const void *b)
 
 void vec_ivf_stats(const struct vec_ivf *g, struct vec_ivf_stats *s)
 {
-	uint64_t *len = malloc((size_t)g->nlist * sizeof *len);
+	uint64_t *len = malloc((size_t)g->nlist * sizeof *len), data = 0;
 
 	memset(s, 0, sizeof *s);
 	s->nlist = g->nlist;
@@ -535,13 +1202,25 @@ void vec_ivf_stats(const struct vec_ivf *g, struct vec_ivf_stats *s)
 	s->iterations = g->iters;
 	s->max_iterations = g->max_iter;
 	s->default_nprobe = vec_ivf_default_nprobe(g);
+	s->codec = g->codec;
+	s->refine = g->refine;
+	if (g->codec == VEC_IVF_PQ) {
+		s->pq_m = (uint32_t)g->pq.m;
+		s->pq_bits = g->pq.nbits;
+	}
+	s->code_bytes = code_bytes(g);
+	s->codebook_bytes = g->cb_floats * 4;
+	for (uint32_t j = 0; j < g->nlist; j++)
+		data += data_bytes(g, g->lists[j].len);
 	s->list_bytes = IVFP_BYTES + (uint64_t)g->nlist * g->dim * 4 +
-			((uint64_t)g->nlist + 1) * 8 + g->count * 4 +
-			g->count * g->dim * 4;
+			((uint64_t)g->nlist + 1) * 8 + g->count * 4 + data +
+			s->codebook_bytes +
+			(g->codec == VEC_IVF_SQ8 && g->metric == VEC_METRIC_L2 ?
+			 g->count * 4 : 0);
 	if (!len)
 		return;
 	for (uint32_t j = 0; j < g->nlist; j++) {
-		len[j] = g->off[j + 1] - g->off[j];
+		len[j] = g->lists[j].len;
 		s->empty_lists += len[j] == 0;
 	}
 	qsort(len, g->nlist, sizeof *len, cmp_u64);

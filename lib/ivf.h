@@ -40,42 +40,84 @@
 #define VEC_SEC_IVFO VEC_FOURCC('I', 'V', 'F', 'O') /* list offsets */
 #define VEC_SEC_IVFI VEC_FOURCC('I', 'V', 'F', 'I') /* list member ids */
 #define VEC_SEC_IVFV VEC_FOURCC('I', 'V', 'F', 'V') /* vectors in list order */
-#define VEC_IVF_MAX_SECTIONS 5
+#define VEC_SEC_IVFQ VEC_FOURCC('I', 'V', 'F', 'Q') /* codes in list order */
+#define VEC_SEC_IVFX VEC_FOURCC('I', 'V', 'F', 'X') /* codebook */
+#define VEC_SEC_IVFN VEC_FOURCC('I', 'V', 'F', 'N') /* sq8, l2: code norms */
+#define VEC_IVF_MAX_SECTIONS 7
 
 #define VEC_IVF_NLIST_MAX (1u << 24)
+
+/* What a list entry stores (IVFP byte 48; man/vec-index.5). */
+enum vec_ivf_codec {
+	VEC_IVF_FLAT = 0, /* the vector itself, float32 (section IVFV) */
+	VEC_IVF_PQ = 1,   /* a residual product-quantiser code (IVFQ, IVFX) */
+	VEC_IVF_SQ8 = 2,  /* 8 bits per component of the residual (IVFQ, IVFX) */
+};
 
 struct vec_ivf_params {
 	uint32_t nlist;       /* 0: vec_ivf_default_nlist(count) */
 	uint64_t train_size;  /* 0: the k-means default */
 	uint64_t seed;        /* 0: 42 */
+	int codec;            /* enum vec_ivf_codec */
+	uint32_t pq_m;        /* PQ: sub-quantisers; 0: vec_ivf_default_pq_m */
+	unsigned pq_bits;     /* PQ: 4 or 8; 0: 8 */
+	uint32_t refine;      /* compressed codecs: re-rank refine x k candidates
+	                         on the full vectors by default; 0: none (the
+	                         index then keeps no full vectors) */
 };
 
 struct vec_ivf;
 
 /* round(4 sqrt(n)), within [1, n] (1 for n = 0). */
 uint32_t vec_ivf_default_nlist(uint64_t n);
+/* The default sub-quantiser count: the largest divisor of dim that is at
+ * most dim / 4 (8 bits) or dim / 2 (4 bits), so a code is about dim / 4
+ * bytes either way (1 when dim is too small). */
+uint32_t vec_ivf_default_pq_m(size_t dim, unsigned bits);
 
-/* Train the centroids on v and fill the lists with every vector of v. */
-int vec_ivf_build(struct vec_ivf **out, const struct vec_ivf_params *p,
-		  const struct vec_vectors *v, int threads,
-		  struct vec_errbuf *eb);
+/* Check parameters that do not depend on the data (m divides dim, ...). */
+int vec_ivf_check_params(const struct vec_ivf_params *p, size_t dim,
+			 struct vec_errbuf *eb);
+
+/*
+ * Train on the n vectors of x (row-major, dim; unit length for cos): the
+ * k-means centroids, then the codec (on the residuals of at most 65536 of
+ * the vectors).  The lists are empty: vec_ivf_add fills them.
+ */
+int vec_ivf_train(struct vec_ivf **out, const struct vec_ivf_params *p,
+		  const float *x, uint64_t n, size_t dim, int metric,
+		  int threads, struct vec_errbuf *eb);
 void vec_ivf_free(struct vec_ivf *g);
 
 /* Vectors in the lists. */
 uint64_t vec_ivf_count(const struct vec_ivf *g);
+/* Does the index need the full vectors (the flat codec, or refining)? */
+int vec_ivf_keeps_vectors(const struct vec_ivf *g);
 
 /*
- * Put vectors [vec_ivf_count(g), v->count) into the list of their nearest
- * centroid (no retraining).  On failure the lists are as they were.
+ * Put n vectors x (the ids vec_ivf_count(g) on; unit length for cos) into
+ * the list of their nearest centroid (no retraining).  On failure the
+ * lists are as they were.
  */
-int vec_ivf_add(struct vec_ivf *g, const struct vec_vectors *v, int threads,
+int vec_ivf_add(struct vec_ivf *g, const float *x, uint64_t n, int threads,
 		struct vec_errbuf *eb);
 
-/* k nearest of nq queries, probing nprobe lists (0: the default). */
+struct vec_ivf_search_opts {
+	size_t nprobe;    /* 0: the default */
+	long refine;      /* < 0: the index's default; 0: none */
+	int threads;
+	uint64_t *scanned; /* if not NULL: list entries scanned are added */
+};
+
+/*
+ * k nearest of nq queries.  v holds the full vectors (x may be NULL when
+ * the index keeps none; then refine must be 0).  Scores: exact when
+ * refined or flat, else the codes' estimate.
+ */
 int vec_ivf_search(const struct vec_ivf *g, const struct vec_vectors *v,
-		   const float *queries, size_t nq, size_t k, size_t nprobe,
-		   int threads, uint64_t *ids, float *scores,
-		   struct vec_errbuf *eb);
+		   const float *queries, size_t nq, size_t k,
+		   const struct vec_ivf_search_opts *o, uint64_t *ids,
+		   float *scores, struct vec_errbuf *eb);
 /* The default nprobe: max(1, round(nlist / 16)). */
 size_t vec_ivf_default_nprobe(const struct vec_ivf *g);
 
@@ -86,12 +128,14 @@ int vec_ivf_sections(struct vec_ivf *g, struct vec_file_section *secs,
 /*
  * Attach to the sections of a parsed file, in place.  Every size, offset
  * and id is checked first (O(nlist + count)): a list never reaches past
- * its section, and every id is below count and appears once.
+ * its section, and every id is below count and appears once.  v->x is
+ * NULL when the file has no VECS section; that must agree with the codec.
  */
 int vec_ivf_open(struct vec_ivf **out, const struct vec_file *f,
 		 const struct vec_vectors *v, struct vec_errbuf *eb);
 
-/* --verify: centroids finite, and each list row equals its VECS row. */
+/* --verify: centroids and codebooks finite, and each list entry is its
+ * vector (flat) or its vector's code (when the full vectors are kept). */
 int vec_ivf_check(const struct vec_ivf *g, const struct vec_vectors *v,
 		  struct vec_errbuf *eb);
 
@@ -100,8 +144,12 @@ struct vec_ivf_stats {
 	uint64_t seed, train_size;
 	uint32_t iterations, max_iterations;
 	uint64_t list_min, list_median, list_max, empty_lists;
-	uint64_t list_bytes;   /* the lists' sections, the vector copy included */
+	uint64_t list_bytes;   /* the lists' sections, codes and ids included */
 	size_t default_nprobe;
+	int codec;
+	uint32_t pq_m, pq_bits, refine;
+	uint64_t code_bytes;   /* bytes of one list entry's payload */
+	uint64_t codebook_bytes;
 };
 void vec_ivf_stats(const struct vec_ivf *g, struct vec_ivf_stats *s);
 

@@ -53,13 +53,21 @@ size_t vec_pq_code_size(size_t m, unsigned nbits);
 
 /*
  * Train the m x ksub x dsub centroids (cent) on n vectors of x (n x dim),
- * k-means per sub-space with at most train_size vectors (0: all n),
- * seeded by seed, on threads threads.  Fails with VEC_E_USAGE when m does
- * not divide dim, nbits is not 4 or 8, or n < ksub.
+ * k-means per sub-space (lib/kmeans.c, l2) on one random sample of at most
+ * vec_kmeans_train_size(ksub, n) vectors shared by every sub-space, seeded
+ * by seed, on threads threads.  The same input, parameters and seed give
+ * the same centroids whatever the thread count.  Fails with VEC_E_USAGE
+ * when m does not divide dim, nbits is not 4 or 8, or n < ksub;
+ * VEC_E_NOMEM when memory is short.
  */
 int vec_pq_train(float *cent, const float *x, uint64_t n, size_t dim,
 		 size_t m, unsigned nbits, uint64_t seed, int threads,
 		 struct vec_errbuf *eb);
+/* The same with the sample size chosen: train_size vectors (0: the default
+ * above; at least ksub, at most n). */
+int vec_pq_train_sample(float *cent, const float *x, uint64_t n, size_t dim,
+			size_t m, unsigned nbits, uint64_t train_size,
+			uint64_t seed, int threads, struct vec_errbuf *eb);
 
 /* Codes of n vectors (n x vec_pq_code_size bytes, packed as above). */
 void vec_pq_encode(const struct vec_pq *pq, const float *x, size_t n,
@@ -95,6 +103,10 @@ void vec_pq4_pack(const uint8_t *codes, size_t n, size_t m, uint8_t *blocks);
 /* The plain code of vector i of packed blocks (inverse of pack). */
 void vec_pq4_unpack_one(const uint8_t *blocks, size_t i, size_t m,
 			uint8_t *code);
+/* Store the plain code of vector i into packed blocks (the others keep
+ * theirs): how a list grows one entry at a time. */
+void vec_pq4_set_one(uint8_t *blocks, size_t i, size_t m,
+		     const uint8_t *code);
 
 /*
  * Quantise a float table (m x 16) to bytes for the scan: lut[j * 16 + c] =
@@ -108,8 +120,10 @@ void vec_pq4_lut(const float *t, size_t m, uint8_t *lut, float *delta,
 		 float *bias);
 
 /*
- * sums[i] = sum_j lut[j * 16 + code_i[j]] (16 bits, exact) for the
- * nblocks * 32 vectors of the blocks, the kernel of the level in use.
+ * sums[i] = sum_j lut[j * 16 + code_i[j]] for the nblocks * 32 vectors of
+ * the blocks (padding vectors included), the kernel of the level in use.
+ * Sums are modulo 2^16 on every level, hence exact for a lut made by
+ * vec_pq4_lut.
  */
 void vec_pq4_scan(const uint8_t *lut, size_t m, const uint8_t *blocks,
 		  size_t nblocks, uint16_t *sums);
@@ -120,5 +134,19 @@ void vec_pq4_scan(const uint8_t *lut, size_t m, const uint8_t *blocks,
  */
 size_t vec_pq4_below(const uint16_t *sums, size_t n, uint16_t thr,
 		     uint32_t *pos);
+
+/*
+ * ---- kernels of each SIMD level (pq_avx2.c, pq_avx512.c) ----
+ * Not for callers: pq.c calls them only after the CPU check of their level
+ * passed (vec_kernels()->level); same contracts as the functions above.
+ */
+void vec_pq4_scan_avx2(const uint8_t *lut, size_t m, const uint8_t *blocks,
+		       size_t nblocks, uint16_t *sums);
+void vec_pq4_scan_avx512(const uint8_t *lut, size_t m, const uint8_t *blocks,
+			 size_t nblocks, uint16_t *sums);
+size_t vec_pq4_below_avx2(const uint16_t *sums, size_t n, uint16_t thr,
+			  uint32_t *pos);
+size_t vec_pq4_below_avx512(const uint16_t *sums, size_t n, uint16_t thr,
+			    uint32_t *pos);
 
 #endif

@@ -246,7 +246,15 @@ enum vec_type {
 	VEC_TYPE_FLAT = 1, /* exact search over all vectors */
 	VEC_TYPE_HNSW = 2, /* hierarchical navigable small-world graph */
 	VEC_TYPE_IVF = 3,  /* inverted lists over k-means centroids (IVF-Flat) */
+	VEC_TYPE_IVFPQ = 4, /* inverted lists of product-quantiser codes */
+	VEC_TYPE_PQ = 5,    /* product-quantiser codes, one list */
+	VEC_TYPE_IVFSQ8 = 6, /* inverted lists of 8-bit scalar codes */
+	VEC_TYPE_SQ8 = 7,   /* 8-bit scalar codes, one list */
 };
+/* Is the type one of the inverted-list family (ivf, ivfpq, pq, ivfsq8, sq8)? */
+int vec_type_is_ivf(int type);
+/* Does the type store codes instead of the vectors (pq, sq8 and their ivf)? */
+int vec_type_is_coded(int type);
 int vec_type_parse(const char *name); /* "flat" -> VEC_TYPE_FLAT, -1 unknown */
 const char *vec_type_name(int type);
 
@@ -263,9 +271,18 @@ struct vec_index_params {
 	int threads;              /* building and growing; <= 0: all cores */
 	uint32_t nlist;           /* ivf: lists (default round(4 sqrt(count))) */
 	uint64_t train_size;      /* ivf: k-means training vectors (default
-	                             max(64 nlist, 10000), at most count) */
+	                             max(64 nlist, 10000), at most count);
+	                             with nlist set, also the number of vectors
+	                             an index collects before it trains */
+	uint32_t pq_m;            /* pq, ivfpq: sub-quantisers (must divide dim;
+	                             default: the largest divisor of dim at
+	                             most dim / 4 for 8 bits, dim / 2 for 4) */
+	unsigned pq_bits;         /* pq, ivfpq: 4 (fast scan) or 8 (default) */
+	uint32_t refine;          /* coded types: keep the full vectors and
+	                             re-rank refine x k candidates on them by
+	                             default (0: keep none, no re-ranking) */
 };
-#define VEC_INDEX_PARAMS_INIT { VEC_TYPE_FLAT, VEC_METRIC_L2, 0, 0, 0, 0, 0, 0, 0 }
+#define VEC_INDEX_PARAMS_INIT { VEC_TYPE_FLAT, VEC_METRIC_L2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 /* A new, empty, in-memory index. */
 int vec_index_create(struct vec_index **out, const struct vec_index_params *p,
@@ -273,6 +290,19 @@ int vec_index_create(struct vec_index **out, const struct vec_index_params *p,
 /* The same with default parameters. */
 int vec_index_new(struct vec_index **out, int type, int metric, size_t dim,
 		  struct vec_errbuf *eb);
+
+/*
+ * Inverted-list types train before they store anything: a new index of
+ * such a type collects the vectors it is given (vec_index_add) and trains
+ * once it holds p->train_size of them when p->nlist was set (default
+ * train size max(64 nlist, 65536); pq and sq8 have one list), or else
+ * when vec_index_train is called (vec_index_save calls it).  From then on
+ * vectors are encoded as they come, and a coded type without refine drops
+ * the vectors it collected: memory holds the codes, not the collection.
+ * Training on the first vectors of a stream: shuffle a sorted input.
+ * vec_index_train on an index that has trained already does nothing.
+ */
+int vec_index_train(struct vec_index *idx, struct vec_errbuf *eb);
 
 /*
  * Turn an index of type flat (e.g. one filled by vec_index_add) into the
@@ -324,8 +354,11 @@ struct vec_search_opts {
 	size_t ef;    /* hnsw: search list size; 0: the index's default */
 	size_t nprobe; /* ivf: lists scanned per query; 0: the index's default;
 	                  >= nlist: all of them (exact, as flat) */
+	long refine;  /* coded types: re-rank refine x k candidates on the full
+	                 vectors; < 0: the index's default; 0: none */
+	uint64_t *scanned; /* ivf: if not NULL, list entries scanned are added */
 };
-#define VEC_SEARCH_OPTS_INIT { 0, 0, 0 }
+#define VEC_SEARCH_OPTS_INIT { 0, 0, 0, -1, NULL }
 
 /*
  * k nearest neighbours of nq queries (nq * dim floats).  ids/scores hold
@@ -400,6 +433,11 @@ struct vec_index_info {
 		uint64_t list_min, list_median, list_max, empty_lists;
 		uint64_t list_bytes;          /* list sections, vector copy included */
 		size_t default_nprobe;
+		const char *payload;          /* "flat", "pq" or "sq8" */
+		uint32_t pq_m, pq_bits;       /* pq: sub-quantisers, bits each */
+		uint32_t refine;              /* default re-rank factor (0: none) */
+		uint64_t code_bytes;          /* one list entry's payload */
+		uint64_t codebook_bytes;
 	} ivf;
 };
 /* What the index is: cheap (header figures only; hnsw/ivf fields left zero). */
