@@ -14,22 +14,25 @@ Methods, each a vecutils index against the FAISS index it matches, with the
 same nlist, the same code bytes per vector and the same number of training
 vectors; k=10, one search thread on both sides, nprobe swept:
   flat   vec-build -t ivf                          FAISS IndexIVFFlat
-  pq8    vec-build -t ivfpq --pq M --refine 0      FAISS IndexIVFPQ, M x 8 bits
+  pq8    vec-build -t ivfpq --pq M --pq-bits 8     FAISS IndexIVFPQ, M x 8 bits
   pq4    vec-build -t ivfpq --pq 2M --pq-bits 4    FAISS IndexIVFPQFastScan,
-           --refine 0                                2M x 4 bits (M bytes)
+                                                     2M x 4 bits (M bytes)
   pq4r   vec-build -t ivfpq --pq 2M --pq-bits 4    the same in an
            --refine R                                IndexRefineFlat, k_factor R
-  sq8    vec-build -t ivfsq8 --refine 0            FAISS IndexIVFScalarQuantizer
+  sq8    vec-build -t ivfsq8                       FAISS IndexIVFScalarQuantizer
                                                      QT_8bit
-The queries of the methods without re-ranking pass --refine 0 to vec-query,
-pq4r passes --refine R.  Where vec-build or vec-query refuses a method's
-options (an older vecutils), that vecutils method is skipped with a note;
-where only "--refine 0" is refused, the build or query is retried without it.
+Every build also gets -m, --nlist N, --train-size T, --seed and -j.  The
+queries of the coded methods without re-ranking pass --refine 0 to
+vec-query, pq4r passes --refine R.  Where vec-build or vec-query refuses a
+method's options (exit status 2), or vec-build says it has no such payload
+(a vecutils without that index type), that vecutils method is skipped with
+a one-line note; where vec-query refuses only "--refine 0", the query is
+retried without it.
 Cosine sets: FAISS gets L2-normalised base and queries (normalised before any
 clock starts) and METRIC_INNER_PRODUCT, vecutils -m cos; l2 sets: METRIC_L2
-and -m l2.  FAISS trains on a random sample of as many vectors as vec-build
-gets --train-size (each side draws its own sample); FAISS keeps its own
-k-means settings (25 iterations), vecutils its own.  FAISS codes residuals
+and -m l2.  Both sides train on the same vectors: vec-build given --nlist
+trains on the first --train-size vectors, and FAISS is given those; each
+keeps its own k-means settings (FAISS: 25 iterations).  FAISS codes residuals
 (its default) for pq8, pq4 and sq8.
 
 What is timed:
@@ -79,7 +82,7 @@ Environment:
   BENCH_IVF_BUILD_THREADS  thread counts for the builds of both sides
                         (default "1 C", C the CPUs available); the index
                         searched is the one built with the first
-  BENCH_IVF_SEED        seed of vec-build and of FAISS's training sample (42)
+  BENCH_IVF_SEED        vec-build --seed (42)
   BENCH_IVF_STOP_RECALL  stop a method's sweep once both sides reach this
                         recall (default 1.01: never)
   BENCH_IVF_MAX_SECONDS  stop a method's sweep after a point whose median
@@ -230,9 +233,9 @@ class IvfBench:
             xb, xq = bl.normalise(base), bl.normalise(queries)
         else:
             xb, xq = base, queries
-        rs = np.random.RandomState(self.o["seed"])
-        xt = xb if train >= n else \
-            np.ascontiguousarray(xb[np.sort(rs.choice(n, train, replace=False))])
+        # vec-build given --nlist trains on the first --train-size vectors:
+        # FAISS gets the same ones.
+        xt = np.ascontiguousarray(xb[:train])
         e = dict(name=name, metric=metric, n=n, dim=dim, nq=nq, nlist=nlist,
                  m8=m8, train=train, R=R, sdir=sdir, vec_base=vec_base,
                  vec_queries=vec_queries, xb=xb, xq=xq, xt=xt, base=base,
@@ -284,13 +287,11 @@ class IvfBench:
     def vec_build_argv(self, e, m, t, out):
         argv = [self.vec("vec-build")]
         argv += {"flat": ["-t", "ivf"],
-                 "pq8": ["-t", "ivfpq", "--pq", str(e["m8"]), "--pq-bits", "8",
-                         "--refine", "0"],
-                 "pq4": ["-t", "ivfpq", "--pq", str(2 * e["m8"]), "--pq-bits", "4",
-                         "--refine", "0"],
+                 "pq8": ["-t", "ivfpq", "--pq", str(e["m8"]), "--pq-bits", "8"],
+                 "pq4": ["-t", "ivfpq", "--pq", str(2 * e["m8"]), "--pq-bits", "4"],
                  "pq4r": ["-t", "ivfpq", "--pq", str(2 * e["m8"]), "--pq-bits", "4",
                           "--refine", str(e["R"])],
-                 "sq8": ["-t", "ivfsq8", "--refine", "0"]}[m]
+                 "sq8": ["-t", "ivfsq8"]}[m]
         argv[3:3] = ["--nlist", str(e["nlist"])]
         return argv + ["-m", e["metric"], "--train-size", str(e["train"]),
                        "--seed", str(self.o["seed"]), "-j", str(t), "-q", "-o", out,
@@ -314,21 +315,14 @@ class IvfBench:
         index built with the first.  Raises Skip when vec-build refuses the
         method's options (exit status 2, a usage error)."""
         search_idx = None
-        drop_refine0 = False
         for t in self.o["build_threads"]:
             idx = os.path.join(e["sdir"], "idx.vec.%s.t%d" % (m, t))
             argv = self.vec_build_argv(e, m, t, idx)
-            if drop_refine0:
-                argv = self.without_refine0(argv)
             r = bl.run_measured(argv, rss=True)
-            if r.rc == 2 and "--refine" in argv and b"refine" in r.stderr and \
-                    self.without_refine0(argv) != argv:
-                self.note("%s: vec-build refuses --refine 0 (%s); %s built with "
-                          "its default" % (e["name"], bl.first_line(r.stderr), NAME[m]))
-                drop_refine0 = True
-                argv = self.without_refine0(argv)
-                r = bl.run_measured(argv, rss=True)
-            if r.rc == 2:
+            # Refused: a usage error (exit 2: an unknown type or option), or
+            # a build of vecutils without that payload compiled in.
+            if r.rc == 2 or (r.rc == 1 and re.search(
+                    rb"has no \S+ payload|not supported|unsupported", r.stderr)):
                 raise Skip("vec-build refuses '%s': %s" % (self.options(argv),
                                                            bl.first_line(r.stderr)))
             if r.rc != 0:
@@ -358,18 +352,6 @@ class IvfBench:
             else:
                 os.unlink(idx)
         return self.vec_searcher(e, m, search_idx)
-
-    @staticmethod
-    def without_refine0(argv):
-        out = []
-        i = 0
-        while i < len(argv):
-            if argv[i] == "--refine" and i + 1 < len(argv) and argv[i + 1] == "0":
-                i += 2
-                continue
-            out.append(argv[i])
-            i += 1
-        return out
 
     def vec_searcher(self, e, m, idx):
         out = os.path.join(e["sdir"], "out.vec.ivecs")
@@ -629,9 +611,9 @@ class IvfBench:
         if not curves:
             return None
         png = os.path.join(plot_dir, "ivf-%s.png" % res["set"])
-        title = ("%s (%s, n=%d, d=%d): recall@%d vs queries/s, k=%d, nlist %d, "
-                 "%d code bytes (PQ), refine %d, nprobe swept, 1 thread" % (
-                     res["set"], res["metric"], res["n"], res["dim"], K, K,
+        title = ("%s (%s, n=%d, d=%d): recall@%d vs q/s, nlist %d, PQ %d code "
+                 "bytes, refine %d, 1 thread" % (
+                     res["set"], res["metric"], res["n"], res["dim"], K,
                      res["nlist"], res["pq_m_8bit"] or 0, res["refine"]))
         note = ("vecutils (solid): search time (vec-query --stats); FAISS (dashed): "
                 "index.search in process")
@@ -656,20 +638,24 @@ def summary(sets):
     rows = [(r, m, r["methods"][m]) for r in sets for m in METHODS if m in r["methods"]]
     print("\n==== IVF summary: k=%d, 1 search thread, vecutils vs FAISS at equal "
           "nlist and code bytes ====" % K)
-    print("q/s at recall@%d ('>' = above the target already at nprobe %s, the q/s "
-          "there; n/a = never reached;" % (K, "1"))
-    print("vec/faiss with '*': a side's value is such a bound, not an interpolation)")
-    print("%-14s %-22s %5s %10s %10s %9s" % ("set", "method", "rec", "vecutils",
-                                             "faiss", "vec/faiss"))
+    print("q/s at recall@%d ('>' = above the target already at the smallest nprobe, "
+          "the q/s there; n/a = never reached;" % K)
+    print("vec/faiss with '*': a side's value is such a bound, not an interpolation;")
+    print("best rec: the highest recall of the sweep, vecutils / FAISS)")
+    print("%-14s %-22s %5s %10s %10s %9s  %s" % ("set", "method", "rec", "vecutils",
+                                                 "faiss", "vec/faiss", "best rec"))
     for r, m, mr in rows:
-        for t in TARGETS:
+        best = "/".join("%.3f" % max(p["recall"] for p in mr["sweep"][s])
+                        if mr["sweep"].get(s) else "-" for s in SIDES)
+        for i, t in enumerate(TARGETS):
             key = "%.2f" % t
             cells = []
             for s in SIDES:
                 a = mr["at_recall"].get(s, {}).get(key)
                 cells.append("%10s" % (fmt_qps(a["qps"], a["how"]) if a else "-"))
-            print("%-14s %-22s %5s %s %9s" % (r["set"], NAME[m], key, " ".join(cells),
-                                              fmt_ratio(mr, key)))
+            print(("%-14s %-22s %5s %s %9s  %s" % (
+                r["set"], NAME[m], key, " ".join(cells), fmt_ratio(mr, key),
+                best if i == 0 else "")).rstrip())
     flat = [(r, r["methods"]["flat"]) for r in sets if "flat" in r["methods"] and
             r["methods"]["flat"]["ratio_equal_nprobe"]]
     if flat:
