@@ -534,18 +534,155 @@ done:
 
 /* ---- search ---- */
 
+/*
+ * The candidates of one query, "smaller is better".  A candidate better
+ * than thr (or as good) is appended; when the buffer is full, the keep
+ * best stay (by score, then id) and thr becomes the worst of them.  An
+ * append is a compare and two stores, where a heap would sift: most of a
+ * fast scan's hits come in before the threshold has settled.
+ */
+struct cands {
+	float *d;
+	uint64_t *id;
+	size_t n, keep, cap;
+	float thr;
+};
+
+static inline int before(float da, uint64_t ia, float db, uint64_t ib)
+{
+	return da < db || (da == db && ia < ib);
+}
+
+static inline void swap_cand(struct cands *c, size_t i, size_t j)
+{
+	float d = c->d[i];
+	uint64_t id = c->id[i];
+	c->d[i] = c->d[j];
+	c->id[i] = c->id[j];
+	c->d[j] = d;
+	c->id[j] = id;
+}
+
+/* Put the keep best of c[0..n) first, in no particular order. */
+static void cands_select(struct cands *c, size_t keep)
+{
+	size_t lo = 0, hi = c->n; /* the keep-th best is in [lo, hi) */
+
+	if (keep >= c->n)
+		return;
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2, i = lo, j;
+		float pd;
+		uint64_t pid;
+		/* Median of three as the pivot, moved to hi - 1. */
+		if (before(c->d[mid], c->id[mid], c->d[lo], c->id[lo]))
+			swap_cand(c, mid, lo);
+		if (before(c->d[hi - 1], c->id[hi - 1], c->d[lo], c->id[lo]))
+			swap_cand(c, hi - 1, lo);
+		if (before(c->d[mid], c->id[mid], c->d[hi - 1], c->id[hi - 1]))
+			swap_cand(c, mid, hi - 1);
+		pd = c->d[hi - 1];
+		pid = c->id[hi - 1];
+		for (j = lo; j < hi - 1; j++)
+			if (before(c->d[j], c->id[j], pd, pid))
+				swap_cand(c, i++, j);
+		swap_cand(c, i, hi - 1);
+		/* [lo, i) before the pivot, i the pivot, (i, hi) after. */
+		if (i == keep - 1 || i == keep)
+			return;
+		if (i > keep)
+			hi = i;
+		else
+			lo = i + 1;
+	}
+}
+
+static void cands_shrink(struct cands *c)
+{
+	float worst = -INFINITY;
+	cands_select(c, c->keep);
+	c->n = c->keep;
+	for (size_t i = 0; i < c->n; i++)
+		worst = c->d[i] > worst ? c->d[i] : worst;
+	c->thr = worst;
+}
+
+static inline void cand_push(struct cands *c, uint64_t id, float d)
+{
+	if (d <= c->thr) {
+		c->d[c->n] = d;
+		c->id[c->n] = id;
+		if (++c->n == c->cap)
+			cands_shrink(c);
+	}
+}
+
+static void cands_reset(struct cands *c)
+{
+	c->n = 0;
+	c->thr = INFINITY;
+}
+
+/* Sift entry i of a max-heap of the first n (worst at 0) down. */
+static void sift(struct cands *c, size_t i, size_t n)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, w = i;
+		if (l < n && before(c->d[w], c->id[w], c->d[l], c->id[l]))
+			w = l;
+		if (l + 1 < n && before(c->d[w], c->id[w], c->d[l + 1], c->id[l + 1]))
+			w = l + 1;
+		if (w == i)
+			return;
+		swap_cand(c, i, w);
+		i = w;
+	}
+}
+
+/* The best min(keep, n) first, sorted if asked; returns how many. */
+static size_t cands_final(struct cands *c, size_t keep, int sorted)
+{
+	size_t n;
+	cands_select(c, keep);
+	n = c->n < keep ? c->n : keep;
+	if (!sorted)
+		return n;
+	/* Heap sort: O(n log n) for any k, no allocation. */
+	for (size_t i = n / 2; i-- > 0;)
+		sift(c, i, n);
+	for (size_t e = n; e > 1; e--) {
+		swap_cand(c, 0, e - 1);
+		sift(c, 0, e - 1);
+	}
+	return n;
+}
+
+static int cands_init(struct cands *c, size_t keep)
+{
+	c->keep = keep;
+	c->cap = 2 * keep > 64 ? 2 * keep : 64;
+	c->d = malloc(c->cap * sizeof *c->d);
+	c->id = malloc(c->cap * sizeof *c->id);
+	cands_reset(c);
+	return c->d && c->id ? 0 : -1;
+}
+
+static void cands_free(struct cands *c)
+{
+	free(c->d);
+	free(c->id);
+}
+
 struct scratch {
-	struct vec_topk heap;     /* k or refine x k candidates */
-	struct vec_topk top;      /* k, for refining */
+	struct cands cand;        /* k, or refine x k to re-rank */
+	struct cands top;         /* k, re-ranked */
 	float *table;             /* m x ksub */
 	float *qres;              /* dim: the query's residual */
 	float *dist;              /* a list's estimates */
 	uint16_t *sums;           /* 4 bits: a list's sums */
 	uint32_t *pos;            /* 4 bits: positions below the threshold */
-	uint8_t *lut;             /* 4 bits */
-	uint8_t *code;            /* one plain code */
-	uint64_t *cids;           /* refining: candidates */
-	float *csc;
+	uint8_t *lut;             /* 4 bits: the quantised table ... */
+	float delta, lbias;       /* ... its step and offset */
 	uint64_t scanned;
 };
 
@@ -556,6 +693,7 @@ struct search {
 	size_t k, k2, nprobe;
 	int refine;
 	const uint64_t *probe;   /* nprobe list numbers per query, best first */
+	const float *psc;        /* their scores (ip: <q, c>) */
 	int l2;
 	const struct vec_kernels *kr;
 	struct scratch *sc;      /* one per worker */
@@ -563,55 +701,66 @@ struct search {
 	float *scores;
 };
 
-static inline void offer(struct vec_topk *h, float *thr, uint64_t id, float d)
-{
-	if (d <= *thr) {
-		vec_topk_push(h, id, d);
-		*thr = vec_topk_worst(h);
-	}
-}
-
 /* A list of full vectors. */
 static void scan_flat(const struct search *s, const struct list *l,
-		      const float *q, struct vec_topk *h, float *thr)
+		      const float *q, struct cands *c)
 {
 	size_t dim = s->g->dim;
 	for (uint64_t r = 0; r < l->len; r++) {
 		const float *x = (const float *)(const void *)l->data + r * dim;
 		float d = s->l2 ? s->kr->l2sq(q, x, dim) : -s->kr->dot(q, x, dim);
-		offer(h, thr, l->ids[r], d);
+		cand_push(c, l->ids[r], d);
 	}
 }
 
 /*
- * A list of 4-bit codes: the quantised tables' sums pick the entries that
- * can still enter the heap (each table entry is within delta / 2 of its
- * float value, so a sum within m delta / 2 of the float estimate), and
- * those are scored with the float table.
+ * A list of 4-bit codes, w->lut and its delta and bias being the query's
+ * quantised table for this list: the estimate of an entry is bias +
+ * delta x its sum (within m delta / 2 of the float table's), and only
+ * the entries whose sum can beat the threshold are looked at.
  */
 static void scan_pq4(const struct search *s, struct scratch *w,
-		     const struct list *l, float bias, struct vec_topk *h,
-		     float *thr)
+		     const struct list *l, float bias, struct cands *c)
 {
 	const struct vec_pq *pq = &s->g->pq;
-	float delta, lbias;
 	uint64_t nb = (l->len + VEC_PQ_BLOCK - 1) / VEC_PQ_BLOCK;
+	float base = bias + w->lbias;
 	uint16_t cut = UINT16_MAX;
 	size_t np;
 
-	vec_pq4_lut(w->table, pq->m, w->lut, &delta, &lbias);
 	vec_pq4_scan(w->lut, pq->m, l->data, (size_t)nb, w->sums);
-	if (isfinite(*thr) && delta > 0) {
-		double c = (*thr - bias - lbias) / delta + 0.5 * (double)pq->m + 2;
-		cut = c <= 0 ? 0 : c >= UINT16_MAX ? UINT16_MAX : (uint16_t)c;
+	if (isfinite(c->thr) && w->delta > 0) {
+		double t = (c->thr - base) / w->delta + 1;
+		cut = t <= 0 ? 0 : t >= UINT16_MAX ? UINT16_MAX : (uint16_t)t;
 	}
 	np = vec_pq4_below(w->sums, (size_t)l->len, cut, w->pos);
 	for (size_t e = 0; e < np; e++) {
 		uint32_t r = w->pos[e];
+		cand_push(c, l->ids[r], base + w->delta * (float)w->sums[r]);
+	}
+}
+
+/* Full-precision distances of the candidates, best k into w->top. */
+static void rerank(const struct search *s, struct scratch *w, const float *q,
+		   size_t n)
+{
+	const struct vec_ivf *g = s->g;
+	struct cands *c = &w->cand;
+	const size_t ahead = 8;
+
+	cands_reset(&w->top);
+	for (size_t e = 0; e < n && e < ahead; e++)
+		__builtin_prefetch(s->v->x + c->id[e] * g->dim);
+	for (size_t e = 0; e < n; e++) {
+		const float *x = s->v->x + c->id[e] * g->dim;
 		float d;
-		vec_pq4_unpack_one(l->data, r, pq->m, w->code);
-		vec_pq_adc(pq, w->table, w->code, 1, &d);
-		offer(h, thr, l->ids[r], bias + d);
+		if (e + ahead < n) {
+			const char *p = (const char *)(s->v->x + c->id[e + ahead] * g->dim);
+			for (size_t o = 0; o < g->dim * sizeof(float); o += 64)
+				__builtin_prefetch(p + o);
+		}
+		d = s->l2 ? s->kr->l2sq(q, x, g->dim) : -s->kr->dot(q, x, g->dim);
+		cand_push(&w->top, c->id[e], d);
 	}
 }
 
@@ -622,22 +771,24 @@ static void search_task(void *ctx, size_t i, int worker)
 	const struct vec_ivf *g = s->g;
 	const float *q = s->q + i * g->dim;
 	struct scratch *w = s->sc + worker;
-	struct vec_topk *h = &w->heap;
+	struct cands *c = &w->cand;
 	uint64_t *ids = s->ids + i * s->k;
 	float *sc = s->scores + i * s->k;
 	int pq = g->codec == VEC_IVF_PQ;
-	float thr, bias = 0;
+	float bias = 0;
 	size_t got;
 
-	vec_topk_reset(h);
-	thr = vec_topk_worst(h);
+	cands_reset(c);
 	/* Inner products: one table for every list, plus <q, c> per list. */
-	if (pq && !s->l2)
+	if (pq && !s->l2) {
 		vec_pq_table(&g->pq, q, 0, w->table);
+		if (pq4(g))
+			vec_pq4_lut(w->table, g->pq.m, w->lut, &w->delta, &w->lbias);
+	}
 	for (size_t p = 0; p < s->nprobe; p++) {
 		uint64_t j = s->probe[i * s->nprobe + p];
 		const struct list *l;
-		const float *c;
+		const float *cj;
 		if (j >= g->nlist)
 			continue; /* padding: fewer lists than nprobe */
 		l = &g->lists[j];
@@ -645,41 +796,39 @@ static void search_task(void *ctx, size_t i, int worker)
 			continue;
 		w->scanned += l->len;
 		if (g->codec == VEC_IVF_FLAT) {
-			scan_flat(s, l, q, h, &thr);
+			scan_flat(s, l, q, c);
 			continue;
 		}
-		c = g->cent + j * g->dim;
+		cj = g->cent + j * g->dim;
 		if (s->l2) {
 			for (size_t d = 0; d < g->dim; d++)
-				w->qres[d] = q[d] - c[d];
+				w->qres[d] = q[d] - cj[d];
 			vec_pq_table(&g->pq, w->qres, 1, w->table);
+			if (pq4(g))
+				vec_pq4_lut(w->table, g->pq.m, w->lut, &w->delta,
+					    &w->lbias);
 			bias = 0;
 		} else {
-			bias = -s->kr->dot(q, c, g->dim);
+			bias = -s->psc[i * s->nprobe + p]; /* -<q, c> */
 		}
 		if (pq4(g)) {
-			scan_pq4(s, w, l, bias, h, &thr);
+			scan_pq4(s, w, l, bias, c);
 			continue;
 		}
 		vec_pq_scan8(w->table, g->pq.m, l->data, (size_t)l->len, w->dist);
 		for (uint64_t r = 0; r < l->len; r++)
-			offer(h, &thr, l->ids[r], bias + w->dist[r]);
+			cand_push(c, l->ids[r], bias + w->dist[r]);
 	}
+	got = cands_final(c, s->k2, !s->refine);
 	if (s->refine) {
-		/* Re-rank the candidates on the full vectors. */
-		size_t n = vec_topk_extract(h, w->cids, w->csc);
-		vec_topk_reset(&w->top);
-		for (size_t e = 0; e < n; e++) {
-			const float *x = s->v->x + w->cids[e] * g->dim;
-			float d = s->l2 ? s->kr->l2sq(q, x, g->dim)
-					: -s->kr->dot(q, x, g->dim);
-			vec_topk_push(&w->top, w->cids[e], d);
-		}
-		h = &w->top;
+		rerank(s, w, q, got);
+		c = &w->top;
+		got = cands_final(c, s->k, 1);
 	}
-	got = vec_topk_extract(h, ids, sc);
-	for (size_t e = 0; e < got; e++)
-		sc[e] = s->l2 ? sqrtf(sc[e] > 0 ? sc[e] : 0) : -sc[e];
+	for (size_t e = 0; e < got; e++) {
+		ids[e] = c->id[e];
+		sc[e] = s->l2 ? sqrtf(c->d[e] > 0 ? c->d[e] : 0) : -c->d[e];
+	}
 	for (size_t e = got; e < s->k; e++) {
 		ids[e] = UINT64_MAX;
 		sc[e] = s->l2 ? INFINITY : -INFINITY;
@@ -688,17 +837,14 @@ static void search_task(void *ctx, size_t i, int worker)
 
 static void scratch_free(struct scratch *w)
 {
-	vec_topk_free(&w->heap);
-	vec_topk_free(&w->top);
+	cands_free(&w->cand);
+	cands_free(&w->top);
 	free(w->table);
 	free(w->qres);
 	free(w->dist);
 	free(w->sums);
 	free(w->pos);
 	free(w->lut);
-	free(w->code);
-	free(w->cids);
-	free(w->csc);
 }
 
 static int scratch_init(const struct search *s, struct scratch *w,
@@ -709,19 +855,16 @@ static int scratch_init(const struct search *s, struct scratch *w,
 			VEC_PQ_BLOCK + VEC_PQ_BLOCK;
 
 	memset(w, 0, sizeof *w);
-	if (vec_topk_init(&w->heap, s->k2) || vec_topk_init(&w->top, s->k))
+	if (cands_init(&w->cand, s->k2) || cands_init(&w->top, s->k))
 		return -1;
 	w->qres = malloc(g->dim * sizeof *w->qres);
-	w->cids = malloc(s->k2 * sizeof *w->cids);
-	w->csc = malloc(s->k2 * sizeof *w->csc);
-	if (!w->qres || !w->cids || !w->csc)
+	if (!w->qres)
 		return -1;
 	if (g->codec != VEC_IVF_PQ)
 		return 0;
 	w->table = malloc(g->pq.m * g->pq.ksub * sizeof *w->table);
 	w->dist = malloc(padded * sizeof *w->dist);
-	w->code = malloc(g->pq.m + 1);
-	if (!w->table || !w->dist || !w->code)
+	if (!w->table || !w->dist)
 		return -1;
 	if (pq4(g)) {
 		w->sums = malloc(padded * sizeof *w->sums);
@@ -813,6 +956,7 @@ int vec_ivf_search(const struct vec_ivf *g, const struct vec_vectors *v,
 			goto done;
 		}
 		s.q = q;
+		s.psc = psc;
 		s.ids = ids + q0 * k;
 		s.scores = scores + q0 * k;
 		vec_pool_run((int)nheaps, m, search_task, &s);
