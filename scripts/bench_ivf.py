@@ -414,6 +414,7 @@ class IvfBench:
         for t in self.o["build_threads"]:
             self.set_threads(t)
             ivf = self.faiss_index(e, m)
+            c0 = time.process_time()
             t0 = time.perf_counter()
             ivf.train(e["xt"])
             t1 = time.perf_counter()
@@ -424,10 +425,12 @@ class IvfBench:
             top.add(e["xb"])
             t2 = time.perf_counter()
             rec = {"build_s": t2 - t0, "train_s": t1 - t0, "add_s": t2 - t1,
+                   "cpu_s": time.process_time() - c0,
                    "timing": "index.train + index.add in process"}
             mres["builds"].setdefault("faiss", {})[str(t)] = rec
-            print("  faiss    build %d thr: %7.2f s (train %.2f + add %.2f)" % (
-                t, rec["build_s"], rec["train_s"], rec["add_s"]), flush=True)
+            print("  faiss    build %d thr: %7.2f s (train %.2f + add %.2f; CPU %.2f s)"
+                  % (t, rec["build_s"], rec["train_s"], rec["add_s"], rec["cpu_s"]),
+                  flush=True)
             if keep is None:
                 keep = (ivf, top)
                 path = os.path.join(e["sdir"], "idx.faiss")
@@ -666,9 +669,11 @@ def summary(sets):
                 "%d: %.2fx (%.3f/%.3f)" % (x["nprobe"], x["ratio"], x["recall_vec"],
                                           x["recall_faiss"])
                 for x in mr["ratio_equal_nprobe"]))
-    print("\nBuild, seconds (vecutils: whole vec-build process, reading the "
-          "file included; FAISS: train + add in process)")
-    print("and vec-build's peak RSS against the raw vectors (n x d x 4 bytes)")
+    print("\nBuild, seconds, wall (CPU: user + system, all threads; less "
+          "disturbed by other load) per thread count;")
+    print("vecutils: whole vec-build process, reading the file included; FAISS: "
+          "train + add in process.  vec-build's peak RSS")
+    print("against the raw vectors (n x d x 4 bytes), for the first thread count")
     print("%-14s %-22s %-28s %-28s %s" % ("set", "method", "vecutils thr: s",
                                            "faiss thr: s", "vec peak RSS"))
     for r, m, mr in rows:
@@ -677,10 +682,10 @@ def summary(sets):
         first = v.get(str(min((int(x) for x in v), default=0)))
         print("%-14s %-22s %-28s %-28s %s" % (
             r["set"], NAME[m],
-            "  ".join("%s: %.2f" % (t, x["wall_s"]) for t, x in
+            "  ".join("%s: %.1f (%.1f)" % (t, x["wall_s"], x["cpu_s"]) for t, x in
                       sorted(v.items(), key=lambda kv: int(kv[0]))) or "-",
-            "  ".join("%s: %.2f" % (t, x["build_s"]) for t, x in
-                      sorted(f.items(), key=lambda kv: int(kv[0]))) or "-",
+            "  ".join("%s: %.1f (%.1f)" % (t, x["build_s"], x.get("cpu_s", 0))
+                      for t, x in sorted(f.items(), key=lambda kv: int(kv[0]))) or "-",
             "%.0f MB = %.2fx raw" % (first["peak_rss"] / 1e6, first["peak_rss_over_raw"])
             if first and first["peak_rss"] else "-"))
     print("\nIndex bytes (vecutils index file; FAISS write_index) and code bytes "
