@@ -273,8 +273,18 @@ class IvfBench:
             except Skip as why:
                 self.note("%s: vecutils %s skipped (%s)" % (e["name"], NAME[m], why))
                 mres["vec_skipped"] = str(why)
+            except BenchError as err:
+                self.note_error("%s %s: vecutils: %s" % (e["name"], NAME[m], err))
+                mres["vec_error"] = str(err)
         if "faiss" in self.o["sides"]:
-            searchers["faiss"] = self.build_faiss(e, m, mres)
+            try:
+                searchers["faiss"] = self.build_faiss(e, m, mres)
+            except RuntimeError as err:  # faiss's C++ exceptions
+                self.note_error("%s %s: FAISS: %s" % (e["name"], NAME[m],
+                                                      str(err).splitlines()[-1]))
+                mres["faiss_error"] = str(err)
+        if not searchers:
+            return mres
         self.sweep(e, m, mres, searchers)
         self.finish(mres)
         self.report_method(mres)
