@@ -43,10 +43,10 @@ ALL_LDFLAGS = -pthread $(LDFLAGS) $(SANFLAGS)
 LDLIBS = -lz -lm
 
 ARCH := $(shell $(CC) -dumpmachine 2>/dev/null)
-LIB_SRC = $(filter-out lib/distance_%.c lib/flat_%.c lib/hnsw_%.c lib/pq_%.c,$(wildcard lib/*.c))
+LIB_SRC = $(filter-out lib/distance_%.c lib/flat_%.c lib/sq8_%.c lib/pq_%.c,$(wildcard lib/*.c))
 ifneq (,$(filter x86_64% amd64% i%86%,$(ARCH)))
 LIB_SRC += lib/distance_avx2.c lib/distance_avx512.c lib/flat_avx2.c lib/flat_avx512.c lib/flat_bf16.c
-LIB_SRC += lib/hnsw_avx2.c lib/hnsw_avx512.c lib/pq_avx2.c lib/pq_avx512.c
+LIB_SRC += lib/sq8_avx2.c lib/sq8_avx512.c lib/pq_avx2.c lib/pq_avx512.c
 SIMD_DEFS = -DVEC_HAVE_X86
 endif
 ifneq (,$(filter aarch64% arm%,$(ARCH)))
@@ -61,12 +61,12 @@ $(BUILD)/lib/distance_avx2.o: ALL_CFLAGS += -mavx2 -mfma
 $(BUILD)/lib/distance_avx512.o: ALL_CFLAGS += -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma
 $(BUILD)/lib/flat_avx2.o: ALL_CFLAGS += -mavx2 -mfma
 $(BUILD)/lib/flat_avx512.o: ALL_CFLAGS += -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma
-$(BUILD)/lib/hnsw_avx2.o: ALL_CFLAGS += -mavx2 -mfma
-$(BUILD)/lib/hnsw_avx512.o: ALL_CFLAGS += -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma
+$(BUILD)/lib/sq8_avx2.o: ALL_CFLAGS += -mavx2 -mfma
+$(BUILD)/lib/sq8_avx512.o: ALL_CFLAGS += -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma
 $(BUILD)/lib/pq_avx2.o: ALL_CFLAGS += -mavx2
 $(BUILD)/lib/pq_avx512.o: ALL_CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx2
 $(BUILD)/lib/flat_bf16.o: ALL_CFLAGS += -mavx512f -mavx512bf16 -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma
-$(BUILD)/lib/distance.o $(BUILD)/lib/flat.o $(BUILD)/lib/hnsw.o $(BUILD)/lib/pq.o: ALL_CFLAGS += $(SIMD_DEFS)
+$(BUILD)/lib/distance.o $(BUILD)/lib/flat.o $(BUILD)/lib/sq8.o $(BUILD)/lib/pq.o: ALL_CFLAGS += $(SIMD_DEFS)
 
 CMDS = vec-build vec-add vec-query vec-stat
 BINS = $(CMDS:%=bin/%)

@@ -174,10 +174,20 @@ int main(int argc, char **argv)
 		 * what follows as it arrives (without --nlist: the whole
 		 * input, since the default nlist depends on the count). */
 		p.type = type;
-		if (cmd_read_into_index(&idx, &p, argv + optind, argc - optind, &ro) ||
-		    vec_index_train(idx, &eb)) {
-			if (idx && eb.msg[0])
-				cmd_error("%s", eb.msg);
+		if (cmd_read_into_index(&idx, &p, argv + optind, argc - optind, &ro)) {
+			vec_index_close(idx);
+			return cmd_finish(EXIT_RUNTIME);
+		}
+		vec_index_info(idx, &info);
+		if (p.nlist > info.count) {
+			/* Known only now: it depends on the input. */
+			cmd_error("--nlist %u is larger than the number of input vectors (%llu)",
+				  p.nlist, (unsigned long long)info.count);
+			vec_index_close(idx);
+			return cmd_finish(EXIT_RUNTIME);
+		}
+		if (vec_index_train(idx, &eb)) {
+			cmd_error("%s", eb.msg);
 			vec_index_close(idx);
 			return cmd_finish(EXIT_RUNTIME);
 		}

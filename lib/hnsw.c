@@ -10,9 +10,9 @@
  *    node's links are at a fixed stride.  Upper levels: offsets[count + 1]
  *    (in blocks) into blocks of 1 + M u32; node i's level L >= 1 block is
  *    offsets[i] + L - 1, and its level is offsets[i + 1] - offsets[i].
- *  - A quantised copy of the vectors steers the search: 8 bits per
- *    component, per-dimension offset lo[d] and step scale[d], rows padded
- *    to a multiple of 64 bytes.  The query is scaled by scale[d] and
+ *  - A quantised copy of the vectors steers the search (sq8.h): 8 bits
+ *    per component, per-dimension offset lo[d] and step scale[d], rows
+ *    padded to a multiple of 64 bytes.  The query is scaled by scale[d] and
  *    quantised to signed bytes, so that one integer dot product (VNNI
  *    vpdpbusd where the CPU has it) estimates <q, x> for every metric; for
  *    l2 the squared norm of the reconstructed row completes the distance.
@@ -44,11 +44,11 @@
 
 #include "hnsw.h"
 #include "internal.h"
+#include "sq8.h"
 
 #define HNSP_BYTES 64
 #define HNSP_VERSION 1
 #define MAX_LEVEL 31           /* levels 0..31: stats has 32 slots */
-#define CODE_ALIGN 64          /* code rows are padded to this */
 #define M_LIMIT 4096           /* largest M accepted (links per list) */
 #define EF_DEFAULT 80          /* see vec_hnsw_default_ef */
 #define NONE UINT32_MAX
@@ -71,9 +71,8 @@ struct vec_hnsw {
 	const uint32_t *uoff;       /* count + 1 block offsets */
 	const uint32_t *ublk;       /* uoff[count] x (1 + M) */
 	const uint8_t *codes;       /* count x stride */
-	const float *qlo, *qscale;  /* dim each */
+	struct vec_sq8 sq;          /* lo, scale (dim each), code stride */
 	const float *qnorm;         /* count (l2 only), else NULL */
-	size_t stride;
 
 	int owned;
 	uint64_t cap;               /* nodes room of the owned arrays */
@@ -134,11 +133,6 @@ static unsigned draw_level(uint64_t seed, uint64_t i, uint32_t M)
 	return l >= MAX_LEVEL ? MAX_LEVEL : (unsigned)l;
 }
 
-static size_t code_stride(size_t dim)
-{
-	return (dim + CODE_ALIGN - 1) / CODE_ALIGN * CODE_ALIGN;
-}
-
 /* ---- spin locks (insert only) ---- */
 
 static inline void cpu_relax(void)
@@ -160,88 +154,6 @@ static inline void spin_unlock(_Atomic unsigned char *l)
 	atomic_store_explicit(l, 0, memory_order_release);
 }
 
-/* ---- quantised traversal ---- */
-
-static void dots_scalar(const uint8_t *codes, size_t stride, const int8_t *q,
-			const uint32_t *ids, size_t n, int32_t *out)
-{
-	for (size_t j = 0; j < n; j++) {
-		const uint8_t *x = codes + (size_t)ids[j] * stride;
-		int32_t s = 0;
-		for (size_t i = 0; i < stride; i++)
-			s += (int32_t)x[i] * q[i];
-		out[j] = s;
-	}
-}
-
-/* The integer kernel for the SIMD level in use (vec_kernels()). */
-static vec_hnsw_dots_fn pick_dots(void)
-{
-#ifdef VEC_HAVE_X86
-	int level = vec_kernels()->level;
-
-	if (level == VEC_SIMD_AVX512)
-		return __builtin_cpu_supports("avx512vnni") ? vec_hnsw_dots_vnni
-							     : vec_hnsw_dots_avx512;
-	if (level == VEC_SIMD_AVX2)
-		return vec_hnsw_dots_avx2;
-#endif
-	return dots_scalar;
-}
-
-/* Per-dimension range [lo, lo + 255 scale] of rows [0, n). */
-static void quant_train(float *lo, float *scale, const float *x, uint64_t n,
-			size_t dim)
-{
-	for (size_t d = 0; d < dim; d++) {
-		float mn = x[d], mx = x[d];
-		for (uint64_t i = 1; i < n; i++) {
-			float a = x[i * dim + d];
-			mn = a < mn ? a : mn;
-			mx = a > mx ? a : mx;
-		}
-		lo[d] = mn;
-		scale[d] = (mx - mn) / 255.0f;
-	}
-}
-
-/* Do rows [0, n) quantise within half a step of the range? */
-static int quant_fits(const float *lo, const float *scale, const float *x,
-		      uint64_t n, size_t dim)
-{
-	for (uint64_t i = 0; i < n; i++)
-		for (size_t d = 0; d < dim; d++) {
-			float a = x[i * dim + d];
-			if (a < lo[d] - 0.5f * scale[d] ||
-			    a > lo[d] + 255.5f * scale[d])
-				return 0;
-		}
-	return 1;
-}
-
-/* One row's codes (padded with zeros) and its reconstruction's norm. */
-static void quant_encode(const float *lo, const float *scale, size_t dim,
-			 size_t stride, const float *x, uint8_t *out,
-			 float *norm)
-{
-	double s = 0;
-
-	for (size_t d = 0; d < dim; d++) {
-		long c = 0;
-		float r;
-		if (scale[d] > 0) {
-			c = lrintf((x[d] - lo[d]) / scale[d]);
-			c = c < 0 ? 0 : c > 255 ? 255 : c;
-		}
-		out[d] = (uint8_t)c;
-		r = lo[d] + scale[d] * (float)c;
-		s += (double)r * r;
-	}
-	memset(out + dim, 0, stride - dim);
-	if (norm)
-		*norm = (float)s;
-}
-
 /* ---- the searcher: one thread's scratch and its query ---- */
 
 struct ent {
@@ -255,7 +167,7 @@ struct searcher {
 	uint32_t limit;             /* ids >= limit are never followed */
 	_Atomic unsigned char *locks; /* insert with threads > 1 */
 	const struct vec_kernels *k;
-	vec_hnsw_dots_fn dots;
+	vec_sq8_gather_fn dots;
 
 	/* The query. */
 	const float *x;
@@ -301,9 +213,9 @@ static int searcher_init(struct searcher *s, const struct vec_hnsw *g,
 	s->vx = vx;
 	s->limit = (uint32_t)nodes;
 	s->k = vec_kernels();
-	s->dots = pick_dots();
+	s->dots = vec_sq8_kernels()->gather;
 	s->pool_cap = ef + 1;
-	s->cq = calloc(g->stride ? g->stride : 1, 1);
+	s->cq = calloc(g->sq.stride ? g->sq.stride : 1, 1);
 	s->vis = calloc((size_t)(nodes / 32 + 1), sizeof *s->vis);
 	s->touched_cap = nodes < TOUCHED_MAX ? (size_t)nodes + 1 : TOUCHED_MAX;
 	s->touched = malloc(s->touched_cap * sizeof *s->touched);
@@ -347,29 +259,10 @@ static inline const float *vec_row(const struct searcher *s, uint32_t id)
 /* Set up the quantised query: cq, t, qlo. */
 static void query_prepare(struct searcher *s, const float *x)
 {
-	const struct vec_hnsw *g = s->g;
-	double amax = 0, inv, qlo = 0;
-
 	s->x = x;
-	s->quant = !s->exact && g->codes != NULL;
-	if (!s->quant)
-		return;
-	/* In double: a product of two finite floats cannot overflow there,
-	 * whatever the query or the file's scales. */
-	for (size_t d = 0; d < g->dim; d++) {
-		double w = fabs((double)x[d] * g->qscale[d]);
-		amax = w > amax ? w : amax;
-		qlo += (double)x[d] * g->qlo[d];
-	}
-	inv = amax > 0 ? 127.0 / amax : 0;
-	for (size_t d = 0; d < g->dim; d++) { /* |w| <= 127: round half away */
-		double w = (double)x[d] * g->qscale[d] * inv;
-		if (!(w > -128 && w < 128))
-			w = 0; /* NaN: a damaged vector or quantiser */
-		s->cq[d] = (int8_t)(int)(w + (w < 0 ? -0.5 : 0.5));
-	}
-	s->t = (float)(amax / 127.0);
-	s->qlo = (float)qlo;
+	s->quant = !s->exact && s->g->codes != NULL;
+	if (s->quant)
+		vec_sq8_query(&s->g->sq, x, s->cq, &s->t, &s->qlo);
 }
 
 /* Distances of the query to nodes ids[0..n). */
@@ -378,14 +271,14 @@ static void eval(struct searcher *s, const uint32_t *ids, size_t n, float *out)
 	const struct vec_hnsw *g = s->g;
 
 	if (s->quant) {
-		s->dots(g->codes, g->stride, s->cq, ids, n, s->idot);
+		s->dots(g->codes, g->sq.stride, s->cq, ids, n, s->idot);
 		if (g->qnorm) {
 			for (size_t j = 0; j < n; j++)
-				out[j] = g->qnorm[ids[j]] -
-					 2 * (s->qlo + s->t * (float)s->idot[j]);
+				out[j] = vec_sq8_est_l2(g->qnorm[ids[j]], s->t,
+							s->qlo, s->idot[j]);
 		} else {
 			for (size_t j = 0; j < n; j++)
-				out[j] = -(s->qlo + s->t * (float)s->idot[j]);
+				out[j] = vec_sq8_est_ip(s->t, s->qlo, s->idot[j]);
 		}
 		return;
 	}
@@ -540,10 +433,10 @@ static size_t beam(struct searcher *s, unsigned L, uint32_t ep, float epd,
 			s->ids[m++] = id;
 			if (s->quant) { /* start short rows early */
 				const char *r = (const char *)s->g->codes +
-						(size_t)id * s->g->stride;
+						(size_t)id * s->g->sq.stride;
 				__builtin_prefetch(r);
-				if (s->g->stride <= 256)
-					__builtin_prefetch(r + s->g->stride - 64);
+				if (s->g->sq.stride <= 256)
+					__builtin_prefetch(r + s->g->sq.stride - 64);
 			}
 		}
 		if (m)
@@ -787,15 +680,16 @@ int vec_hnsw_create(struct vec_hnsw **out, const struct vec_hnsw_params *p,
 	g->dim = dim;
 	g->metric = metric;
 	g->entry = NONE;
-	g->stride = code_stride(dim);
+	g->sq.dim = dim;
+	g->sq.stride = vec_sq8_stride(dim);
 	g->owned = 1;
 	g->own_qparam = calloc(2 * dim, sizeof(float));
 	if (!g->own_qparam) {
 		free(g);
 		return vec_err(eb, VEC_E_NOMEM, "out of memory");
 	}
-	g->qlo = g->own_qparam;
-	g->qscale = g->own_qparam + dim;
+	g->sq.lo = g->own_qparam;
+	g->sq.scale = g->own_qparam + dim;
 	*out = g;
 	return VEC_OK;
 }
@@ -825,8 +719,8 @@ static void view_owned(struct vec_hnsw *g)
 	g->l0 = g->own_l0;
 	g->uoff = g->own_uoff;
 	g->ublk = g->own_ublk;
-	g->qlo = g->own_qparam;
-	g->qscale = g->own_qparam + g->dim;
+	g->sq.lo = g->own_qparam;
+	g->sq.scale = g->own_qparam + g->dim;
 	g->qnorm = g->own_qnorm;
 	g->codes = g->count ? g->own_codes : NULL;
 }
@@ -849,7 +743,7 @@ static int grow_arrays(struct vec_hnsw *g, uint64_t need, uint64_t blocks)
 		if (!(p = realloc(g->own_uoff, (size_t)(cap + 1) * 4)))
 			return VEC_E_NOMEM;
 		g->own_uoff = p;
-		if (!(p = realloc(g->own_codes, (size_t)cap * g->stride)))
+		if (!(p = realloc(g->own_codes, (size_t)cap * g->sq.stride)))
 			return VEC_E_NOMEM;
 		g->own_codes = p;
 		if (g->metric == VEC_METRIC_L2) {
@@ -906,11 +800,11 @@ static int make_owned(struct vec_hnsw *g)
 	memcpy(g->own_uoff, g->uoff, (size_t)(n + 1) * 4);
 	memcpy(g->own_ublk, g->ublk, (size_t)nb * rowu(g) * 4);
 	if (g->codes)
-		memcpy(g->own_codes, g->codes, (size_t)n * g->stride);
+		memcpy(g->own_codes, g->codes, (size_t)n * g->sq.stride);
 	if (g->own_qnorm && g->qnorm)
 		memcpy(g->own_qnorm, g->qnorm, (size_t)n * 4);
-	memcpy(qp, g->qlo, g->dim * sizeof *qp);
-	memcpy(qp + g->dim, g->qscale, g->dim * sizeof *qp);
+	memcpy(qp, g->sq.lo, g->dim * sizeof *qp);
+	memcpy(qp + g->dim, g->sq.scale, g->dim * sizeof *qp);
 	free(g->own_qparam);
 	g->own_qparam = qp;
 	g->owned = 1;
@@ -918,15 +812,21 @@ static int make_owned(struct vec_hnsw *g)
 	return VEC_OK;
 }
 
+/* The owned quantiser (the view may still point into a file). */
+static struct vec_sq8 own_quantiser(const struct vec_hnsw *g)
+{
+	return vec_sq8_view(g->dim, g->own_qparam, g->own_qparam + g->dim);
+}
+
 /* Codes of rows [from, to) (owned arrays have room). */
 static void encode_rows(struct vec_hnsw *g, const float *x, uint64_t from,
 			uint64_t to)
 {
-	for (uint64_t i = from; i < to; i++)
-		quant_encode(g->own_qparam, g->own_qparam + g->dim, g->dim,
-			     g->stride, x + i * g->dim,
-			     g->own_codes + i * g->stride,
-			     g->own_qnorm ? g->own_qnorm + i : NULL);
+	struct vec_sq8 q = own_quantiser(g);
+
+	vec_sq8_encode(&q, x + from * g->dim, (size_t)(to - from),
+		       g->own_codes + from * g->sq.stride,
+		       g->own_qnorm ? g->own_qnorm + from : NULL);
 }
 
 int vec_hnsw_insert(struct vec_hnsw *g, const struct vec_vectors *v,
@@ -991,10 +891,13 @@ int vec_hnsw_insert(struct vec_hnsw *g, const struct vec_vectors *v,
 
 	/* Commit: nothing below fails. */
 	drop_serialised(g);
-	retrain = n0 == 0 || !quant_fits(g->own_qparam, g->own_qparam + g->dim,
-					 v->x + n0 * g->dim, n1 - n0, g->dim);
+	retrain = n0 == 0;
+	if (!retrain) {
+		struct vec_sq8 q = own_quantiser(g);
+		retrain = !vec_sq8_fits(&q, v->x + n0 * g->dim, (size_t)(n1 - n0));
+	}
 	if (retrain) {
-		quant_train(g->own_qparam, g->own_qparam + g->dim, v->x, n1, g->dim);
+		vec_sq8_train(g->own_qparam, g->own_qparam + g->dim, v->x, n1, g->dim);
 		encode_rows(g, v->x, 0, n1);
 	} else {
 		encode_rows(g, v->x, n0, n1);
@@ -1193,7 +1096,7 @@ int vec_hnsw_sections(struct vec_hnsw *g, struct vec_file_section *secs,
 	vec_put_le32(p + 36, g->max_level);
 	vec_put_le32(p + 40, (uint32_t)g->dim);
 	vec_put_le32(p + 44, (uint32_t)g->metric);
-	vec_put_le32(p + 48, (uint32_t)g->stride);
+	vec_put_le32(p + 48, (uint32_t)g->sq.stride);
 
 	if (cnt) {
 		memcpy(g->ser_u, g->uoff, (size_t)(cnt + 1) * 4);
@@ -1202,8 +1105,8 @@ int vec_hnsw_sections(struct vec_hnsw *g, struct vec_file_section *secs,
 	} else {
 		vec_put_le32(g->ser_u, 0);
 	}
-	memcpy(g->ser_n, g->qlo, g->dim * 4);
-	memcpy(g->ser_n + g->dim * 4, g->qscale, g->dim * 4);
+	memcpy(g->ser_n, g->sq.lo, g->dim * 4);
+	memcpy(g->ser_n + g->dim * 4, g->sq.scale, g->dim * 4);
 	if (g->qnorm && cnt)
 		memcpy(g->ser_n + 2 * g->dim * 4, g->qnorm, (size_t)cnt * 4);
 
@@ -1222,7 +1125,7 @@ int vec_hnsw_sections(struct vec_hnsw *g, struct vec_file_section *secs,
 	secs[2].length = ulen;
 	secs[3].id = VEC_SEC_HSQ8;
 	secs[3].data = cnt ? g->codes : g->hnsp;
-	secs[3].length = cnt * g->stride;
+	secs[3].length = cnt * g->sq.stride;
 	secs[4].id = VEC_SEC_HSQN;
 	secs[4].data = g->ser_n;
 	secs[4].length = nlen;
@@ -1291,7 +1194,7 @@ int vec_hnsw_open(struct vec_hnsw **out, const struct vec_file *f,
 		return VEC_CORRUPT(eb, "%s: section 'HNSP': bad ef_construction", name);
 	if (cnt ? entry >= cnt || maxl > MAX_LEVEL : entry != NONE || maxl != 0)
 		return VEC_CORRUPT(eb, "%s: section 'HNSP': bad entry point", name);
-	if (stride != code_stride(dim))
+	if (stride != vec_sq8_stride(dim))
 		return VEC_CORRUPT(eb, "%s: section 'HNSP': bad code stride %u", name, stride);
 	if (vec_mul_overflows(cnt, ((uint64_t)M0 + 1) * 4, &want) || s0->length != want)
 		return VEC_CORRUPT(eb, "%s: section 'HNS0' is %llu bytes, expected %llu",
@@ -1329,7 +1232,8 @@ int vec_hnsw_open(struct vec_hnsw **out, const struct vec_file *f,
 	g->count = cnt;
 	g->entry = entry;
 	g->max_level = maxl;
-	g->stride = stride;
+	g->sq.dim = dim;
+	g->sq.stride = stride;
 	g->l0 = (const uint32_t *)(const void *)s0->data;
 	g->uoff = off;
 	g->ublk = off + cnt + 1;
@@ -1350,8 +1254,8 @@ int vec_hnsw_open(struct vec_hnsw **out, const struct vec_file *f,
 				return VEC_CORRUPT(eb, "%s: section 'HSQN': bad quantiser", name);
 			}
 		g->codes = cnt ? sq->data : NULL;
-		g->qlo = qp;
-		g->qscale = qp + dim;
+		g->sq.lo = qp;
+		g->sq.scale = qp + dim;
 		g->qnorm = metric == VEC_METRIC_L2 ? qp + 2 * dim : NULL;
 	} else {
 		/* No codes stored: rebuild them (O(count x dim)). */
@@ -1368,7 +1272,7 @@ int vec_hnsw_open(struct vec_hnsw **out, const struct vec_file *f,
 		memcpy(g->own_uoff, off, (size_t)(cnt + 1) * 4);
 		memcpy(g->own_ublk, off + cnt + 1, (size_t)nb * rowu(g) * 4);
 		if (cnt)
-			quant_train(g->own_qparam, g->own_qparam + dim, v->x, cnt, dim);
+			vec_sq8_train(g->own_qparam, g->own_qparam + dim, v->x, cnt, dim);
 		encode_rows(g, v->x, 0, cnt);
 		view_owned(g);
 	}
@@ -1424,6 +1328,6 @@ void vec_hnsw_stats(const struct vec_hnsw *g, struct vec_hnsw_stats *s)
 	s->avg_degree0 = g->count ? (double)sum / (double)g->count : 0;
 	s->graph_bytes = g->count * row0(g) * 4 + (g->count + 1) * 4 +
 			 (g->count ? (uint64_t)g->uoff[g->count] : 0) * rowu(g) * 4;
-	s->extra_bytes = g->count * g->stride +
+	s->extra_bytes = g->count * g->sq.stride +
 			 (2 * g->dim + (g->metric == VEC_METRIC_L2 ? g->count : 0)) * 4;
 }

@@ -114,20 +114,4 @@ struct vec_hnsw_stats {
 };
 void vec_hnsw_stats(const struct vec_hnsw *g, struct vec_hnsw_stats *s);
 
-/*
- * Quantised traversal kernels (hnsw.c, hnsw_<level>.c): out[j] = sum over
- * the stride bytes of codes[ids[j] * stride + i] (unsigned) times q[i]
- * (signed).  stride is a multiple of 64; both rows are zero padded.  Only
- * called after the CPU check of their level passed.
- */
-typedef void (*vec_hnsw_dots_fn)(const uint8_t *codes, size_t stride,
-				 const int8_t *q, const uint32_t *ids,
-				 size_t n, int32_t *out);
-void vec_hnsw_dots_avx2(const uint8_t *codes, size_t stride, const int8_t *q,
-			const uint32_t *ids, size_t n, int32_t *out);
-void vec_hnsw_dots_avx512(const uint8_t *codes, size_t stride, const int8_t *q,
-			  const uint32_t *ids, size_t n, int32_t *out);
-void vec_hnsw_dots_vnni(const uint8_t *codes, size_t stride, const int8_t *q,
-			const uint32_t *ids, size_t n, int32_t *out);
-
 #endif

@@ -37,6 +37,7 @@
 #include "ivf.h"
 #include "kmeans.h"
 #include "pq.h"
+#include "sq8.h"
 
 #define IVFP_BYTES 64
 #define IVFP_VERSION 1
@@ -65,6 +66,7 @@ struct vec_ivf {
 	int codec;
 	uint32_t refine;
 	struct vec_pq pq;         /* codec PQ (pq.cent: the codebook) */
+	struct vec_sq8 sq;        /* codec SQ8 (lo, scale: the codebook) */
 	size_t esize;             /* bytes of one entry (not for 4 bits) */
 
 	const float *cent;        /* nlist x dim */
@@ -233,6 +235,9 @@ static void encode_task(void *ctx, size_t chunk, int worker)
 	}
 	if (g->codec == VEC_IVF_PQ)
 		vec_pq_encode(&g->pq, res, n, e->codes + i0 * cs);
+	else
+		vec_sq8_encode(&g->sq, res, n, e->codes + i0 * cs,
+			       e->norms ? e->norms + i0 : NULL);
 }
 
 /* Codes of n vectors (already assigned to lists), on threads threads. */
@@ -263,6 +268,15 @@ static int encode(const struct vec_ivf *g, const float *x, uint64_t n,
 
 /* ---- training ---- */
 
+/* Point the codec at its codebook (owned, or in a mapped file). */
+static void set_codebook(struct vec_ivf *g, const float *cb)
+{
+	g->cb = cb;
+	g->pq.cent = cb;
+	if (g->codec == VEC_IVF_SQ8)
+		g->sq = vec_sq8_view(g->dim, cb, cb + g->dim);
+}
+
 static struct vec_ivf *new_ivf(const struct vec_ivf_params *p, size_t dim,
 			       int metric, uint32_t nlist)
 {
@@ -287,6 +301,9 @@ static struct vec_ivf *new_ivf(const struct vec_ivf_params *p, size_t dim,
 		g->pq.ksub = (size_t)1 << g->pq.nbits;
 		g->cb_floats = g->pq.m * g->pq.ksub * g->pq.dsub;
 		g->esize = vec_pq_code_size(g->pq.m, g->pq.nbits);
+	} else if (p->codec == VEC_IVF_SQ8) {
+		g->cb_floats = 2 * dim;
+		g->esize = vec_sq8_stride(dim);
 	}
 	g->lists = calloc(nlist, sizeof *g->lists);
 	g->own_cent = malloc((size_t)nlist * dim * sizeof *g->own_cent);
@@ -296,9 +313,8 @@ static struct vec_ivf *new_ivf(const struct vec_ivf_params *p, size_t dim,
 		vec_ivf_free(g);
 		return NULL;
 	}
+	set_codebook(g, g->own_cb);
 	g->cent = g->own_cent;
-	g->cb = g->own_cb;
-	g->pq.cent = g->own_cb;
 	return g;
 }
 
@@ -339,7 +355,7 @@ static int train_codec(struct vec_ivf *g, const float *x, uint64_t n,
 		rc = vec_pq_train(g->own_cb, res, ns, g->dim, g->pq.m,
 				  g->pq.nbits, g->seed, threads, eb);
 	else
-		rc = vec_err(eb, VEC_E_USAGE, "this build has no SQ8 payload");
+		vec_sq8_train(g->own_cb, g->own_cb + g->dim, res, ns, g->dim);
 done:
 	free(res);
 	free(a);
@@ -683,6 +699,8 @@ struct scratch {
 	uint32_t *pos;            /* 4 bits: positions below the threshold */
 	uint8_t *lut;             /* 4 bits: the quantised table ... */
 	float delta, lbias;       /* ... its step and offset */
+	int8_t *cq;               /* sq8: the quantised query ... */
+	float t, qlo;             /* ... its scale and offset */
 	uint64_t scanned;
 };
 
@@ -774,17 +792,20 @@ static void search_task(void *ctx, size_t i, int worker)
 	struct cands *c = &w->cand;
 	uint64_t *ids = s->ids + i * s->k;
 	float *sc = s->scores + i * s->k;
-	int pq = g->codec == VEC_IVF_PQ;
+	int pq = g->codec == VEC_IVF_PQ, sq = g->codec == VEC_IVF_SQ8;
 	float bias = 0;
 	size_t got;
 
 	cands_reset(c);
-	/* Inner products: one table for every list, plus <q, c> per list. */
+	/* Inner products: one table (or quantised query) for every list,
+	 * plus <q, c> per list. */
 	if (pq && !s->l2) {
 		vec_pq_table(&g->pq, q, 0, w->table);
 		if (pq4(g))
 			vec_pq4_lut(w->table, g->pq.m, w->lut, &w->delta, &w->lbias);
 	}
+	if (sq && !s->l2)
+		vec_sq8_query(&g->sq, q, w->cq, &w->t, &w->qlo);
 	for (size_t p = 0; p < s->nprobe; p++) {
 		uint64_t j = s->probe[i * s->nprobe + p];
 		const struct list *l;
@@ -800,6 +821,23 @@ static void search_task(void *ctx, size_t i, int worker)
 			continue;
 		}
 		cj = g->cent + j * g->dim;
+		if (sq) {
+			/* l2: |q - c - r|^2 = |q - c|^2 - 2 <q - c, r> + |r|^2;
+			 * ip: <q, c + r> = <q, c> + <q, r>. */
+			if (s->l2) {
+				for (size_t d = 0; d < g->dim; d++)
+					w->qres[d] = q[d] - cj[d];
+				vec_sq8_query(&g->sq, w->qres, w->cq, &w->t, &w->qlo);
+				bias = s->kr->dot(w->qres, w->qres, g->dim);
+			} else {
+				bias = -s->psc[i * s->nprobe + p];
+			}
+			vec_sq8_scores(&g->sq, l->data, (size_t)l->len, l->norms,
+				       w->cq, w->t, w->qlo, w->dist);
+			for (uint64_t r = 0; r < l->len; r++)
+				cand_push(c, l->ids[r], bias + w->dist[r]);
+			continue;
+		}
 		if (s->l2) {
 			for (size_t d = 0; d < g->dim; d++)
 				w->qres[d] = q[d] - cj[d];
@@ -845,6 +883,7 @@ static void scratch_free(struct scratch *w)
 	free(w->sums);
 	free(w->pos);
 	free(w->lut);
+	free(w->cq);
 }
 
 static int scratch_init(const struct search *s, struct scratch *w,
@@ -860,6 +899,11 @@ static int scratch_init(const struct search *s, struct scratch *w,
 	w->qres = malloc(g->dim * sizeof *w->qres);
 	if (!w->qres)
 		return -1;
+	if (g->codec == VEC_IVF_SQ8) {
+		w->cq = malloc(g->esize);
+		w->dist = malloc(padded * sizeof *w->dist);
+		return w->cq && w->dist ? 0 : -1;
+	}
 	if (g->codec != VEC_IVF_PQ)
 		return 0;
 	w->table = malloc(g->pq.m * g->pq.ksub * sizeof *w->table);
@@ -1237,10 +1281,8 @@ int vec_ivf_open(struct vec_ivf **out, const struct vec_file *f,
 	free(seen);
 
 	g->cent = (const float *)(const void *)sc->data;
-	if (sx) {
-		g->cb = (const float *)(const void *)sx->data;
-		g->pq.cent = g->cb;
-	}
+	if (sx)
+		set_codebook(g, (const float *)(const void *)sx->data);
 	bytes = 0;
 	for (uint32_t j = 0; j < nlist; j++) {
 		struct list *l = &g->lists[j];
@@ -1308,7 +1350,10 @@ int vec_ivf_check(const struct vec_ivf *g, const struct vec_vectors *v,
 			}
 			for (size_t d = 0; d < dim; d++)
 				res[d] = x[d] - c[d];
-			vec_pq_encode(&g->pq, res, 1, want);
+			if (g->codec == VEC_IVF_SQ8)
+				vec_sq8_encode(&g->sq, res, 1, want, NULL);
+			else
+				vec_pq_encode(&g->pq, res, 1, want);
 			if (pq4(g)) {
 				vec_pq4_unpack_one(l->data, (size_t)r, g->pq.m, code);
 				have = code;

@@ -205,34 +205,85 @@ static inline unsigned code_get(const uint8_t *code, size_t j, unsigned nbits)
 	return (code[j / 2] >> ((j & 1) * 4)) & 15;
 }
 
+/* Sub-vectors this short are encoded against a transposed copy of the
+ * centroids (ENC_DSUB x 256 floats on the stack); longer ones through the
+ * distance kernel, whose call then costs little against its work. */
+#define ENC_DSUB 16
+
+/*
+ * Squared distances from xs to the ksub centroids of ct (transposed:
+ * component d of centroid e at ct[d * ksub + e]).  Inlined with ksub a
+ * constant (16 or 256) so that the compiler vectorises over centroids.
+ */
+static inline __attribute__((always_inline)) void
+sub_dist(const float *xs, const float *ct, size_t dsub, size_t ksub,
+	 float *dist)
+{
+	for (size_t e = 0; e < ksub; e++)
+		dist[e] = 0;
+	for (size_t d = 0; d < dsub; d++) {
+		const float v = xs[d], *cd = ct + d * ksub;
+		for (size_t e = 0; e < ksub; e++) {
+			float t = v - cd[e];
+			dist[e] += t * t;
+		}
+	}
+}
+
+/* The first of the k smallest of dist (ties: the smaller number). */
+static inline __attribute__((always_inline)) size_t
+argmin(const float *dist, size_t k)
+{
+	float lo = dist[0];
+	size_t best = 0;
+	for (size_t e = 1; e < k; e++)
+		lo = dist[e] < lo ? dist[e] : lo;
+	while (best + 1 < k && !(dist[best] <= lo))
+		best++;
+	return best;
+}
+
+/*
+ * Sub-space by sub-space.  The distance to a centroid is the sum of
+ * squared differences in component order, so a sub-vector equal to a
+ * centroid is at distance 0 exactly and gets that centroid (or an equal
+ * one of a smaller number): decode(encode(centroid)) is the centroid.
+ */
 void vec_pq_encode(const struct vec_pq *pq, const float *x, size_t n,
 		   uint8_t *codes)
 {
 	const struct vec_kernels *k = vec_kernels();
-	size_t cs = vec_pq_code_size(pq->m, pq->nbits);
+	size_t cs = vec_pq_code_size(pq->m, pq->nbits), ksub = pq->ksub;
+	size_t dsub = pq->dsub;
+	float ct[ENC_DSUB * 256], dist[256];
 
-	for (size_t i = 0; i < n; i++) {
-		uint8_t *code = codes + i * cs;
+	memset(codes, 0, n * cs);
+	for (size_t j = 0; j < pq->m; j++) {
+		const float *c = pq->cent + j * ksub * dsub;
 
-		memset(code, 0, cs);
-		for (size_t j = 0; j < pq->m; j++) {
-			const float *xs = x + i * pq->dim + j * pq->dsub;
-			const float *c = pq->cent + j * pq->ksub * pq->dsub;
-			size_t best = 0;
-			float bd = INFINITY;
+		if (dsub <= ENC_DSUB)
+			for (size_t e = 0; e < ksub; e++)
+				for (size_t d = 0; d < dsub; d++)
+					ct[d * ksub + e] = c[e * dsub + d];
+		for (size_t i = 0; i < n; i++) {
+			const float *xs = x + i * pq->dim + j * dsub;
+			size_t best;
 
-			/* Strictly smaller: ties go to the smaller number. */
-			for (size_t e = 0; e < pq->ksub; e++) {
-				float d = k->l2sq(xs, c + e * pq->dsub, pq->dsub);
-				if (d < bd) {
-					bd = d;
-					best = e;
-				}
+			if (dsub <= ENC_DSUB && ksub == 256) {
+				sub_dist(xs, ct, dsub, 256, dist);
+				best = argmin(dist, 256);
+			} else if (dsub <= ENC_DSUB) {
+				sub_dist(xs, ct, dsub, 16, dist);
+				best = argmin(dist, 16);
+			} else {
+				for (size_t e = 0; e < ksub; e++)
+					dist[e] = k->l2sq(xs, c + e * dsub, dsub);
+				best = argmin(dist, ksub);
 			}
 			if (pq->nbits == 8)
-				code[j] = (uint8_t)best;
+				codes[i * cs + j] = (uint8_t)best;
 			else
-				code[j / 2] |= (uint8_t)(best << ((j & 1) * 4));
+				codes[i * cs + j / 2] |= (uint8_t)(best << ((j & 1) * 4));
 		}
 	}
 }

@@ -130,7 +130,8 @@ void vec_pq4_scan(const uint8_t *lut, size_t m, const uint8_t *blocks,
 
 /*
  * Positions i < n with sums[i] < thr, in increasing order, into pos;
- * returns how many.
+ * returns how many.  pos must have room for n entries: the SIMD kernels
+ * may write scratch past the count returned (never past pos[n - 1]).
  */
 size_t vec_pq4_below(const uint16_t *sums, size_t n, uint16_t thr,
 		     uint32_t *pos);

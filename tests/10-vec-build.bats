@@ -51,7 +51,7 @@ load test_helper
 
 @test "vec-build: unknown index type is a usage error" {
 	run --separate-stderr vec_build -t hnswx -o out.vec "$DATA/iris/base.fvecs"
-	expect_usage vec-build "unknown index type 'hnswx' (expected flat, hnsw, ivf or auto)"
+	expect_usage vec-build "unknown index type 'hnswx' (expected flat, hnsw, ivf, ivfpq, pq, ivfsq8, sq8 or auto)"
 	assert_absent out.vec
 }
 

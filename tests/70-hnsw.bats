@@ -152,7 +152,7 @@ BIG="${VEC_DATA:-$BATS_TEST_DIRNAME/../../shared/data}"
 	run --separate-stderr vec_build -t hnsw --ef-construction 0 -o x.vec "$DATA/iris/base.fvecs"
 	expect_usage vec-build "invalid value '0' for --ef-construction (expected an integer from 1 to 100000)"
 	run --separate-stderr vec_build -t graph -o x.vec "$DATA/iris/base.fvecs"
-	expect_usage vec-build "unknown index type 'graph' (expected flat, hnsw, ivf or auto)"
+	expect_usage vec-build "unknown index type 'graph' (expected flat, hnsw, ivf, ivfpq, pq, ivfsq8, sq8 or auto)"
 	assert_absent x.vec
 	vec_build -q -t hnsw -o h.vec "$DATA/iris/base.fvecs"
 	run --separate-stderr vec_query -k 10 --ef 5 h.vec "$DATA/iris/query.fvecs"

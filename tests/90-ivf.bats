@@ -117,7 +117,7 @@ REC=$((4 + 64 * 4)) # bytes of one digits fvecs record
 	expect_ok
 	[[ "$output" == *'"type":"ivf"'* ]]
 	[[ "$output" == *'"ivf":{"nlist":6,"list_min":'* ]]
-	[[ "$output" == *'"train_size":'*'"seed":42,"list_bytes":'*'"default_nprobe":1}'* ]]
+	[[ "$output" == *'"train_size":'*'"seed":42,"list_bytes":'*'"default_nprobe":1,"payload":"flat",'* ]]
 	[[ "$output" == *'"keys":true'* ]]
 	# Three vectors, two lists: what there is, padded as usual.
 	{ fvec 1 0; fvec 0 1; fvec 1 1; } >three.fvecs
@@ -147,15 +147,15 @@ REC=$((4 + 64 * 4)) # bytes of one digits fvecs record
 	run --separate-stderr vec_build -t ivf --nlist 10 --train-size 5 -o x.vec "$B"
 	expect_usage vec-build "--train-size 5 is smaller than --nlist 10"
 	run --separate-stderr vec_build -t flat --nlist 10 -o x.vec "$B"
-	expect_usage vec-build "--nlist and --train-size apply to -t ivf only"
+	expect_usage vec-build "--nlist and --train-size apply to the ivf types only"
 	run --separate-stderr vec_build --nlist 10 -o x.vec "$B"
-	expect_usage vec-build "--nlist and --train-size apply to -t ivf only"
+	expect_usage vec-build "--nlist and --train-size apply to the ivf types only"
 	run --separate-stderr vec_build -t hnsw --train-size 100 -o x.vec "$B"
-	expect_usage vec-build "--nlist and --train-size apply to -t ivf only"
+	expect_usage vec-build "--nlist and --train-size apply to the ivf types only"
 	run --separate-stderr vec_build -t ivf -M 8 -o x.vec "$B"
 	expect_usage vec-build "-M and --ef-construction apply to -t hnsw only"
 	run --separate-stderr vec_build -t flat --seed 3 -o x.vec "$B"
-	expect_usage vec-build "--seed applies to -t hnsw and -t ivf only"
+	expect_usage vec-build "--seed applies to -t hnsw and the ivf types only"
 	# More lists than vectors: known once the input is read.
 	run --separate-stderr vec_build -t ivf --nlist 1698 -o x.vec "$B"
 	expect_err 1 "vec-build: --nlist 1698 is larger than the number of input vectors (1697)"
@@ -204,7 +204,7 @@ REC=$((4 + 64 * 4)) # bytes of one digits fvecs record
 	run --separate-stderr vec_stat v.vec
 	expect_ok
 	run --separate-stderr vec_stat --verify v.vec
-	expect_err_has 1 "vec-stat: v.vec: section 'IVFV': list position 0 differs from vector"
+	expect_err_has 1 "vec-stat: v.vec: section 'IVFV': list 0 entry 0 differs from vector"
 	# vec-add verifies before it rewrites: the damage is not sealed in.
 	run --separate-stderr vec_add -q v.vec "$Q"
 	[ "$status" -eq 1 ]

@@ -49,6 +49,8 @@ int main(int argc, char **argv)
 	SUITE(hnsw);
 	SUITE(kmeans);
 	SUITE(ivf);
+	SUITE(pq);
+	SUITE(sq8);
 	rm_rf(unit_tmpdir);
 	printf("unit: %d passed, %d failed\n", unit_passed, unit_failed);
 	return unit_failed ? 1 : 0;

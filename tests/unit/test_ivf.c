@@ -288,7 +288,20 @@ static void test_params(void)
 
 	p.type = VEC_TYPE_IVF;
 	p.dim = DIM;
-	EXPECT(vec_index_create(&e, &p, &eb) == VEC_E_USAGE && e == NULL);
+	/* A new ivf index collects; it cannot answer or train on nothing. */
+	EXPECT(vec_index_create(&e, &p, &eb) == VEC_OK && e != NULL);
+	if (e) {
+		uint64_t id;
+		float sc;
+		EXPECT(vec_index_search(e, 1, x, 1, NULL, &id, &sc, &eb) == VEC_E_USAGE);
+		EXPECT(strstr(eb.msg, "has not been trained yet") != NULL);
+		EXPECT(vec_index_train(e, &eb) == VEC_E_USAGE);
+		EXPECT(vec_index_add(e, 50, x, NULL, &eb) == VEC_OK);
+		EXPECT(vec_index_train(e, &eb) == VEC_OK);
+		EXPECT(vec_index_search(e, 1, x, 1, NULL, &id, &sc, &eb) == VEC_OK &&
+		       id == 0);
+		vec_index_close(e);
+	}
 	EXPECT(vec_ivf_default_nlist(0) == 1);
 	EXPECT(vec_ivf_default_nlist(1) == 1);
 	EXPECT(vec_ivf_default_nlist(1697) == 165);
@@ -296,7 +309,7 @@ static void test_params(void)
 	if (idx) {
 		p.nlist = 101;
 		EXPECT(vec_index_convert(idx, &p, &eb) == VEC_E_USAGE);
-		EXPECT(strstr(eb.msg, "nlist 101 is larger than the number of vectors (100)") != NULL);
+		EXPECT(strstr(eb.msg, "nlist 101 is larger than the number of vectors to train on (100)") != NULL);
 		vec_index_info(idx, &in);
 		EXPECT(in.type == VEC_TYPE_FLAT);
 		p.nlist = 0; /* default: 40 */

@@ -61,6 +61,8 @@ UNIT_SUITE void suite_index(void);
 UNIT_SUITE void suite_hnsw(void);
 UNIT_SUITE void suite_kmeans(void);
 UNIT_SUITE void suite_ivf(void);
+UNIT_SUITE void suite_pq(void);
+UNIT_SUITE void suite_sq8(void);
 
 /* Scratch directory for tests that need files (created by the runner). */
 extern char unit_tmpdir[];

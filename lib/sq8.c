@@ -1,0 +1,207 @@
+/*
+ * sq8.c - the 8-bit scalar quantiser: training, coding, query preparation,
+ * the scalar kernels and the choice of a kernel level (see sq8.h).
+ *
+ * The numerics are those the HNSW graph has always written and read
+ * (sections HSQ8/HSQN): changing any rounding here changes index files.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "sq8.h"
+#include "vec.h"
+
+void vec_sq8_train(float *lo, float *scale, const float *x, uint64_t n,
+		   size_t dim)
+{
+	for (size_t d = 0; d < dim; d++) {
+		float mn = x[d], mx = x[d];
+		for (uint64_t i = 1; i < n; i++) {
+			float a = x[i * dim + d];
+			mn = a < mn ? a : mn;
+			mx = a > mx ? a : mx;
+		}
+		lo[d] = mn;
+		scale[d] = (mx - mn) / 255.0f;
+	}
+}
+
+int vec_sq8_fits(const struct vec_sq8 *q, const float *x, size_t n)
+{
+	size_t dim = q->dim;
+
+	for (size_t i = 0; i < n; i++)
+		for (size_t d = 0; d < dim; d++) {
+			float a = x[i * dim + d];
+			if (a < q->lo[d] - 0.5f * q->scale[d] ||
+			    a > q->lo[d] + 255.5f * q->scale[d])
+				return 0;
+		}
+	return 1;
+}
+
+/* One row's codes (padded with zeros) and its reconstruction's norm. */
+static void encode_row(const struct vec_sq8 *q, const float *x, uint8_t *out,
+		       float *norm)
+{
+	const float *lo = q->lo, *scale = q->scale;
+	double s = 0;
+
+	for (size_t d = 0; d < q->dim; d++) {
+		long c = 0;
+		float r;
+		if (scale[d] > 0) {
+			c = lrintf((x[d] - lo[d]) / scale[d]);
+			c = c < 0 ? 0 : c > 255 ? 255 : c;
+		}
+		out[d] = (uint8_t)c;
+		r = lo[d] + scale[d] * (float)c;
+		s += (double)r * r;
+	}
+	memset(out + q->dim, 0, q->stride - q->dim);
+	if (norm)
+		*norm = (float)s;
+}
+
+void vec_sq8_encode(const struct vec_sq8 *q, const float *x, size_t n,
+		    uint8_t *codes, float *norms)
+{
+	for (size_t i = 0; i < n; i++)
+		encode_row(q, x + i * q->dim, codes + i * q->stride,
+			   norms ? norms + i : NULL);
+}
+
+void vec_sq8_decode(const struct vec_sq8 *q, const uint8_t *codes, size_t n,
+		    float *x)
+{
+	for (size_t i = 0; i < n; i++) {
+		const uint8_t *c = codes + i * q->stride;
+		float *r = x + i * q->dim;
+		for (size_t d = 0; d < q->dim; d++)
+			r[d] = q->lo[d] + q->scale[d] * (float)c[d];
+	}
+}
+
+void vec_sq8_query(const struct vec_sq8 *q, const float *x, int8_t *cq,
+		   float *t, float *qlo)
+{
+	double amax = 0, inv, lo = 0;
+
+	/* In double: a product of two finite floats cannot overflow there,
+	 * whatever the query or the file's scales. */
+	for (size_t d = 0; d < q->dim; d++) {
+		double w = fabs((double)x[d] * q->scale[d]);
+		amax = w > amax ? w : amax;
+		lo += (double)x[d] * q->lo[d];
+	}
+	inv = amax > 0 ? 127.0 / amax : 0;
+	for (size_t d = 0; d < q->dim; d++) { /* |w| <= 127: round half away */
+		double w = (double)x[d] * q->scale[d] * inv;
+		if (!(w > -128 && w < 128))
+			w = 0; /* NaN: a damaged vector or quantiser */
+		cq[d] = (int8_t)(int)(w + (w < 0 ? -0.5 : 0.5));
+	}
+	memset(cq + q->dim, 0, q->stride - q->dim);
+	*t = (float)(amax / 127.0);
+	*qlo = (float)lo;
+}
+
+/* ---- kernels ---- */
+
+static void gather_scalar(const uint8_t *codes, size_t stride, const int8_t *cq,
+			  const uint32_t *ids, size_t n, int32_t *out)
+{
+	for (size_t j = 0; j < n; j++) {
+		const uint8_t *x = codes + (size_t)ids[j] * stride;
+		int32_t s = 0;
+		for (size_t i = 0; i < stride; i++)
+			s += (int32_t)x[i] * cq[i];
+		out[j] = s;
+	}
+}
+
+static void scan_scalar(const uint8_t *codes, size_t stride, const int8_t *cq,
+			size_t n, int32_t *out)
+{
+	for (size_t j = 0; j < n; j++) {
+		const uint8_t *x = codes + j * stride;
+		int32_t s = 0;
+		for (size_t i = 0; i < stride; i++)
+			s += (int32_t)x[i] * cq[i];
+		out[j] = s;
+	}
+}
+
+static const struct vec_sq8_kernels table[VEC_SQ8_NLEVELS] = {
+	{ VEC_SQ8_SCALAR, "scalar", gather_scalar, scan_scalar },
+#ifdef VEC_HAVE_X86
+	{ VEC_SQ8_AVX2, "avx2", vec_sq8_gather_avx2, vec_sq8_scan_avx2 },
+	{ VEC_SQ8_AVX512, "avx512", vec_sq8_gather_avx512, vec_sq8_scan_avx512 },
+	{ VEC_SQ8_VNNI, "vnni", vec_sq8_gather_vnni, vec_sq8_scan_vnni },
+#endif
+};
+
+#ifdef VEC_HAVE_X86
+/* VNNI rides on the AVX-512 level: its own CPU flag on top. */
+static int have_vnni(void)
+{
+	return __builtin_cpu_supports("avx512vnni");
+}
+#endif
+
+const struct vec_sq8_kernels *vec_sq8_kernels_for(int level)
+{
+	switch (level) {
+	case VEC_SQ8_SCALAR:
+		return &table[VEC_SQ8_SCALAR];
+#ifdef VEC_HAVE_X86
+	case VEC_SQ8_AVX2:
+		return vec_kernels_for(VEC_SIMD_AVX2) ? &table[level] : NULL;
+	case VEC_SQ8_AVX512:
+		return vec_kernels_for(VEC_SIMD_AVX512) ? &table[level] : NULL;
+	case VEC_SQ8_VNNI:
+		return vec_kernels_for(VEC_SIMD_AVX512) && have_vnni()
+			       ? &table[level] : NULL;
+#endif
+	default:
+		return NULL;
+	}
+}
+
+const struct vec_sq8_kernels *vec_sq8_kernels(void)
+{
+#ifdef VEC_HAVE_X86
+	int level = vec_kernels()->level;
+
+	if (level == VEC_SIMD_AVX512)
+		return &table[have_vnni() ? VEC_SQ8_VNNI : VEC_SQ8_AVX512];
+	if (level == VEC_SIMD_AVX2)
+		return &table[VEC_SQ8_AVX2];
+#endif
+	return &table[VEC_SQ8_SCALAR];
+}
+
+/* ---- estimates ---- */
+
+#define SCORE_BLOCK 256 /* rows summed before their estimates are formed */
+
+void vec_sq8_scores(const struct vec_sq8 *q, const uint8_t *codes, size_t n,
+		    const float *norms, const int8_t *cq, float t, float qlo,
+		    float *out)
+{
+	vec_sq8_scan_fn scan = vec_sq8_kernels()->scan;
+	int32_t dot[SCORE_BLOCK];
+
+	for (size_t j0 = 0; j0 < n; j0 += SCORE_BLOCK) {
+		size_t m = n - j0 < SCORE_BLOCK ? n - j0 : SCORE_BLOCK;
+		scan(codes + j0 * q->stride, q->stride, cq, m, dot);
+		if (norms) {
+			for (size_t j = 0; j < m; j++)
+				out[j0 + j] = vec_sq8_est_l2(norms[j0 + j], t, qlo,
+							     dot[j]);
+		} else {
+			for (size_t j = 0; j < m; j++)
+				out[j0 + j] = vec_sq8_est_ip(t, qlo, dot[j]);
+		}
+	}
+}

@@ -1,0 +1,187 @@
+/*
+ * sq8.h - the 8-bit scalar quantiser (private to lib/): per-dimension
+ * codes for the HNSW traversal copy and for inverted-list payloads.
+ *
+ * Contract:
+ *  - A quantiser is dim offsets lo[d] and steps scale[d] >= 0 (scale 0: a
+ *    constant dimension, always code 0).  Component d of a vector is coded
+ *    as c = round((x - lo) / scale) clamped to [0, 255] and stands for
+ *    lo[d] + scale[d] * c, its reconstruction.  struct vec_sq8 is a view:
+ *    the caller owns lo and scale (often in a mapped file), and they must
+ *    outlive every use of the view.
+ *  - Codes are stored a row per vector, stride bytes a row: the dim codes,
+ *    then zeros up to stride = dim rounded up to VEC_SQ8_ALIGN.  The zeros
+ *    are part of the format (the kernels read whole rows), so only
+ *    vec_sq8_encode should write rows.
+ *  - A query is quantised against the quantiser, not the other way round:
+ *    w[d] = x[d] * scale[d], scaled so that max |w| = 127 and rounded to a
+ *    signed byte cq[d]; t is the value of one step of cq and qlo =
+ *    <x, lo>.  Then, for a row of codes c,
+ *        <x, reconstruction> ~= qlo + t * sum cq[d] c[d]
+ *    and the sum is one exact integer dot product (the kernels below).
+ *  - Estimates are "smaller is better": l2 (norms given): ||r||^2 -
+ *    2 <x, r>, the squared distance to the reconstruction r minus the
+ *    query's own squared norm (the same for every row of one query); ip
+ *    and cos (norms NULL): -<x, r>.
+ *  - Everything here is pure: no allocation, no global state except the
+ *    kernel choice (vec_kernels()), safe from many threads at once.
+ *    Train, encode and query are deterministic on every host; the
+ *    kernels are exact integer arithmetic, so every level gives the same
+ *    sums as the scalar one.
+ */
+#ifndef VEC_SQ8_H
+#define VEC_SQ8_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define VEC_SQ8_ALIGN 64 /* code rows are padded to a multiple of this */
+
+struct vec_sq8 {
+	size_t dim;          /* components of a vector */
+	size_t stride;       /* bytes of a code row: vec_sq8_stride(dim) */
+	const float *lo;     /* dim offsets */
+	const float *scale;  /* dim steps, >= 0 */
+};
+
+/* Bytes of one code row for dim components (dim rounded up to 64). */
+static inline size_t vec_sq8_stride(size_t dim)
+{
+	return (dim + VEC_SQ8_ALIGN - 1) / VEC_SQ8_ALIGN * VEC_SQ8_ALIGN;
+}
+
+/* A view of lo and scale (dim each) with its stride filled in. */
+static inline struct vec_sq8 vec_sq8_view(size_t dim, const float *lo,
+					  const float *scale)
+{
+	struct vec_sq8 q = { dim, vec_sq8_stride(dim), lo, scale };
+	return q;
+}
+
+/*
+ * Fit lo and scale (dim each) to rows [0, n) of x (n >= 1, dim floats a
+ * row): lo = the minimum, scale = (maximum - minimum) / 255 of each
+ * dimension, so that every row quantises within half a step.
+ */
+void vec_sq8_train(float *lo, float *scale, const float *x, uint64_t n,
+		   size_t dim);
+
+/*
+ * Do rows [0, n) of x lie within half a step of the quantiser's range
+ * [lo - scale/2, lo + 255.5 scale]?  1 if so, else 0.  A NaN component
+ * compares false, so it "fits" (and codes to 0): retraining would not
+ * help it.  Lets a growing index keep its codes while new rows fit.
+ */
+int vec_sq8_fits(const struct vec_sq8 *q, const float *x, size_t n);
+
+/*
+ * Code rows [0, n) of x (dim floats each) into codes (n x stride bytes,
+ * padding zeroed).  norms, if not NULL, gets the squared norm of each
+ * row's reconstruction (what l2 estimates need).
+ */
+void vec_sq8_encode(const struct vec_sq8 *q, const float *x, size_t n,
+		    uint8_t *codes, float *norms);
+
+/* The reconstructions of n code rows: x gets n x dim floats. */
+void vec_sq8_decode(const struct vec_sq8 *q, const uint8_t *codes, size_t n,
+		    float *x);
+
+/*
+ * Quantise one query x (dim floats): cq gets stride signed bytes (padding
+ * zeroed), *t the step of cq and *qlo = <x, lo> (see the contract).
+ * Computed in double, so no product overflows whatever x and the
+ * quantiser hold; a component that comes out NaN (a damaged vector or
+ * quantiser) is coded 0.  |cq[d]| <= 127, rounded half away from zero.
+ */
+void vec_sq8_query(const struct vec_sq8 *q, const float *x, int8_t *cq,
+		   float *t, float *qlo);
+
+/* The three outputs of vec_sq8_query, for callers that keep them together
+ * (cq points at stride bytes the caller provides). */
+struct vec_sq8_query {
+	int8_t *cq;
+	float t, qlo;
+};
+
+/*
+ * Estimates of a prepared query (cq, t, qlo from vec_sq8_query) against n
+ * consecutive code rows (smaller is better, see the contract): l2 when
+ * norms (n squared norms from vec_sq8_encode) is not NULL, else ip.
+ */
+void vec_sq8_scores(const struct vec_sq8 *q, const uint8_t *codes, size_t n,
+		    const float *norms, const int8_t *cq, float t, float qlo,
+		    float *out);
+
+/* One row's estimate from its integer dot product (vec_sq8_scores and
+ * callers of the gathered kernel share these, so both round alike). */
+static inline float vec_sq8_est_l2(float norm, float t, float qlo, int32_t dot)
+{
+	return norm - 2 * (qlo + t * (float)dot);
+}
+static inline float vec_sq8_est_ip(float t, float qlo, int32_t dot)
+{
+	return -(qlo + t * (float)dot);
+}
+
+/*
+ * ---- kernels ----
+ *
+ * out[j] = sum over the stride bytes of a code row (unsigned) times cq
+ * (signed), exactly, in 32 bits: |sum| <= 255 * 127 * stride < 2^31 for
+ * any stride up to 66,304 (VEC_DIM_MAX is 65,536).  stride is a multiple
+ * of VEC_SQ8_ALIGN and both rows are zero padded.
+ *   gather: rows ids[0..n) of codes (scattered: the next rows are
+ *           prefetched while one is summed), the graph's access;
+ *   scan:   rows 0..n) of codes, one after another, a list's access.
+ */
+typedef void (*vec_sq8_gather_fn)(const uint8_t *codes, size_t stride,
+				  const int8_t *cq, const uint32_t *ids,
+				  size_t n, int32_t *out);
+typedef void (*vec_sq8_scan_fn)(const uint8_t *codes, size_t stride,
+				const int8_t *cq, size_t n, int32_t *out);
+
+/* Kernel variants, in order of preference. */
+enum vec_sq8_level {
+	VEC_SQ8_SCALAR = 0,
+	VEC_SQ8_AVX2 = 1,    /* AVX2: bytes widened, vpmaddwd */
+	VEC_SQ8_AVX512 = 2,  /* AVX-512 BW: the same, 64 bytes a step */
+	VEC_SQ8_VNNI = 3,    /* AVX-512 VNNI: vpdpbusd */
+	VEC_SQ8_NLEVELS
+};
+
+struct vec_sq8_kernels {
+	int level;           /* enum vec_sq8_level */
+	const char *name;    /* "scalar", "avx2", "avx512", "vnni" */
+	vec_sq8_gather_fn gather;
+	vec_sq8_scan_fn scan;
+};
+
+/*
+ * The kernels for the SIMD level in use (vec_kernels(): VEC_SIMD, or
+ * vec_simd_select), with VNNI where the AVX-512 level is in use and the
+ * CPU has it.  Never NULL.  Looked up afresh on every call, so a caller
+ * that loops should keep the pointer.
+ */
+const struct vec_sq8_kernels *vec_sq8_kernels(void);
+
+/* One variant's kernels, or NULL if this build or CPU cannot run them
+ * (tests and benchmarks; the search uses vec_sq8_kernels). */
+const struct vec_sq8_kernels *vec_sq8_kernels_for(int level);
+
+/* The per-level kernels (sq8.c, sq8_<level>.c); only ever reached through
+ * the tables above, after the CPU check of their level passed. */
+void vec_sq8_gather_avx2(const uint8_t *codes, size_t stride, const int8_t *cq,
+			 const uint32_t *ids, size_t n, int32_t *out);
+void vec_sq8_scan_avx2(const uint8_t *codes, size_t stride, const int8_t *cq,
+		       size_t n, int32_t *out);
+void vec_sq8_gather_avx512(const uint8_t *codes, size_t stride,
+			   const int8_t *cq, const uint32_t *ids, size_t n,
+			   int32_t *out);
+void vec_sq8_scan_avx512(const uint8_t *codes, size_t stride, const int8_t *cq,
+			 size_t n, int32_t *out);
+void vec_sq8_gather_vnni(const uint8_t *codes, size_t stride, const int8_t *cq,
+			 const uint32_t *ids, size_t n, int32_t *out);
+void vec_sq8_scan_vnni(const uint8_t *codes, size_t stride, const int8_t *cq,
+		       size_t n, int32_t *out);
+
+#endif

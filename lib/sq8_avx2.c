@@ -1,0 +1,96 @@
+/*
+ * sq8_avx2.c - 8-bit quantiser kernels for AVX2 (compiled with -mavx2;
+ * reached only through sq8.c's table after the CPU check passed).
+ * Unsigned row codes times signed query codes, rows padded to 64 bytes
+ * (sq8.h).  vpmaddubsw would saturate its 16-bit pair sums (255 * 127 *
+ * 2), so the bytes are widened first and multiplied with vpmaddwd.
+ */
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+#include "sq8.h"
+
+#ifndef AHEAD
+#define AHEAD 2 /* rows prefetched ahead of the one being summed */
+#endif
+
+static inline void prefetch_row(const uint8_t *p, size_t stride)
+{
+	for (size_t o = 0; o < stride; o += 64)
+		_mm_prefetch((const char *)p + o, _MM_HINT_T0);
+}
+
+static inline int32_t hsum(__m256i s)
+{
+	__m128i h = _mm_add_epi32(_mm256_castsi256_si128(s),
+				  _mm256_extracti128_si256(s, 1));
+	h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
+	h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1));
+	return _mm_cvtsi128_si32(h);
+}
+
+/* The four sums of a, b, c, d, in that order. */
+static inline __m128i hsum4(__m256i a, __m256i b, __m256i c, __m256i d)
+{
+	__m256i ab = _mm256_hadd_epi32(a, b), cd = _mm256_hadd_epi32(c, d);
+	__m256i s = _mm256_hadd_epi32(ab, cd);
+	return _mm_add_epi32(_mm256_castsi256_si128(s),
+			     _mm256_extracti128_si256(s, 1));
+}
+
+/* One row against the query. */
+static inline int32_t dot_row(const uint8_t *x, const int8_t *q, size_t stride)
+{
+	__m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+
+	for (size_t i = 0; i < stride; i += 32) {
+		__m256i a0 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(x + i)));
+		__m256i b0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(q + i)));
+		__m256i a1 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(x + i + 16)));
+		__m256i b1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(q + i + 16)));
+		s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(a0, b0));
+		s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(a1, b1));
+	}
+	return hsum(_mm256_add_epi32(s0, s1));
+}
+
+void vec_sq8_gather_avx2(const uint8_t *codes, size_t stride, const int8_t *cq,
+			 const uint32_t *ids, size_t n, int32_t *out)
+{
+	for (size_t j = 0; j < n && j < AHEAD; j++)
+		prefetch_row(codes + (size_t)ids[j] * stride, stride);
+	for (size_t j = 0; j < n; j++) {
+		if (j + AHEAD < n)
+			prefetch_row(codes + (size_t)ids[j + AHEAD] * stride, stride);
+		out[j] = dot_row(codes + (size_t)ids[j] * stride, cq, stride);
+	}
+}
+
+/* Four rows at a time: each widened query chunk serves all four. */
+void vec_sq8_scan_avx2(const uint8_t *codes, size_t stride, const int8_t *cq,
+		       size_t n, int32_t *out)
+{
+	size_t j = 0;
+
+	for (; j + 4 <= n; j += 4) {
+		const uint8_t *x = codes + j * stride;
+		__m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+		__m256i s2 = _mm256_setzero_si256(), s3 = _mm256_setzero_si256();
+
+		for (size_t i = 0; i < stride; i += 16) {
+			__m256i b = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(cq + i)));
+#define ROW(r, s)                                                                  \
+	s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_cvtepu8_epi16(             \
+		_mm_loadu_si128((const __m128i *)(x + (r) * stride + i))), b))
+			ROW(0, s0);
+			ROW(1, s1);
+			ROW(2, s2);
+			ROW(3, s3);
+#undef ROW
+		}
+		_mm_storeu_si128((__m128i *)(out + j), hsum4(s0, s1, s2, s3));
+	}
+	for (; j < n; j++)
+		out[j] = dot_row(codes + j * stride, cq, stride);
+}
+#endif

@@ -1,0 +1,161 @@
+/*
+ * sq8_avx512.c - 8-bit quantiser kernels for AVX-512 (compiled with
+ * -mavx512f -mavx512bw; the VNNI ones add their own target).  sq8.c
+ * reaches them only after the CPU check of their level passed.
+ *
+ * Each row is a vector's 8-bit codes (unsigned) against the query's signed
+ * 8-bit codes; rows are padded to a multiple of 64 bytes, so there is no
+ * tail.  The gathered kernels prefetch the next rows while one is summed:
+ * those rows are scattered over the code array, and a miss per row would
+ * otherwise dominate.  The scanning kernels read consecutive rows, which
+ * the hardware prefetcher follows; they sum four rows at a time instead,
+ * so that each query load serves four rows and one reduction ends four.
+ */
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+#include "sq8.h"
+
+#ifndef AHEAD
+#define AHEAD 2 /* rows prefetched ahead of the one being summed */
+#endif
+
+/* Prefetch one row of codes into L1. */
+static inline void prefetch_row(const uint8_t *p, size_t stride)
+{
+	for (size_t o = 0; o < stride; o += 64)
+		_mm_prefetch((const char *)p + o, _MM_HINT_T0);
+}
+
+/* The four sums of a, b, c, d, in that order. */
+static inline __m128i hsum4(__m512i a, __m512i b, __m512i c, __m512i d)
+{
+#define HALF(v) _mm256_add_epi32(_mm512_castsi512_si256(v), \
+				 _mm512_extracti64x4_epi64(v, 1))
+	__m256i ab = _mm256_hadd_epi32(HALF(a), HALF(b));
+	__m256i cd = _mm256_hadd_epi32(HALF(c), HALF(d));
+	__m256i s = _mm256_hadd_epi32(ab, cd);
+#undef HALF
+	return _mm_add_epi32(_mm256_castsi256_si128(s),
+			     _mm256_extracti128_si256(s, 1));
+}
+
+/* ---- VNNI: vpdpbusd multiplies 64 unsigned by 64 signed bytes into 16 sums ---- */
+
+__attribute__((target("avx512vnni")))
+static inline int32_t dot_row_vnni(const uint8_t *x, const int8_t *q,
+				   size_t stride)
+{
+	__m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+	size_t i = 0;
+
+	for (; i + 128 <= stride; i += 128) {
+		s0 = _mm512_dpbusd_epi32(s0, _mm512_loadu_si512(x + i),
+					 _mm512_loadu_si512(q + i));
+		s1 = _mm512_dpbusd_epi32(s1, _mm512_loadu_si512(x + i + 64),
+					 _mm512_loadu_si512(q + i + 64));
+	}
+	if (i < stride)
+		s0 = _mm512_dpbusd_epi32(s0, _mm512_loadu_si512(x + i),
+					 _mm512_loadu_si512(q + i));
+	return _mm512_reduce_add_epi32(_mm512_add_epi32(s0, s1));
+}
+
+__attribute__((target("avx512vnni")))
+void vec_sq8_gather_vnni(const uint8_t *codes, size_t stride, const int8_t *cq,
+			 const uint32_t *ids, size_t n, int32_t *out)
+{
+	for (size_t j = 0; j < n && j < AHEAD; j++)
+		prefetch_row(codes + (size_t)ids[j] * stride, stride);
+	for (size_t j = 0; j < n; j++) {
+		if (j + AHEAD < n)
+			prefetch_row(codes + (size_t)ids[j + AHEAD] * stride, stride);
+		out[j] = dot_row_vnni(codes + (size_t)ids[j] * stride, cq, stride);
+	}
+}
+
+__attribute__((target("avx512vnni")))
+void vec_sq8_scan_vnni(const uint8_t *codes, size_t stride, const int8_t *cq,
+		       size_t n, int32_t *out)
+{
+	size_t j = 0;
+
+	for (; j + 4 <= n; j += 4) {
+		const uint8_t *x = codes + j * stride;
+		__m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+		__m512i s2 = _mm512_setzero_si512(), s3 = _mm512_setzero_si512();
+
+		for (size_t i = 0; i < stride; i += 64) {
+			__m512i b = _mm512_loadu_si512(cq + i);
+			s0 = _mm512_dpbusd_epi32(s0, _mm512_loadu_si512(x + i), b);
+			s1 = _mm512_dpbusd_epi32(s1, _mm512_loadu_si512(x + stride + i), b);
+			s2 = _mm512_dpbusd_epi32(s2, _mm512_loadu_si512(x + 2 * stride + i), b);
+			s3 = _mm512_dpbusd_epi32(s3, _mm512_loadu_si512(x + 3 * stride + i), b);
+		}
+		_mm_storeu_si128((__m128i *)(out + j), hsum4(s0, s1, s2, s3));
+	}
+	for (; j < n; j++)
+		out[j] = dot_row_vnni(codes + j * stride, cq, stride);
+}
+
+/* ---- without VNNI: widen to 16 bits and multiply-add pairs into 32 bits ---- */
+
+static inline __m512i madd_bytes(const uint8_t *x, __m512i b)
+{
+	return _mm512_madd_epi16(
+		_mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)x)), b);
+}
+
+static inline __m512i widen_query(const int8_t *q)
+{
+	return _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)q));
+}
+
+static inline int32_t dot_row_avx512(const uint8_t *x, const int8_t *q,
+				     size_t stride)
+{
+	__m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+
+	for (size_t i = 0; i < stride; i += 64) {
+		s0 = _mm512_add_epi32(s0, madd_bytes(x + i, widen_query(q + i)));
+		s1 = _mm512_add_epi32(s1, madd_bytes(x + i + 32, widen_query(q + i + 32)));
+	}
+	return _mm512_reduce_add_epi32(_mm512_add_epi32(s0, s1));
+}
+
+void vec_sq8_gather_avx512(const uint8_t *codes, size_t stride,
+			   const int8_t *cq, const uint32_t *ids, size_t n,
+			   int32_t *out)
+{
+	for (size_t j = 0; j < n && j < AHEAD; j++)
+		prefetch_row(codes + (size_t)ids[j] * stride, stride);
+	for (size_t j = 0; j < n; j++) {
+		if (j + AHEAD < n)
+			prefetch_row(codes + (size_t)ids[j + AHEAD] * stride, stride);
+		out[j] = dot_row_avx512(codes + (size_t)ids[j] * stride, cq, stride);
+	}
+}
+
+void vec_sq8_scan_avx512(const uint8_t *codes, size_t stride, const int8_t *cq,
+			 size_t n, int32_t *out)
+{
+	size_t j = 0;
+
+	for (; j + 4 <= n; j += 4) {
+		const uint8_t *x = codes + j * stride;
+		__m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+		__m512i s2 = _mm512_setzero_si512(), s3 = _mm512_setzero_si512();
+
+		for (size_t i = 0; i < stride; i += 32) {
+			__m512i b = widen_query(cq + i);
+			s0 = _mm512_add_epi32(s0, madd_bytes(x + i, b));
+			s1 = _mm512_add_epi32(s1, madd_bytes(x + stride + i, b));
+			s2 = _mm512_add_epi32(s2, madd_bytes(x + 2 * stride + i, b));
+			s3 = _mm512_add_epi32(s3, madd_bytes(x + 3 * stride + i, b));
+		}
+		_mm_storeu_si128((__m128i *)(out + j), hsum4(s0, s1, s2, s3));
+	}
+	for (; j < n; j++)
+		out[j] = dot_row_avx512(codes + j * stride, cq, stride);
+}
+#endif

@@ -1,0 +1,508 @@
+/*
+ * test_sq8.c - the 8-bit scalar quantiser: train/encode/decode within half
+ * a step, fits, the query's numerics, every kernel variant this CPU runs
+ * against an exact reference (scanned and gathered rows, the largest
+ * sums), the estimates against true distances within the quantisation
+ * bound, and constant dimensions.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sq8.h"
+#include "unit.h"
+#include "vec.h"
+
+
+static uint64_t rng_state;
+/* xorshift64: a fixed sequence, so that failures reproduce. */
+static uint64_t rng(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
+static double unif(void)
+{
+	return ((double)(rng() >> 11) + 0.5) / (double)(1ull << 53);
+}
+
+static float gauss(void)
+{
+	return (float)(sqrt(-2 * log(unif())) * cos(6.283185307179586 * unif()));
+}
+
+/* n x dim gaussian floats, each dimension with its own offset and spread. */
+static float *random_rows(size_t n, size_t dim)
+{
+	float *x = malloc(n * dim * sizeof *x);
+	for (size_t d = 0; d < dim; d++) {
+		float off = 3 * gauss(), sd = 0.1f + 2 * (float)unif();
+		for (size_t i = 0; i < n; i++)
+			x[i * dim + d] = off + sd * gauss();
+	}
+	return x;
+}
+
+/* The exact dot product of a code row and a query row, in 64 bits. */
+static int64_t ref_dot(const uint8_t *c, const int8_t *q, size_t stride)
+{
+	int64_t s = 0;
+	for (size_t i = 0; i < stride; i++)
+		s += (int64_t)c[i] * q[i];
+	return s;
+}
+
+static const size_t dims[] = { 1, 7, 63, 64, 65, 100, 200, 784 };
+#define NDIMS (sizeof dims / sizeof dims[0])
+
+static void test_stride(void)
+{
+	EXPECT(vec_sq8_stride(1) == 64);
+	EXPECT(vec_sq8_stride(64) == 64);
+	EXPECT(vec_sq8_stride(65) == 128);
+	EXPECT(vec_sq8_stride(784) == 832);
+	EXPECT(vec_sq8_stride(VEC_DIM_MAX) == VEC_DIM_MAX);
+}
+
+/* Every component within half a step of its reconstruction; the ends of
+ * each dimension's range code to 0 and 255; norms and padding. */
+static void test_round_trip(void)
+{
+	const size_t n = 300;
+
+	rng_state = 0x1234567887654321u;
+	for (size_t t = 0; t < NDIMS; t++) {
+		size_t dim = dims[t], stride = vec_sq8_stride(dim), bad = 0;
+		float *x = random_rows(n, dim), *r = malloc(n * dim * sizeof *r);
+		float *lo = malloc(dim * 4), *scale = malloc(dim * 4);
+		float *norms = malloc(n * 4);
+		uint8_t *codes = malloc(n * stride);
+		struct vec_sq8 q = vec_sq8_view(dim, lo, scale);
+
+		vec_sq8_train(lo, scale, x, n, dim);
+		EXPECT(q.stride == stride);
+		EXPECT(vec_sq8_fits(&q, x, n));
+		memset(codes, 0xaa, n * stride);
+		vec_sq8_encode(&q, x, n, codes, norms);
+		vec_sq8_decode(&q, codes, n, r);
+		for (size_t d = 0; d < dim; d++) {
+			int seen0 = 0, seen255 = 0;
+			EXPECT(scale[d] > 0);
+			for (size_t i = 0; i < n; i++) {
+				double e = fabs((double)r[i * dim + d] - x[i * dim + d]);
+				if (e > 0.5 * scale[d] * (1 + 1e-5) + 1e-6 * fabs(x[i * dim + d]))
+					bad++;
+				seen0 |= codes[i * stride + d] == 0;
+				seen255 |= codes[i * stride + d] == 255;
+			}
+			EXPECT_MSG(seen0 && seen255, "dim %zu: component %zu", dim, d);
+		}
+		EXPECT_MSG(bad == 0, "dim %zu: %zu components off by more than half a step",
+			   dim, bad);
+		bad = 0;
+		for (size_t i = 0; i < n; i++) {
+			double s = 0;
+			for (size_t d = 0; d < dim; d++)
+				s += (double)r[i * dim + d] * r[i * dim + d];
+			bad += norms[i] != (float)s;
+			for (size_t b = dim; b < stride; b++)
+				bad += codes[i * stride + b] != 0;
+		}
+		EXPECT_MSG(bad == 0, "dim %zu: %zu bad norms or padding bytes", dim, bad);
+		/* norms may be NULL: the same codes. */
+		{
+			uint8_t *c2 = malloc(n * stride);
+			vec_sq8_encode(&q, x, n, c2, NULL);
+			EXPECT(memcmp(c2, codes, n * stride) == 0);
+			free(c2);
+		}
+		free(x);
+		free(r);
+		free(lo);
+		free(scale);
+		free(norms);
+		free(codes);
+	}
+}
+
+/* Half a step beyond either end still fits; more does not. */
+static void test_fits(void)
+{
+	const float lo[2] = { -1, 10 }, scale[2] = { 0.01f, 0 };
+	struct vec_sq8 q = vec_sq8_view(2, lo, scale);
+	float x[2];
+
+	x[0] = -1; x[1] = 10;
+	EXPECT(vec_sq8_fits(&q, x, 1));
+	x[0] = -1 - 0.004f;
+	EXPECT(vec_sq8_fits(&q, x, 1));
+	x[0] = -1 - 0.006f;
+	EXPECT(!vec_sq8_fits(&q, x, 1));
+	x[0] = -1 + 2.555f - 0.001f;
+	EXPECT(vec_sq8_fits(&q, x, 1));
+	x[0] = -1 + 2.555f + 0.001f;
+	EXPECT(!vec_sq8_fits(&q, x, 1));
+	x[0] = 0; x[1] = 10.001f; /* a constant dimension: only its value */
+	EXPECT(!vec_sq8_fits(&q, x, 1));
+	EXPECT(vec_sq8_fits(&q, x, 0));
+}
+
+/* Query codes: |cq| <= 127 with 127 reached, t cq[d] within t/2 of
+ * x[d] scale[d], qlo = <x, lo>, rounding half away, NaN coded 0. */
+static void test_query(void)
+{
+	rng_state = 0x0badc0ffee0ddf00u;
+	for (size_t t = 0; t < NDIMS; t++) {
+		size_t dim = dims[t], stride = vec_sq8_stride(dim), bad = 0;
+		float *lo = malloc(dim * 4), *scale = malloc(dim * 4);
+		float *x = random_rows(1, dim), step, qlo;
+		int8_t *cq = malloc(stride);
+		struct vec_sq8 q = vec_sq8_view(dim, lo, scale);
+		double want = 0;
+		int amax = 0;
+
+		for (size_t d = 0; d < dim; d++) {
+			lo[d] = gauss();
+			scale[d] = 0.01f + (float)unif();
+			want += (double)x[d] * lo[d];
+		}
+		memset(cq, 0x55, stride);
+		vec_sq8_query(&q, x, cq, &step, &qlo);
+		EXPECT(step > 0);
+		EXPECT(qlo == (float)want);
+		for (size_t d = 0; d < dim; d++) {
+			double w = (double)x[d] * scale[d];
+			amax = abs(cq[d]) > amax ? abs(cq[d]) : amax;
+			bad += cq[d] < -127 || fabs(step * (double)cq[d] - w) > 0.5 * step * (1 + 1e-5);
+		}
+		for (size_t b = dim; b < stride; b++)
+			bad += cq[b] != 0;
+		EXPECT_MSG(bad == 0 && amax == 127, "dim %zu: %zu bad codes, max |cq| %d",
+			   dim, bad, amax);
+		free(lo);
+		free(scale);
+		free(x);
+		free(cq);
+	}
+	{
+		const float lo[3] = { 1, 2, 3 }, scale[3] = { 1, 1, 1 };
+		struct vec_sq8 q = vec_sq8_view(3, lo, scale);
+		int8_t cq[64];
+		float x[3] = { 127, 63.5f, -63.5f }, step, qlo;
+
+		vec_sq8_query(&q, x, cq, &step, &qlo);
+		EXPECT(step == 1 && cq[0] == 127 && cq[1] == 64 && cq[2] == -64);
+		EXPECT(qlo == 127 + 127 - 190.5f);
+		x[1] = NAN;
+		vec_sq8_query(&q, x, cq, &step, &qlo);
+		EXPECT(step == 1 && cq[0] == 127 && cq[1] == 0 && cq[2] == -64);
+		x[0] = x[1] = x[2] = 0;
+		vec_sq8_query(&q, x, cq, &step, &qlo);
+		EXPECT(step == 0 && qlo == 0 && !cq[0] && !cq[1] && !cq[2]);
+	}
+}
+
+/* Random codes and queries (padding zero), the extremes in a few rows. */
+static void fill_codes(uint8_t *c, int8_t *q, size_t n, size_t dim,
+		       size_t stride)
+{
+	memset(c, 0, n * stride);
+	memset(q, 0, stride);
+	for (size_t d = 0; d < dim; d++)
+		q[d] = (int8_t)((int)(rng() % 255) - 127);
+	for (size_t i = 0; i < n; i++)
+		for (size_t d = 0; d < dim; d++)
+			c[i * stride + d] = i % 7 == 3 ? 255 : (uint8_t)rng();
+}
+
+/* Every variant this build and CPU run; at least the scalar one. */
+static int variants(const struct vec_sq8_kernels **kr)
+{
+	int m = 0;
+	for (int l = 0; l < VEC_SQ8_NLEVELS; l++)
+		if ((kr[m] = vec_sq8_kernels_for(l)) != NULL) {
+			EXPECT(kr[m]->level == l);
+			m++;
+		}
+	return m;
+}
+
+/* The scanning kernel of every variant equals the reference exactly,
+ * from row counts 0 to past the 4-row blocks, on unaligned rows. */
+static void test_scan_levels(void)
+{
+	static const size_t counts[] = { 0, 1, 3, 4, 5, 8, 17, 301 };
+	const struct vec_sq8_kernels *kr[VEC_SQ8_NLEVELS];
+	int nk = variants(kr);
+
+	EXPECT(nk >= 1 && kr[0]->level == VEC_SQ8_SCALAR);
+	rng_state = 0xfeedfacecafebeefu;
+	for (size_t t = 0; t < NDIMS; t++) {
+		size_t dim = dims[t], stride = vec_sq8_stride(dim);
+		size_t nmax = counts[sizeof counts / sizeof counts[0] - 1];
+		uint8_t *buf = malloc(nmax * stride + 1), *c = buf + 1;
+		int8_t *qbuf = malloc(stride + 1), *q = qbuf + 1;
+		int32_t *out = malloc((nmax + 1) * 4);
+
+		fill_codes(c, q, nmax, dim, stride);
+		for (int k = 0; k < nk; k++)
+			for (size_t u = 0; u < sizeof counts / sizeof counts[0]; u++) {
+				size_t n = counts[u], bad = 0;
+				out[n] = 12345;
+				kr[k]->scan(c, stride, q, n, out);
+				for (size_t j = 0; j < n; j++)
+					bad += out[j] != ref_dot(c + j * stride, q, stride);
+				EXPECT_MSG(bad == 0 && out[n] == 12345,
+					   "%s: dim %zu, %zu rows: %zu wrong", kr[k]->name,
+					   dim, n, bad);
+			}
+		free(buf);
+		free(qbuf);
+		free(out);
+	}
+}
+
+/* The gathered kernel: random ids (repeats too) into the same rows. */
+static void test_gather_levels(void)
+{
+	const struct vec_sq8_kernels *kr[VEC_SQ8_NLEVELS];
+	int nk = variants(kr);
+	const size_t n = 500, m = 203;
+
+	rng_state = 0x5eed5eed5eed5eedu;
+	for (size_t t = 0; t < NDIMS; t++) {
+		size_t dim = dims[t], stride = vec_sq8_stride(dim);
+		uint8_t *c = malloc(n * stride);
+		int8_t *q = malloc(stride);
+		uint32_t ids[203];
+		int32_t out[204];
+
+		fill_codes(c, q, n, dim, stride);
+		for (size_t j = 0; j < m; j++)
+			ids[j] = (uint32_t)(rng() % n);
+		ids[0] = 0;
+		ids[m - 1] = (uint32_t)(n - 1);
+		for (int k = 0; k < nk; k++)
+			for (size_t cnt = 0; cnt <= m; cnt += cnt < 5 ? 1 : m - 5) {
+				size_t bad = 0;
+				out[cnt] = 12345;
+				kr[k]->gather(c, stride, q, ids, cnt, out);
+				for (size_t j = 0; j < cnt; j++)
+					bad += out[j] != ref_dot(c + ids[j] * stride, q, stride);
+				EXPECT_MSG(bad == 0 && out[cnt] == 12345,
+					   "%s: dim %zu, %zu ids: %zu wrong", kr[k]->name,
+					   dim, cnt, bad);
+			}
+		free(c);
+		free(q);
+	}
+}
+
+/* The largest sums there can be (VEC_DIM_MAX components of 255 times
+ * +-127) do not overflow on any level. */
+static void test_extremes(void)
+{
+	const struct vec_sq8_kernels *kr[VEC_SQ8_NLEVELS];
+	int nk = variants(kr);
+	size_t stride = vec_sq8_stride(VEC_DIM_MAX);
+	uint8_t *c = malloc(5 * stride);
+	int8_t *q = malloc(stride);
+	uint32_t ids[5] = { 4, 0, 2, 1, 3 };
+	int32_t out[5];
+
+	memset(c, 255, 5 * stride);
+	for (int sign = -1; sign <= 1; sign += 2) {
+		memset(q, sign * 127, stride);
+		for (int k = 0; k < nk; k++) {
+			int ok = 1;
+			kr[k]->scan(c, stride, q, 5, out);
+			for (int j = 0; j < 5; j++)
+				ok &= out[j] == sign * 255 * 127 * (int64_t)stride;
+			kr[k]->gather(c, stride, q, ids, 5, out);
+			for (int j = 0; j < 5; j++)
+				ok &= out[j] == sign * 255 * 127 * (int64_t)stride;
+			EXPECT_MSG(ok, "%s: sign %d", kr[k]->name, sign);
+		}
+	}
+	free(c);
+	free(q);
+}
+
+/* vec_sq8_kernels follows vec_simd_select: scalar, avx2, then avx512 or
+ * vnni, and whatever it picks gives the scalar sums. */
+static void test_dispatch(void)
+{
+	int saved = vec_kernels()->level, tried = 0;
+
+	for (int level = VEC_SIMD_SCALAR; level <= VEC_SIMD_NEON; level++) {
+		const struct vec_sq8_kernels *k;
+		if (!vec_kernels_for(level))
+			continue;
+		vec_simd_select(level);
+		k = vec_sq8_kernels();
+		tried++;
+		EXPECT(k != NULL && vec_sq8_kernels_for(k->level) == k);
+		if (level == VEC_SIMD_SCALAR || level == VEC_SIMD_NEON)
+			EXPECT(k->level == VEC_SQ8_SCALAR);
+		if (level == VEC_SIMD_AVX2)
+			EXPECT(k->level == VEC_SQ8_AVX2);
+		if (level == VEC_SIMD_AVX512)
+			EXPECT_MSG(k->level == (vec_sq8_kernels_for(VEC_SQ8_VNNI)
+							? VEC_SQ8_VNNI : VEC_SQ8_AVX512),
+				   "got %s", k->name);
+	}
+	vec_simd_select(saved);
+	EXPECT(tried >= 1 && vec_kernels()->level == saved);
+	EXPECT(vec_sq8_kernels_for(-1) == NULL);
+	EXPECT(vec_sq8_kernels_for(VEC_SQ8_NLEVELS) == NULL);
+}
+
+/*
+ * Estimates against true distances.  With r the reconstruction of y,
+ * s = scale and c the codes, the query's quantisation errs by at most
+ * t/2 per code unit and the row's by s/2 per component, so
+ *   ip: |est + <x,y>|               <= t/2 sum c + sum |x| s/2
+ *   l2: |est + |x|^2 - |x - y|^2|   <= 2 (the above) + sum s/2 |r + y|
+ * up to float rounding of the terms.  Each estimate must also be exactly
+ * the one formed from the scalar reference sum, on every SIMD level.
+ */
+/* constant_dims: 0 none, 1 every fourth (from 1), 2 all. */
+static int is_constant(size_t d, int constant_dims)
+{
+	return constant_dims == 2 || (constant_dims == 1 && d % 4 == 1);
+}
+
+static void check_scores(size_t dim, int constant_dims)
+{
+	const size_t n = 700, nq = 8;
+	size_t stride = vec_sq8_stride(dim), bad = 0, inexact = 0;
+	float *x = random_rows(n + nq, dim), *lo = malloc(dim * 4);
+	float *scale = malloc(dim * 4), *norms = malloc(n * 4);
+	float *r = malloc(n * dim * 4), *out = malloc(n * 4);
+	uint8_t *codes = malloc(n * stride);
+	int8_t *cq = malloc(stride);
+	struct vec_sq8 q = vec_sq8_view(dim, lo, scale);
+	int saved = vec_kernels()->level;
+	double maxrel = 0;
+
+	for (size_t i = 0; i < n + nq; i++)
+		for (size_t d = 0; d < dim; d++)
+			if (is_constant(d, constant_dims))
+				x[i * dim + d] = 0.75f + (float)d;
+	vec_sq8_train(lo, scale, x, n, dim);
+	vec_sq8_encode(&q, x, n, codes, norms);
+	vec_sq8_decode(&q, codes, n, r);
+	for (size_t d = 0; d < dim; d++)
+		if (is_constant(d, constant_dims))
+			EXPECT(scale[d] == 0 && codes[d] == 0 && r[d] == lo[d]);
+	for (size_t k = 0; k < nq; k++) {
+		const float *qx = x + (n + k) * dim;
+		float t, qlo;
+		double xx = 0;
+
+		vec_sq8_query(&q, qx, cq, &t, &qlo);
+		if (constant_dims == 2)
+			EXPECT(t == 0);
+		for (size_t d = 0; d < dim; d++)
+			xx += (double)qx[d] * qx[d];
+		for (int l2 = 0; l2 <= 1; l2++) {
+			vec_sq8_scores(&q, codes, n, l2 ? norms : NULL, cq, t, qlo, out);
+			for (size_t i = 0; i < n; i++) {
+				const float *y = x + i * dim, *ri = r + i * dim;
+				double xy = 0, yy = 0, sc = 0, sx = 0, sry = 0, truth, b;
+				int32_t dot = (int32_t)ref_dot(codes + i * stride, cq, stride);
+				float want = l2 ? vec_sq8_est_l2(norms[i], t, qlo, dot)
+						: vec_sq8_est_ip(t, qlo, dot);
+
+				inexact += out[i] != want;
+				for (size_t d = 0; d < dim; d++) {
+					xy += (double)qx[d] * y[d];
+					yy += (double)y[d] * y[d];
+					sc += codes[i * stride + d];
+					sx += fabs(qx[d]) * scale[d] / 2;
+					sry += scale[d] / 2 * fabs((double)ri[d] + y[d]);
+				}
+				b = t / 2.0 * sc + sx;
+				if (l2) {
+					truth = yy - 2 * xy; /* |x - y|^2 - |x|^2 */
+					b = 2 * b + sry;
+				} else {
+					truth = -xy;
+				}
+				/* float rounding of norms, qlo and t dot */
+				b += 1e-5 * (yy + xx + 2 * fabs(qlo) + 2 * fabs(t * (double)dot));
+				bad += !(fabs(out[i] - truth) <= b);
+				if (b > 0 && fabs(out[i] - truth) / b > maxrel)
+					maxrel = fabs(out[i] - truth) / b;
+			}
+		}
+	}
+	EXPECT_MSG(bad == 0, "dim %zu (constant %d): %zu estimates outside the bound",
+		   dim, constant_dims, bad);
+	EXPECT_MSG(inexact == 0, "dim %zu: %zu estimates differ from the reference",
+		   dim, inexact);
+	/* the bound is not vacuous: some error comes near it */
+	if (constant_dims < 2)
+		EXPECT_MSG(maxrel > 0.01, "dim %zu: largest error %.4f of the bound",
+			   dim, maxrel);
+	/* every SIMD level: the same estimates, bit for bit */
+	for (int level = VEC_SIMD_SCALAR; level <= VEC_SIMD_NEON; level++) {
+		float t, qlo, *o2 = malloc(n * 4);
+		if (!vec_kernels_for(level)) {
+			free(o2);
+			continue;
+		}
+		vec_sq8_query(&q, x + n * dim, cq, &t, &qlo);
+		vec_simd_select(VEC_SIMD_SCALAR);
+		vec_sq8_scores(&q, codes, n, norms, cq, t, qlo, out);
+		vec_simd_select(level);
+		vec_sq8_scores(&q, codes, n, norms, cq, t, qlo, o2);
+		EXPECT_MSG(memcmp(out, o2, n * 4) == 0, "level %d", level);
+		free(o2);
+	}
+	vec_simd_select(saved);
+	free(x);
+	free(lo);
+	free(scale);
+	free(norms);
+	free(r);
+	free(out);
+	free(codes);
+	free(cq);
+}
+
+static void test_scores_bound(void)
+{
+	rng_state = 0xabcdef0123456789u;
+	check_scores(1, 0);
+	check_scores(50, 0);
+	check_scores(100, 0);
+	check_scores(784, 0);
+}
+
+/* Constant dimensions (scale 0): some of them, then all of them. */
+static void test_constant(void)
+{
+	rng_state = 0x13579bdf2468ace0u;
+	check_scores(20, 1);
+	check_scores(20, 2);
+	check_scores(1, 2);
+}
+
+void suite_sq8(void)
+{
+	RUN(test_stride);
+	RUN(test_round_trip);
+	RUN(test_fits);
+	RUN(test_query);
+	RUN(test_scan_levels);
+	RUN(test_gather_levels);
+	RUN(test_extremes);
+	RUN(test_dispatch);
+	RUN(test_scores_bound);
+	RUN(test_constant);
+}
