@@ -4,8 +4,8 @@
 #   make test            C unit tests and the bats suite
 #   make test SAN=1      the same under AddressSanitizer + UBSan
 #   make demo            the iris example and an fvecs pipeline
-#   make bench           exact and HNSW search against FAISS and hnswlib
-#                        (BENCH_PART=exact|hnsw|all; see scripts/bench)
+#   make bench           exact, HNSW and IVF search against FAISS and hnswlib
+#                        (BENCH_PART=exact|hnsw|ivf|all; see scripts/bench)
 #   make install PREFIX=/usr/local DESTDIR=
 #
 # CC, CFLAGS, CPPFLAGS, LDFLAGS are yours; required flags live in ALL_CFLAGS.

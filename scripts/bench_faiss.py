@@ -37,9 +37,6 @@ import os
 # halves FAISS's multi-threaded speed on a small machine.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import ctypes
-import ctypes.util
-import gzip
 import json
 import platform
 import select
@@ -52,200 +49,11 @@ import time
 
 import numpy as np
 
-K = 10
-BW_BOUND = 30e9          # bytes/s: the memory-bandwidth bound used below
-RECALL_REL_EPS = 1e-5    # tie-aware recall: relative slack on the k-th distance
-
-
-# ---------------------------------------------------------------- file io --
-
-def read_vecs(path, dtype):
-    """Read an fvecs/ivecs file (optionally gzip-compressed) into (n, d)."""
-    with open(path, "rb") as f:
-        magic = f.read(2)
-    opener = gzip.open if magic == b"\x1f\x8b" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
-    if not raw:
-        return np.zeros((0, 0), dtype=dtype)
-    d = int(np.frombuffer(raw[:4], dtype="<i4")[0])
-    rec = 4 * (d + 1)
-    if d <= 0 or len(raw) % rec:
-        raise ValueError("%s: not a %s file of dimension %d" % (path, dtype, d))
-    a = np.frombuffer(raw, dtype="<i4").reshape(-1, d + 1)
-    if not (a[:, 0] == d).all():
-        raise ValueError("%s: mixed dimensions" % path)
-    return np.ascontiguousarray(a[:, 1:]).view(dtype)
-
-
-def write_fvecs(path, x):
-    x = np.ascontiguousarray(x, dtype="<f4")
-    n, d = x.shape
-    out = np.empty((n, d + 1), dtype="<i4")
-    out[:, 0] = d
-    out[:, 1:] = x.view("<i4")
-    out.tofile(path)
-
-
-def fvecs_records(x):
-    """One bytes object per vector, in fvecs layout."""
-    n, d = x.shape
-    out = np.empty((n, d + 1), dtype="<i4")
-    out[:, 0] = d
-    out[:, 1:] = np.ascontiguousarray(x, dtype="<f4").view("<i4")
-    return [out[i].tobytes() for i in range(n)]
-
-
-def parse_ivecs_ids(raw, k):
-    a = np.frombuffer(raw, dtype="<i4")
-    if a.size % (k + 1):
-        raise ValueError("vec-query output is not ivecs of dimension %d" % k)
-    a = a.reshape(-1, k + 1)
-    if a.size and not (a[:, 0] == k).all():
-        raise ValueError("vec-query output: records not of dimension %d" % k)
-    return a[:, 1:].astype(np.int64)
-
-
-def read_metric(set_dir):
-    with open(os.path.join(set_dir, "README.md"), encoding="utf-8") as f:
-        first = f.readline().strip()
-    if not first.startswith("metric:"):
-        raise ValueError("%s/README.md: first line is not 'metric: ...'" % set_dir)
-    word = first.split(":", 1)[1].split()[0].lower()
-    if word in ("cos", "cosine", "angular"):
-        return "cos"
-    if word in ("l2", "euclidean"):
-        return "l2"
-    if word in ("ip", "dot"):
-        return "ip"
-    raise ValueError("%s: unknown metric %r" % (set_dir, word))
-
-
-# ---------------------------------------------------------------- recall --
-
-def true_distances(base, queries, ids, metric):
-    """Exact distance (float64) of each returned id to its query, in the
-    ground truth's convention: squared L2, or 1 - cos.  Invalid ids -> inf."""
-    nq, k = ids.shape
-    valid = (ids >= 0) & (ids < base.shape[0])
-    safe = np.where(valid, ids, 0)
-    b = base[safe.ravel()].astype(np.float64).reshape(nq, k, -1)
-    q = queries.astype(np.float64)[:, None, :]
-    if metric == "l2":
-        dist = ((b - q) ** 2).sum(axis=2)
-    elif metric == "cos":
-        num = (b * q).sum(axis=2)
-        den = np.linalg.norm(b, axis=2) * np.linalg.norm(q, axis=2)
-        dist = 1.0 - num / np.where(den > 0, den, 1.0)
-    else:  # ip: larger is better; use the negated product as a distance
-        dist = -(b * q).sum(axis=2)
-    return np.where(valid, dist, np.inf)
-
-
-def recall_at_k(base, queries, ids, gt_dist, metric, k=K):
-    """Tie-aware recall@k: a returned id counts when its true distance is no
-    worse than the true k-th neighbour's (gt_dist[:, k-1]), with a relative
-    epsilon.  Repeated ids count once.  Returns the mean over queries."""
-    ids = np.asarray(ids, dtype=np.int64)[:, :k]
-    nq = ids.shape[0]
-    dist = true_distances(base, queries, ids, metric)
-    thr = gt_dist[:nq, k - 1].astype(np.float64)
-    thr = thr + RECALL_REL_EPS * np.abs(thr) + 1e-12
-    ok = dist <= thr[:, None]
-    hits = 0
-    for i in range(nq):
-        hits += len(set(ids[i][ok[i]].tolist()))
-    return hits / float(nq * k)
-
-
-# ------------------------------------------------------------- utilities --
-
-def median_time(fn, repeat, warmup=1):
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts), ts
-
-
-def ncpus():
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def loadavg():
-    try:
-        return os.getloadavg()[0]
-    except OSError:
-        return None
-
-
-def openblas_info():
-    """Config string and detected core of the OpenBLAS this process loaded."""
-    path = None
-    try:
-        with open("/proc/self/maps") as f:
-            for line in f:
-                name = os.path.basename(line.split()[-1])
-                if name.startswith("libopenblas") and ".so" in name:
-                    path = line.split()[-1]
-                    break
-    except OSError:
-        pass
-    if path is None:
-        path = ctypes.util.find_library("openblas")
-    info = {"library": path, "config": None, "corename": None, "threads": None}
-    if not path:
-        return info
-    try:
-        lib = ctypes.CDLL(path)
-        lib.openblas_get_config.restype = ctypes.c_char_p
-        lib.openblas_get_corename.restype = ctypes.c_char_p
-        info["config"] = lib.openblas_get_config().decode()
-        info["corename"] = lib.openblas_get_corename().decode()
-        info["threads"] = int(lib.openblas_get_num_threads())
-        info["handle"] = lib
-    except (OSError, AttributeError) as e:
-        info["error"] = str(e)
-    return info
-
-
-class VecError(RuntimeError):
-    pass
-
-
-def run_vec(argv, stdout=subprocess.DEVNULL, stdin=None):
-    p = subprocess.run(argv, stdout=stdout, stdin=stdin, stderr=subprocess.PIPE)
-    if p.returncode != 0:
-        msg = p.stderr.decode(errors="replace").strip().splitlines()
-        raise VecError("%s exited %d: %s" % (
-            " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(argv)),
-            p.returncode, msg[-1] if msg else "(no message)"))
-    return p
-
-
-def fmt(x, spec="%.0f"):
-    if x is None:
-        return "-"
-    if isinstance(x, str):
-        return x
-    return spec % x
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import (  # noqa: E402  (shared by the bench scripts)
+    BW_BOUND, K, VecError, cpu_model, find_base, fmt, fvecs_records, loadavg,
+    median_time, ncpus, openblas_info, parse_ivecs_ids, read_metric, read_vecs, recall_at_k,
+    run_vec, write_fvecs)
 
 
 # ------------------------------------------------------------ the bench --
@@ -281,13 +89,7 @@ class Bench:
         faiss = self.faiss
         d_dir = os.path.join(self.data_dir, name)
         metric = read_metric(d_dir)
-        base_path = None
-        for cand in ("base.fvecs", "base.fvecs.gz"):
-            if os.path.exists(os.path.join(d_dir, cand)):
-                base_path = os.path.join(d_dir, cand)
-                break
-        if base_path is None:
-            raise FileNotFoundError("%s: no base.fvecs[.gz]" % d_dir)
+        base_path = find_base(d_dir)
         query_path = os.path.join(d_dir, "query.fvecs")
         base = read_vecs(base_path, np.float32)
         queries = read_vecs(query_path, np.float32)

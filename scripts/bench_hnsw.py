@@ -8,8 +8,9 @@ Run through scripts/bench (BENCH_PART=hnsw or all), or directly:
 
 Needs numpy and faiss (Debian: python3-numpy python3-faiss), g++ and the
 hnswlib headers (libhnswlib-dev); optional: python3-hnswlib (the Python
-side) and gnuplot (the plots).  Shares file reading and recall with
-scripts/bench_faiss.py.
+side) and gnuplot (the plots).  Shares file reading, recall, the
+frontier interpolation and the plots with the other parts
+(scripts/benchlib.py).
 
 Sides, all with k=10, M (16 by default), efConstruction=200, one search
 thread, the same 1000 queries:
@@ -78,7 +79,6 @@ import re
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import json
-import math
 import shutil
 import signal
 import statistics
@@ -90,7 +90,10 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import bench_faiss as bf  # noqa: E402  (read_vecs, recall_at_k, ...)
+import benchlib as bl  # noqa: E402  (read_vecs, recall_at_k, ...)
+from benchlib import (  # noqa: E402
+    BenchError, env_list, fmt_qps, normalise, qps_at, read_ivecs_ids, run,
+    run_timed, write_f32)
 
 # BENCH_VEC_TIME=search: time vecutils by the search span vec-query --stats
 # reports (as the other sides are timed), instead of the whole process.
@@ -114,99 +117,8 @@ SHORT = {"vecutils": "vecutils", "hnswlib": "hnsw-nat", "python": "hnsw-py",
          "faiss": "faiss"}
 
 
-class BenchError(RuntimeError):
-    pass
-
-
-def env_list(name, default):
-    return os.environ.get(name, default).split()
-
-
 def hint(msg):
     sys.stderr.write(msg.rstrip() + "\n")
-
-
-# ------------------------------------------------------------ utilities --
-
-def run(argv, **kw):
-    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
-    if p.returncode != 0:
-        lines = p.stderr.decode(errors="replace").strip().splitlines()
-        raise BenchError("%s exited %d: %s" % (os.path.basename(argv[0]),
-                                               p.returncode,
-                                               lines[-1] if lines else "(no message)"))
-    return p
-
-
-def run_timed(argv):
-    """Run argv; (its standard output, wall seconds, CPU seconds of the
-    process: user + system over all its threads, from wait4)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        t0 = time.perf_counter()
-        p = subprocess.Popen(argv, stdout=out, stderr=err)
-        _, status, ru = os.wait4(p.pid, 0)
-        wall = time.perf_counter() - t0
-        p.returncode = rc = os.waitstatus_to_exitcode(status)
-        if rc != 0:
-            err.seek(0)
-            lines = err.read().decode(errors="replace").strip().splitlines()
-            raise BenchError("%s exited %d: %s" % (os.path.basename(argv[0]), rc,
-                                                   lines[-1] if lines else "(no message)"))
-        out.seek(0)
-        return out.read(), wall, ru.ru_utime + ru.ru_stime
-
-
-def write_f32(path, x):
-    np.ascontiguousarray(x, dtype="<f4").tofile(path)
-
-
-def normalise(x):
-    x = np.array(x, dtype=np.float32, copy=True)
-    n = np.linalg.norm(x, axis=1, keepdims=True)
-    x /= np.where(n > 0, n, 1.0)
-    return x
-
-
-def read_ivecs_ids(path, k):
-    with open(path, "rb") as f:
-        return bf.parse_ivecs_ids(f.read(), k)
-
-
-def pareto(points):
-    """Points (recall, qps) on the upper-right frontier, by recall ascending:
-    those that no other point beats on both recall and speed."""
-    pts = sorted(points, key=lambda p: (-p[0], -p[1]))
-    out, best = [], -1.0
-    for r, q in pts:
-        if q > best:
-            out.append((r, q))
-            best = q
-    return out[::-1]
-
-
-def qps_at(points, target):
-    """Queries/s at recall `target`, interpolated log-linearly in q/s between
-    the two frontier points around it.  ("n/a", None) when no point reaches
-    the target; (">=", q) when even the fastest point is above it (the
-    value is then that point's q/s, a lower bound)."""
-    fr = pareto(points)
-    if not fr or fr[-1][0] < target:
-        return None, "n/a"
-    if fr[0][0] >= target:
-        return fr[0][1], ">="
-    for (r0, q0), (r1, q1) in zip(fr, fr[1:]):
-        if r0 <= target <= r1:
-            if r1 == r0:
-                return max(q0, q1), "="
-            t = (target - r0) / (r1 - r0)
-            return math.exp(math.log(q0) + t * (math.log(q1) - math.log(q0))), "="
-    return None, "n/a"
-
-
-def fmt_qps(v, how):
-    if v is None:
-        return "n/a"
-    return (">" if how == ">=" else "") + "%.0f" % v
 
 
 # ------------------------------------------------------------- the sides --
@@ -284,17 +196,11 @@ class HnswBench:
     # -- one data set ---------------------------------------------------
     def run_set(self, name):
         d_dir = os.path.join(self.data_dir, name)
-        metric = bf.read_metric(d_dir)
-        base_path = None
-        for cand in ("base.fvecs", "base.fvecs.gz"):
-            if os.path.exists(os.path.join(d_dir, cand)):
-                base_path = os.path.join(d_dir, cand)
-                break
-        if base_path is None:
-            raise BenchError("%s: no base.fvecs[.gz]" % d_dir)
-        base = bf.read_vecs(base_path, np.float32)
-        queries_all = bf.read_vecs(os.path.join(d_dir, "query.fvecs"), np.float32)
-        gt_dist = bf.read_vecs(os.path.join(d_dir, "gt_dist.fvecs"), np.float32)
+        metric = bl.read_metric(d_dir)
+        base_path = bl.find_base(d_dir)
+        base = bl.read_vecs(base_path, np.float32)
+        queries_all = bl.read_vecs(os.path.join(d_dir, "query.fvecs"), np.float32)
+        gt_dist = bl.read_vecs(os.path.join(d_dir, "gt_dist.fvecs"), np.float32)
         nq = min(self.o["queries"], queries_all.shape[0], gt_dist.shape[0])
         queries = np.ascontiguousarray(queries_all[:nq])
         n, dim = base.shape
@@ -308,11 +214,11 @@ class HnswBench:
         os.makedirs(sdir, exist_ok=True)
         if base_path.endswith(".gz"):
             vec_base = os.path.join(sdir, "base.fvecs")
-            bf.write_fvecs(vec_base, base)
+            bl.write_fvecs(vec_base, base)
         else:
             vec_base = base_path
         vec_queries = os.path.join(sdir, "query.fvecs")
-        bf.write_fvecs(vec_queries, queries)
+        bl.write_fvecs(vec_queries, queries)
         if metric == "cos":
             xb, xq, space, faiss_metric = normalise(base), normalise(queries), "ip", "l2"
         else:
@@ -429,7 +335,7 @@ class HnswBench:
             # The fixed cost in each vec-query timing (spawn, open, exit):
             # one process answering a single query, for scale.
             q1 = os.path.join(sdir, "query1.fvecs")
-            bf.write_fvecs(q1, e["queries"][:1])
+            bl.write_fvecs(q1, e["queries"][:1])
             one = []
             argv1 = [self.vec("vec-query"), "-k", str(K), "--ef", str(K), "-j", "1",
                      "-F", "ivecs", "-q", search_idx, q1]
@@ -641,7 +547,7 @@ class HnswBench:
                     continue
                 med = statistics.median(times[s])
                 cmed = statistics.median(cpus[s])
-                rec = bf.recall_at_k(e["base"], e["queries"], ids, e["gt_dist"],
+                rec = bl.recall_at_k(e["base"], e["queries"], ids, e["gt_dist"],
                                      e["metric"], K)
                 pt = {"ef": ef, "s": med, "s_all": times[s], "cpu_s": cmed,
                       "cpu_s_all": cpus[s], "qps_wall": nq / med,
@@ -699,53 +605,28 @@ class HnswBench:
         sys.stdout.flush()
 
     def plot(self, res, plot_dir):
-        gp = shutil.which("gnuplot")
-        if not gp:
+        if not shutil.which("gnuplot"):
             return None
-        os.makedirs(plot_dir, exist_ok=True)
         tag = "%s-M%d" % (res["set"], res["M"])
         png = os.path.join(plot_dir, "hnsw-%s.png" % tag)
-        dat = []
-        curves = []
-        for s in ALL_SIDES:
-            pts = res["sweep"].get(s)
-            if not pts:
-                continue
-            path = os.path.join(self.tmp, "plot-%s-%s.dat" % (tag, s))
-            with open(path, "w") as f:
-                for p in pts:
-                    f.write("%.6f %.3f %d\n" % (p["recall"], p["qps"], p["ef"]))
-            dat.append(path)
-            curves.append("'%s' using 1:2 with linespoints title '%s'" % (
-                path, LABEL[s].replace("'", "")))
+        curves = [(LABEL[s], [(p["recall"], p["qps"], p["ef"])
+                              for p in res["sweep"][s]])
+                  for s in ALL_SIDES if res["sweep"].get(s)]
         if not curves:
             return None
-        lo = min(p["recall"] for s in res["sweep"].values() for p in s)
-        script = "\n".join([
-            "set terminal pngcairo size 1000,700 enhanced font ',11'",
-            "set output '%s'" % png,
-            "set title '%s (%s, n=%d, d=%d): recall@%d vs queries/s, k=%d, M=%d, "
-            "efConstruction=%d, 1 thread' noenhanced" % (
-                res["set"], res["metric"], res["n"], res["dim"], K, K, res["M"],
-                res["ef_construction"]),
-            "set xlabel 'recall@%d (tie-aware)' noenhanced" % K,
-            "set ylabel 'queries per second (%s time; log scale)'" % self.o["clock"],
-            "set logscale y",
-            "set grid xtics ytics mytics",
-            "set key bottom left",
-            "set xrange [%.3f:1.0]" % max(0.0, min(lo, 0.9) - 0.01),
-            "set label 1 'vecutils: %s; others: search call in process' "
-            "at graph 0.01, graph 0.97 font ',9' " % (
-                "search time (vec-query --stats)" if VEC_SEARCH_TIME else
-                "whole vec-query process per 1000 queries") +
-            "noenhanced",
-            "plot " + ", \\\n     ".join(curves),
-            ""])
-        p = subprocess.run([gp], input=script.encode(), stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE)
-        if p.returncode != 0:
-            self.note_error("gnuplot for %s: %s" % (tag, p.stderr.decode(
-                errors="replace").strip()[-300:]))
+        title = ("%s (%s, n=%d, d=%d): recall@%d vs queries/s, k=%d, M=%d, "
+                 "efConstruction=%d, 1 thread" % (
+                     res["set"], res["metric"], res["n"], res["dim"], K, K, res["M"],
+                     res["ef_construction"]))
+        note = "vecutils: %s; others: search call in process" % (
+            "search time (vec-query --stats)" if VEC_SEARCH_TIME else
+            "whole vec-query process per 1000 queries")
+        why = bl.plot_recall_qps(
+            png, title, curves,
+            "queries per second (%s time; log scale)" % self.o["clock"], note,
+            self.tmp)
+        if why:
+            self.note_error("gnuplot for %s: %s" % (tag, why))
             return None
         return png
 
@@ -881,7 +762,7 @@ def main():
 
     meta = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "loadavg_start": bf.loadavg(), "cpu": bf.cpu_model(), "cpus": bf.ncpus(),
+        "loadavg_start": bl.loadavg(), "cpu": bl.cpu_model(), "cpus": bl.ncpus(),
         "numpy": np.__version__, "faiss": getattr(faiss, "__version__", "?"),
         "hnswlib_python": getattr(hl, "__version__", None) if hl else None,
         "k": K, "repeat": opts["repeat"], "statistic": "median",
@@ -939,24 +820,14 @@ def main():
                         plots.append(r["plot"])
                         print("  plot: %s" % r["plot"], flush=True)
         summary(b.sets, opts["clock"])
-        meta["loadavg_end"] = bf.loadavg()
+        meta["loadavg_end"] = bl.loadavg()
         print("load average (1 min): %.2f at start, %.2f at end (sides are timed "
               "alternately, so background load falls on all)" % (
                   meta["loadavg_start"] or 0, meta["loadavg_end"] or 0))
         if plots:
             print("plots: " + " ".join(plots))
         result = {"meta": meta, "sets": b.sets, "errors": b.errors, "plots": plots}
-        doc = {}
-        if merge and os.path.exists(out_path):
-            try:
-                with open(out_path) as f:
-                    doc = json.load(f)
-            except (OSError, ValueError):
-                doc = {}
-        doc["hnsw"] = result
-        with open(out_path, "w") as f:
-            json.dump(doc, f, indent=1)
-            f.write("\n")
+        bl.write_results(out_path, "hnsw", result, merge)
         print("results written to %s%s" % (out_path, " (key \"hnsw\")" if merge else ""))
         if b.errors:
             print("errors:\n  " + "\n  ".join(b.errors))
