@@ -120,7 +120,7 @@ static const struct vec_flat_kernels flat_portable = {
 };
 
 /* The flat kernels matching the distance level in use. */
-static const struct vec_flat_kernels *flat_kernels(void)
+const struct vec_flat_kernels *vec_flat_kernels(void)
 {
 	switch (vec_kernels()->level) {
 #ifdef VEC_HAVE_X86
@@ -955,7 +955,7 @@ int vec_flat_search(const float *base, const float *norms, size_t n,
 	s.k = k < n ? k : n;
 	s.kout = k;
 	s.l2 = metric == VEC_METRIC_L2;
-	s.fk = flat_kernels();
+	s.fk = vec_flat_kernels();
 	s.kr = vec_kernels();
 
 	/* L2 through the wide kernel needs ||x||^2; make it if not given. */

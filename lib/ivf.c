@@ -37,6 +37,7 @@
 
 #include "internal.h"
 #include "ivf.h"
+#include "kernels.h"
 #include "kmeans.h"
 #include "pq.h"
 #include "sq8.h"
@@ -707,6 +708,9 @@ static void cands_free(struct cands *c)
 }
 
 struct scratch {
+	struct vec_topk heap;     /* flat payload: k (list, position) pairs */
+	uint64_t *hids;
+	float *hsc;
 	struct cands cand;        /* k, or refine x k to re-rank */
 	struct cands top;         /* k, re-ranked */
 	float *table;             /* m x ksub */
@@ -732,6 +736,7 @@ struct search {
 	const float *psc;        /* their scores (ip: <q, c>) */
 	int l2;
 	const struct vec_kernels *kr;
+	const struct vec_flat_kernels *fk;
 	struct scratch *sc;      /* one per worker */
 	uint64_t *ids;           /* this batch's rows of the output */
 	float *scores;
@@ -780,16 +785,25 @@ static void add_tables(float *restrict out, const float *restrict a,
 		out[e] = a[e] + b[e];
 }
 
-/* A list of full vectors. */
-static void scan_flat(const struct search *s, const struct list *l,
-		      const float *q, struct cands *c)
+/*
+ * A list of full vectors: the exact search's one-query kernel, into a heap
+ * whose ids are list << 32 | position (turned into vector ids at the end).
+ */
+static void scan_flat(const struct search *s, struct scratch *w, uint64_t j,
+		      const struct list *l, const float *q)
 {
-	size_t dim = s->g->dim;
-	for (uint64_t r = 0; r < l->len; r++) {
-		const float *x = (const float *)(const void *)l->data + r * dim;
-		float d = s->l2 ? s->kr->l2sq(q, x, dim) : -s->kr->dot(q, x, dim);
-		cand_push(c, l->ids[r], d);
-	}
+	struct vec_flat_narrow nw;
+	struct vec_topk *hp = &w->heap;
+
+	nw.q = q;
+	nw.nq = 1;
+	nw.x = (const float *)(const void *)l->data;
+	nw.nb = (size_t)l->len;
+	nw.dim = s->g->dim;
+	nw.id0 = j << 32;
+	nw.l2 = s->l2;
+	nw.heap = &hp;
+	s->fk->narrow(&nw);
 }
 
 /*
@@ -860,6 +874,7 @@ static void search_task(void *ctx, size_t i, int worker)
 	size_t got;
 
 	cands_reset(c);
+	vec_topk_reset(&w->heap);
 	/* Inner products: one table (or quantised query) for every list,
 	 * plus <q, c> per list.  l2 with the lists' fixed parts: the query's
 	 * part -2 <q_i, b_ic>, for every list. */
@@ -886,7 +901,7 @@ static void search_task(void *ctx, size_t i, int worker)
 			continue;
 		w->scanned += l->len;
 		if (g->codec == VEC_IVF_FLAT) {
-			scan_flat(s, l, q, c);
+			scan_flat(s, w, j, l, q);
 			continue;
 		}
 		cj = g->cent + j * g->dim;
@@ -933,6 +948,14 @@ static void search_task(void *ctx, size_t i, int worker)
 		for (uint64_t r = 0; r < l->len; r++)
 			cand_push(c, l->ids[r], bias + w->dist[r]);
 	}
+	if (g->codec == VEC_IVF_FLAT) {
+		/* (list, position) to vector ids; ties then go by id. */
+		size_t n = vec_topk_extract(&w->heap, w->hids, w->hsc);
+		for (size_t e = 0; e < n; e++) {
+			const struct list *l = &g->lists[w->hids[e] >> 32];
+			cand_push(c, l->ids[(uint32_t)w->hids[e]], w->hsc[e]);
+		}
+	}
 	got = cands_final(c, s->k2, !s->refine);
 	if (s->refine) {
 		rerank(s, w, q, got);
@@ -952,6 +975,9 @@ static void search_task(void *ctx, size_t i, int worker)
 
 static void scratch_free(struct scratch *w)
 {
+	vec_topk_free(&w->heap);
+	free(w->hids);
+	free(w->hsc);
 	cands_free(&w->cand);
 	cands_free(&w->top);
 	free(w->table);
@@ -981,6 +1007,11 @@ static int scratch_init(const struct search *s, struct scratch *w,
 		w->cq = malloc(g->esize);
 		w->dist = malloc(padded * sizeof *w->dist);
 		return w->cq && w->dist ? 0 : -1;
+	}
+	if (g->codec == VEC_IVF_FLAT) {
+		w->hids = malloc(s->k * sizeof *w->hids);
+		w->hsc = malloc(s->k * sizeof *w->hsc);
+		return vec_topk_init(&w->heap, s->k) || !w->hids || !w->hsc ? -1 : 0;
 	}
 	if (g->codec != VEC_IVF_PQ)
 		return 0;
@@ -1051,6 +1082,7 @@ int vec_ivf_search(const struct vec_ivf *g, const struct vec_vectors *v,
 	s.nprobe = nprobe;
 	s.l2 = g->metric == VEC_METRIC_L2;
 	s.kr = vec_kernels();
+	s.fk = vec_flat_kernels();
 	probe = malloc(batch * nprobe * sizeof *probe);
 	psc = malloc(batch * nprobe * sizeof *psc);
 	s.sc = calloc((size_t)threads < batch ? (size_t)threads : batch,

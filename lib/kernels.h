@@ -1,6 +1,6 @@
 /*
  * kernels.h - the compute core's private interface, shared by distance*.c
- * and flat*.c only.
+ * and flat*.c (and ivf.c, for the narrow kernel).
  *
  * Each SIMD level lives in its own object compiled with its own -m flags
  * (see the Makefile); the tables below are how the dispatcher in
@@ -68,6 +68,9 @@ struct vec_flat_kernels {
 
 extern const struct vec_flat_kernels vec_flat_avx2;
 extern const struct vec_flat_kernels vec_flat_avx512;
+/* The kernels matching the distance level in use (flat.c); ivf.c scans
+ * its lists of vectors with the narrow one. */
+const struct vec_flat_kernels *vec_flat_kernels(void);
 
 /*
  * Offer a candidate that passed a kernel's fast reject and refresh the
