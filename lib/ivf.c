@@ -696,7 +696,7 @@ static size_t cands_final(struct cands *c, size_t keep, int sorted)
 static int cands_init(struct cands *c, size_t keep)
 {
 	c->keep = keep;
-	c->cap = 2 * keep > 64 ? 2 * keep : 64;
+	c->cap = 4 * keep > 64 ? 4 * keep : 64;
 	c->key = malloc(c->cap * sizeof *c->key);
 	cands_reset(c);
 	return c->key ? 0 : -1;
