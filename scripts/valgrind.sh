@@ -34,7 +34,7 @@ count() {
 
 # The unit tests print "ok"/"not ok"; memcheck's reports go to stderr.
 # (The flat suite's large exact searches are left to the native runs.)
-$VG "$UNIT" error distance topk io file index hnsw >"$out" 2>&1
+$VG "$UNIT" error distance topk io file index hnsw kmeans ivf pq sq8 ivfpq >"$out" 2>&1
 st=$?
 cat "$out"
 count "$out" "$st"
