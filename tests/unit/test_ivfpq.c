@@ -26,14 +26,11 @@
 static uint64_t rs;
 static uint64_t rnd(void)
 {
-	rs ^= rs << 13;
-	rs ^= rs >> 7;
-	rs ^= rs << 17;
-	return rs;
+	return unit_xorshift(&rs);
 }
 static float noise(void)
 {
-	return (float)((double)(rnd() >> 11) / 9007199254740992.0 - 0.5);
+	return unit_uniform(&rs);
 }
 
 /* n points around 30 random centres, shifted off the origin (so that ip

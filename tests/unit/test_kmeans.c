@@ -17,16 +17,9 @@
 #define PER 300    /* points per cluster */
 
 static uint64_t rs;
-static uint64_t rnd(void)
-{
-	rs ^= rs << 13;
-	rs ^= rs >> 7;
-	rs ^= rs << 17;
-	return rs;
-}
 static float unit_noise(void)
 {
-	return (float)((double)(rnd() >> 11) / 9007199254740992.0 - 0.5);
+	return unit_uniform(&rs);
 }
 
 /* NC clusters of PER points, centre c at 100 c along axis c % DIM (plus a

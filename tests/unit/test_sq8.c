@@ -19,10 +19,7 @@ static uint64_t rng_state;
 /* xorshift64: a fixed sequence, so that failures reproduce. */
 static uint64_t rng(void)
 {
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
+	return unit_xorshift(&rng_state);
 }
 
 static double unif(void)

@@ -67,6 +67,21 @@ UNIT_SUITE void suite_pq(void);
 UNIT_SUITE void suite_sq8(void);
 UNIT_SUITE void suite_ivfpq(void);
 
+/* The tests' random numbers: xorshift64 on a state each test file seeds,
+ * so that a failure reproduces. */
+static inline uint64_t unit_xorshift(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+/* Uniform in [-0.5, 0.5). */
+static inline float unit_uniform(uint64_t *s)
+{
+	return (float)((double)(unit_xorshift(s) >> 11) / 9007199254740992.0 - 0.5);
+}
+
 /* Recompute every checksum of an index file image in place, so that a
  * deliberate change reaches the checks behind them (run.c). */
 void unit_reseal(uint8_t *b, size_t len);
