@@ -34,6 +34,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "internal.h"
 #include "ivf.h"
@@ -49,6 +50,7 @@
 #define CODEC_TRAIN_MAX 16384 /* residuals the codec is trained on, at most:
 				 what k-means samples for 256 centroids */
 #define ENCODE_CHUNK 1024 /* vectors encoded per task */
+#define PRE_ALIGN ((size_t)2 << 20) /* a huge page */
 
 struct list {
 	uint64_t len, cap;        /* entries; cap: owned room */
@@ -335,8 +337,19 @@ static struct vec_ivf *new_ivf(const struct vec_ivf_params *p, size_t dim,
 	set_codebook(g, g->own_cb);
 	g->cent = g->own_cent;
 	if (p->codec == VEC_IVF_PQ && metric == VEC_METRIC_L2) {
-		/* Pages are touched only as lists are probed. */
-		g->pre = calloc((size_t)nlist * g->pq.m * g->pq.ksub, sizeof *g->pre);
+		/* Pages are touched only as lists are probed; huge pages where
+		 * the system gives them, since a fault per 4 KiB page costs
+		 * more than filling it (8-bit tables run to 1 KiB a list and
+		 * sub-quantiser). */
+		size_t bytes = (size_t)nlist * g->pq.m * g->pq.ksub * sizeof *g->pre;
+		void *mem = NULL;
+		if (posix_memalign(&mem, PRE_ALIGN, bytes) == 0) {
+			g->pre = mem;
+#ifdef MADV_HUGEPAGE
+			if (bytes >= PRE_ALIGN)
+				(void)madvise(mem, bytes, MADV_HUGEPAGE); /* a hint */
+#endif
+		}
 		g->pre_state = calloc(nlist, 1);
 		if (!g->pre || !g->pre_state) {
 			free(g->pre);
