@@ -734,8 +734,10 @@ struct scratch {
 	uint32_t *pos;            /* 4 bits: positions below the threshold */
 	uint8_t *lut;             /* 4 bits: the quantised table ... */
 	float delta, lbias;       /* ... its step and offset */
-	int8_t *cq;               /* sq8: the quantised query ... */
-	float t, qlo;             /* ... its scale and offset */
+	int8_t *cq, *cq2;         /* sq8: the quantised query and what its
+	                             rounding left, times 254 ... */
+	float t, qlo;             /* ... their scale and offset */
+	int32_t *i1, *i2;         /* sq8: a list's integer dot products */
 	uint64_t scanned;
 };
 
@@ -788,6 +790,47 @@ static const float *list_pre(const struct vec_ivf *g, uint64_t j)
 	}
 	atomic_store_explicit(&g->pre_state[j], 2, memory_order_release);
 	return pre;
+}
+
+/*
+ * The query of an SQ8 list scan in two signed bytes a component: cq as
+ * vec_sq8_query makes it (the query's weights scaled to +-127), and cq2,
+ * the part its rounding dropped (within half a step), scaled by 254.  Two
+ * integer dot products then give the query to about 15 bits, so that the
+ * codes' own rounding is the only error left that matters.
+ */
+static void sq8_query2(const struct vec_ivf *g, const float *x,
+		       struct scratch *w)
+{
+	const struct vec_sq8 *q = &g->sq;
+	double inv;
+
+	vec_sq8_query(q, x, w->cq, &w->t, &w->qlo);
+	inv = w->t > 0 ? 1.0 / w->t : 0;
+	for (size_t d = 0; d < g->dim; d++) {
+		double e = (double)x[d] * q->scale[d] * inv - w->cq[d];
+		e *= 254;
+		if (!(e > -127.5 && e < 127.5))
+			e = e > 0 ? 127 : e < 0 ? -127 : 0;
+		w->cq2[d] = (int8_t)(int)(e + (e < 0 ? -0.5 : 0.5));
+	}
+	memset(w->cq2 + g->dim, 0, g->esize - g->dim);
+}
+
+/* Estimates of a list's SQ8 entries ("smaller is better", as
+ * vec_sq8_scores): l2 norms[i] - 2 <q, r_i>, ip -<q, r_i>. */
+static void sq8_scores2(const struct vec_ivf *g, struct scratch *w,
+			const struct list *l, float *out)
+{
+	const struct vec_sq8_kernels *k = vec_sq8_kernels();
+	size_t n = (size_t)l->len;
+
+	k->scan(l->data, g->esize, w->cq, n, w->i1);
+	k->scan(l->data, g->esize, w->cq2, n, w->i2);
+	for (size_t i = 0; i < n; i++) {
+		float dot = w->qlo + w->t * ((float)w->i1[i] + (float)w->i2[i] / 254.0f);
+		out[i] = l->norms ? l->norms[i] - 2 * dot : -dot;
+	}
 }
 
 /* out = a + b, n floats (restrict: the compiler vectorises it). */
@@ -902,7 +945,7 @@ static void search_task(void *ctx, size_t i, int worker)
 			vec_pq4_lut(w->table, g->pq.m, w->lut, &w->delta, &w->lbias);
 	}
 	if (sq && !s->l2)
-		vec_sq8_query(&g->sq, q, w->cq, &w->t, &w->qlo);
+		sq8_query2(g, q, w);
 	for (size_t p = 0; p < s->nprobe; p++) {
 		uint64_t j = s->probe[i * s->nprobe + p];
 		const struct list *l;
@@ -924,13 +967,12 @@ static void search_task(void *ctx, size_t i, int worker)
 			if (s->l2) {
 				for (size_t d = 0; d < g->dim; d++)
 					w->qres[d] = q[d] - cj[d];
-				vec_sq8_query(&g->sq, w->qres, w->cq, &w->t, &w->qlo);
+				sq8_query2(g, w->qres, w);
 				bias = s->kr->dot(w->qres, w->qres, g->dim);
 			} else {
 				bias = -s->psc[i * s->nprobe + p];
 			}
-			vec_sq8_scores(&g->sq, l->data, (size_t)l->len, l->norms,
-				       w->cq, w->t, w->qlo, w->dist);
+			sq8_scores2(g, w, l, w->dist);
 			for (uint64_t r = 0; r < l->len; r++)
 				cand_push(c, l->ids[r], bias + w->dist[r]);
 			continue;
@@ -1001,6 +1043,9 @@ static void scratch_free(struct scratch *w)
 	free(w->pos);
 	free(w->lut);
 	free(w->cq);
+	free(w->cq2);
+	free(w->i1);
+	free(w->i2);
 }
 
 static int scratch_init(const struct search *s, struct scratch *w,
@@ -1018,8 +1063,11 @@ static int scratch_init(const struct search *s, struct scratch *w,
 		return -1;
 	if (g->codec == VEC_IVF_SQ8) {
 		w->cq = malloc(g->esize);
+		w->cq2 = malloc(g->esize);
+		w->i1 = malloc(padded * sizeof *w->i1);
+		w->i2 = malloc(padded * sizeof *w->i2);
 		w->dist = malloc(padded * sizeof *w->dist);
-		return w->cq && w->dist ? 0 : -1;
+		return w->cq && w->cq2 && w->i1 && w->i2 && w->dist ? 0 : -1;
 	}
 	if (g->codec == VEC_IVF_FLAT) {
 		w->hids = malloc(s->k * sizeof *w->hids);
