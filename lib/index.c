@@ -20,11 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,7 +64,6 @@ struct vec_index {
 
 	/* File backing. */
 	int from_file;
-	atomic_int warmed;         /* the kept vectors' pages were mapped in */
 	void *map;
 	size_t map_len;
 	int lock_fd;               /* writer lock held, or -1 */
@@ -219,12 +214,6 @@ static int train_now(struct vec_index *idx, int type, struct vec_errbuf *eb)
 		nt = idx->train_at < idx->count ? idx->train_at : idx->count;
 		ip.train_size = nt;
 	}
-#ifdef __GLIBC__
-	/* Growing the collection left the blocks it outgrew free inside the
-	 * heap, still resident; give them back before training adds its
-	 * own, so that the peak is the collection plus training's needs. */
-	malloc_trim(0);
-#endif
 	if ((rc = vec_ivf_train(&g, &ip, idx->vecs, nt, idx->dim,
 				idx->metric, idx->threads, eb)) ||
 	    (rc = vec_ivf_add(g, idx->vecs, idx->count, idx->threads, eb))) {
@@ -420,17 +409,18 @@ static int attach_type(struct vec_index *idx, struct vec_errbuf *eb)
 	if (vec_type_is_ivf(idx->type)) {
 		struct vec_index_params p = VEC_INDEX_PARAMS_INIT;
 		struct vec_ivf_params want;
-		struct vec_ivf_stats st;
+		int codec;
+		uint32_t nlist;
 		v = vectors_of(idx);
 		if ((rc = vec_ivf_open(&idx->ivf, &idx->file, &v, eb)))
 			return rc;
 		/* R-IVF-2, R-IVF-3: the payload and list count of the type. */
 		p.type = idx->type;
 		ivf_params_of(&p, &want);
-		vec_ivf_stats(idx->ivf, &st);
-		if (st.codec != want.codec || (want.nlist == 1 && st.nlist != 1))
+		vec_ivf_layout(idx->ivf, &codec, &nlist);
+		if (codec != want.codec || (want.nlist == 1 && nlist != 1))
 			return VEC_CORRUPT(eb, "%s: section 'IVFP': payload %d with %u lists for type %s",
-					   idx->file.name, st.codec, st.nlist,
+					   idx->file.name, codec, nlist,
 					   vec_type_name(idx->type));
 		return VEC_OK;
 	}
@@ -833,20 +823,6 @@ int vec_index_add(struct vec_index *idx, size_t n, const float *x,
 	return rc;
 }
 
-#define WARM_BATCH 256 /* queries that make mapping all kept vectors pay */
-
-/* Populate the page tables of [p, p + len) of a read-only mapping. */
-static void warm(const void *p, size_t len)
-{
-	uintptr_t a = (uintptr_t)p & ~(uintptr_t)4095;
-	len += (uintptr_t)p - a;
-#ifdef MADV_POPULATE_READ
-	if (madvise((void *)a, len, MADV_POPULATE_READ) == 0)
-		return;
-#endif
-	(void)madvise((void *)a, len, MADV_WILLNEED); /* a hint only */
-}
-
 int vec_index_search(const struct vec_index *idx, size_t nq,
 		     const float *queries, size_t k,
 		     const struct vec_search_opts *opts, uint64_t *ids,
@@ -887,13 +863,6 @@ int vec_index_search(const struct vec_index *idx, size_t nq,
 	if (idx->ivf) {
 		struct vec_vectors v = vectors_of(idx);
 		struct vec_ivf_search_opts o;
-		/* A batch re-ranked on kept vectors reads rows all over VECS:
-		 * map its pages in at once (one call) instead of faulting them
-		 * in one by one.  Small batches keep the cheap open. */
-		if (idx->map && idx->vecs && nq >= WARM_BATCH && opts->refine != 0 &&
-		    vec_type_is_coded(idx->type) &&
-		    !atomic_exchange((atomic_int *)&idx->warmed, 1)) /* a cache flag */
-			warm(idx->vecs, idx->count * idx->dim * sizeof(float));
 		o.nprobe = opts->nprobe;
 		o.refine = opts->refine;
 		o.threads = opts->threads;

@@ -146,6 +146,12 @@ uint64_t vec_ivf_count(const struct vec_ivf *g)
 	return g->count;
 }
 
+void vec_ivf_layout(const struct vec_ivf *g, int *codec, uint32_t *nlist)
+{
+	*codec = g->codec;
+	*nlist = g->nlist;
+}
+
 int vec_ivf_keeps_vectors(const struct vec_ivf *g)
 {
 	return g->codec == VEC_IVF_FLAT || g->refine > 0;

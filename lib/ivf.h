@@ -91,6 +91,8 @@ void vec_ivf_free(struct vec_ivf *g);
 
 /* Vectors in the lists. */
 uint64_t vec_ivf_count(const struct vec_ivf *g);
+/* The payload (enum vec_ivf_codec) and the number of lists. */
+void vec_ivf_layout(const struct vec_ivf *g, int *codec, uint32_t *nlist);
 /* Does the index need the full vectors (the flat codec, or refining)? */
 int vec_ivf_keeps_vectors(const struct vec_ivf *g);
 
