@@ -740,22 +740,7 @@ def main():
                  "    apt-get install -y python3-hnswlib")
             opts["sides"].remove("python")
             notes.append("python3-hnswlib missing: python side skipped")
-    if os.environ.get("BENCH_FAISS_ONLY", "0") not in ("", "0") and \
-            "vecutils" in opts["sides"]:
-        opts["sides"].remove("vecutils")
-        notes.append("BENCH_FAISS_ONLY: vecutils side not run")
-    if "vecutils" in opts["sides"]:
-        try:
-            h = subprocess.run([os.path.join(vec_bin, "vec-build"), "--help"],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-            has_hnsw = b"hnsw" in h.stdout.lower()
-        except OSError:
-            has_hnsw = False
-        if not has_hnsw:
-            print("note: %s/vec-build has no hnsw index type; the vecutils side is "
-                  "skipped" % vec_bin)
-            opts["sides"].remove("vecutils")
-            notes.append("vec-build without hnsw: vecutils side skipped")
+    bl.drop_vec_side(opts["sides"], vec_bin, "hnsw", notes)
     if not shutil.which("gnuplot"):
         hint("bench: gnuplot is missing; no plots.\n    apt-get install -y gnuplot-nox")
         notes.append("gnuplot missing: no plots")

@@ -755,22 +755,7 @@ def main():
 
     import faiss
     notes = []
-    if os.environ.get("BENCH_FAISS_ONLY", "0") not in ("", "0") and \
-            "vecutils" in opts["sides"]:
-        opts["sides"].remove("vecutils")
-        notes.append("BENCH_FAISS_ONLY: vecutils side not run")
-    if "vecutils" in opts["sides"]:
-        try:
-            h = subprocess.run([os.path.join(vec_bin, "vec-build"), "--help"],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-            has_ivf = b"ivf" in h.stdout.lower()
-        except OSError:
-            has_ivf = False
-        if not has_ivf:
-            print("note: %s/vec-build has no ivf index type; the vecutils side is "
-                  "skipped" % vec_bin)
-            opts["sides"].remove("vecutils")
-            notes.append("vec-build without ivf: vecutils side skipped")
+    bl.drop_vec_side(opts["sides"], vec_bin, "ivf", notes)
     if not shutil.which("gnuplot"):
         hint("bench: gnuplot is missing; no plots.\n    apt-get install -y gnuplot-nox")
         notes.append("gnuplot missing: no plots")

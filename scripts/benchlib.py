@@ -448,3 +448,25 @@ def write_results(path, key, result, merge):
     with open(path, "w") as f:
         json.dump(doc, f, indent=1)
         f.write("\n")
+
+
+def drop_vec_side(sides, vec_bin, index_type, notes):
+    """Take "vecutils" out of sides (noting why in notes) when
+    BENCH_FAISS_ONLY is set or vec-build has no index_type."""
+    if "vecutils" not in sides:
+        return
+    if os.environ.get("BENCH_FAISS_ONLY", "0") not in ("", "0"):
+        sides.remove("vecutils")
+        notes.append("BENCH_FAISS_ONLY: vecutils side not run")
+        return
+    try:
+        h = subprocess.run([os.path.join(vec_bin, "vec-build"), "--help"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        has = index_type.encode() in h.stdout.lower()
+    except OSError:
+        has = False
+    if not has:
+        print("note: %s/vec-build has no %s index type; the vecutils side is "
+              "skipped" % (vec_bin, index_type))
+        sides.remove("vecutils")
+        notes.append("vec-build without %s: vecutils side skipped" % index_type)
