@@ -19,6 +19,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "vec.h"
 
@@ -57,6 +58,10 @@ enum {
 	OPT_NO_HEADER,
 	OPT_KEYS,
 	OPT_NO_KEYS,
+	OPT_IDS,
+	OPT_ID_COLUMN,
+	OPT_ID_START,
+	OPT_SHARD,
 	OPT_CMD_LAST,
 };
 /* Handle -f / --header / --no-header / --keys / --no-keys; 1 if handled. */
@@ -74,15 +79,43 @@ int cmd_input_option(int opt, const char *arg, struct vec_reader_opts *ro);
 	"      --header, --no-header  CSV/TSV: the first line is (not) a header\n" \
 	"      --keys, --no-keys   CSV/TSV: the first column is (not) a key\n"
 
+/* Where the vectors' ids come from, and which shard to keep (vec-build,
+ * vec-add). */
+struct cmd_ids {
+	const char *file;       /* --ids FILE, or NULL */
+	int column;             /* --id-column: CSV/TSV first column */
+	int have_start;         /* --id-start given */
+	uint64_t start;         /* --id-start N */
+	uint32_t shard, nshards; /* --shard I/N (nshards 0: keep all) */
+};
+/* Handle --ids / --id-column / --id-start / --shard; 1 if handled. */
+int cmd_id_option(int opt, const char *arg, struct cmd_ids *ids);
+/* Usage checks once every option is parsed (exits 2). */
+void cmd_id_check(const struct cmd_ids *ids, struct vec_reader_opts *ro);
+#define CMD_ID_LONG_OPTIONS                                        \
+	{ "ids", required_argument, NULL, OPT_IDS },               \
+	{ "id-column", no_argument, NULL, OPT_ID_COLUMN },         \
+	{ "id-start", required_argument, NULL, OPT_ID_START },     \
+	{ "shard", required_argument, NULL, OPT_SHARD }
+#define CMD_ID_HELP                                                          \
+	"      --ids=FILE          the vectors' ids, one per vector in input\n"  \
+	"                          order: text (one unsigned integer a line) or\n" \
+	"                          ivecs (records of dimension 1)\n"            \
+	"      --id-column         CSV/TSV: the first column is the vector's id\n" \
+	"      --id-start=N        number the vectors N, N+1, ... in input order\n" \
+	"      --shard=I/N         keep only the vectors of shard I of N (0 <= I\n" \
+	"                          < N), chosen by a hash of the id\n"
+
 /*
  * Read every input (paths; none or "-" is stdin) and append the vectors to
  * *idx.  If *idx is NULL it is created with the parameters p (p->dim is
- * taken from the first input).  Reports the bad record and returns 1 on
- * failure (the index may then hold part of the input: callers do not save
- * it).
+ * taken from the first input).  ids may be NULL (ids continue as the index
+ * numbers them).  Reports the bad record and returns 1 on failure (the
+ * index may then hold part of the input: callers do not save it).
  */
 int cmd_read_into_index(struct vec_index **idx,
 			const struct vec_index_params *p, char **inputs,
-			int ninputs, const struct vec_reader_opts *ro);
+			int ninputs, const struct vec_reader_opts *ro,
+			const struct cmd_ids *ids);
 
 #endif

@@ -8,13 +8,18 @@
 
 static const char usage_text[] =
 	"Usage: vec-add [OPTION]... INDEX [INPUT]...\n"
-	"Append the vectors of each INPUT to the index file INDEX.  Ids continue\n"
-	"from the index's count; the vectors must have the index's dimension.\n"
+	"Append the vectors of each INPUT to the index file INDEX; the vectors\n"
+	"must have the index's dimension.  Without --ids, --id-column or\n"
+	"--id-start, ids continue from the index's count, or from its largest id\n"
+	"+ 1 when it stores ids; an id already in INDEX is refused.\n"
 	"With no INPUT, or when INPUT is -, read standard input.  INDEX is\n"
 	"replaced atomically, and concurrent writers take turns (flock): a\n"
 	"failed vec-add leaves INDEX as it was.\n"
 	"\n"
 	CMD_INPUT_HELP
+	CMD_ID_HELP
+	"                          (with --shard, give the ids: --ids,\n"
+	"                          --id-column or --id-start)\n"
 	"  -j, --threads=N         worker threads (default: all cores)\n"
 	"  -q, --quiet             no progress line\n"
 	"  -h, --help              display this help and exit\n"
@@ -30,6 +35,7 @@ static const struct option long_options[] = {
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	CMD_INPUT_LONG_OPTIONS,
+	CMD_ID_LONG_OPTIONS,
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -39,12 +45,14 @@ int main(int argc, char **argv)
 	struct vec_errbuf eb = { 0 };
 	struct vec_index *idx = NULL;
 	struct vec_index_info info;
+	struct cmd_ids ids = { 0 };
 	const char *path;
 	int opt, threads = 0;
 
 	cmd_init("vec-add");
 	while ((opt = getopt_long(argc, argv, "f:j:qhV", long_options, NULL)) != -1) {
-		if (cmd_input_option(opt, optarg, &ro))
+		if (cmd_input_option(opt, optarg, &ro) ||
+		    cmd_id_option(opt, optarg, &ids))
 			continue;
 		switch (opt) {
 		case 'j': threads = cmd_threads(optarg); break;
@@ -56,6 +64,10 @@ int main(int argc, char **argv)
 	}
 	if (optind >= argc)
 		cmd_usage_error("no index given");
+	cmd_id_check(&ids, &ro);
+	/* A shard's own count means nothing to the other shards. */
+	if (ids.nshards && !ids.file && !ids.column && !ids.have_start)
+		cmd_usage_error("--shard needs the vectors' ids: --ids, --id-column or --id-start");
 	path = argv[optind++];
 
 	/* Hold the writer lock from reading the old index to renaming the
@@ -68,7 +80,8 @@ int main(int argc, char **argv)
 	}
 	vec_index_info(idx, &info);
 	vec_index_set_threads(idx, threads);
-	if (cmd_read_into_index(&idx, NULL, argv + optind, argc - optind, &ro)) {
+	if (cmd_read_into_index(&idx, NULL, argv + optind, argc - optind, &ro,
+				&ids)) {
 		vec_index_close(idx);
 		return cmd_finish(EXIT_RUNTIME);
 	}

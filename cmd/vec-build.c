@@ -43,13 +43,20 @@ static const char usage_text[] =
 	"                          re-rank R x k candidates on them (vec-query\n"
 	"                          --refine changes R per query)\n"
 	CMD_INPUT_HELP
+	CMD_ID_HELP
 	"  -j, --threads=N         worker threads (default: all cores)\n"
 	"  -q, --quiet             no progress line\n"
 	"  -h, --help              display this help and exit\n"
 	"  -V, --version           output version information and exit\n"
 	"\n"
+	"Without --ids, --id-column or --id-start, a vector's id is its place in\n"
+	"the input (from 0), and the index stores no ids.  With them, or with\n"
+	"--shard (ids then count from --id-start, default 0), the index stores\n"
+	"the ids, answers queries with them, and refuses an id given twice.\n"
+	"\n"
 	"Exit status: 0 success, 1 bad input or I/O error, 2 usage error.\n"
-	"Example: vec-build -m cos -o words.vec glove.fvecs\n";
+	"Example: vec-build -m cos -o words.vec glove.fvecs\n"
+	"         vec-build --shard 1/4 -o part1.vec glove.fvecs\n";
 
 enum { OPT_EFC = OPT_CMD_LAST, OPT_SEED, OPT_NLIST, OPT_TRAIN, OPT_PQ,
        OPT_PQ_BITS, OPT_REFINE };
@@ -74,6 +81,7 @@ static const struct option long_options[] = {
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	CMD_INPUT_LONG_OPTIONS,
+	CMD_ID_LONG_OPTIONS,
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -84,13 +92,15 @@ int main(int argc, char **argv)
 	struct vec_index *idx = NULL;
 	struct vec_index_params p = VEC_INDEX_PARAMS_INIT;
 	struct vec_index_info info;
+	struct cmd_ids ids = { 0 };
 	const char *output = NULL;
 	int type = 0, metric = VEC_METRIC_L2, opt, graph_opts = 0, seed_opt = 0;
 	int list_opts = 0, nlist_opt = 0, pq_opts = 0;
 
 	cmd_init("vec-build");
 	while ((opt = getopt_long(argc, argv, "o:t:m:M:f:j:qhV", long_options, NULL)) != -1) {
-		if (cmd_input_option(opt, optarg, &ro))
+		if (cmd_input_option(opt, optarg, &ro) ||
+		    cmd_id_option(opt, optarg, &ids))
 			continue;
 		switch (opt) {
 		case 'o': output = optarg; break;
@@ -149,6 +159,7 @@ int main(int argc, char **argv)
 	}
 	if (!output)
 		cmd_usage_error("no output index given (use -o INDEX)");
+	cmd_id_check(&ids, &ro);
 	if (!*output || !strcmp(output, "-"))
 		cmd_usage_error("the index must be a file, not '%s'", output);
 	if (type != VEC_TYPE_HNSW && type != 0 && graph_opts)
@@ -174,7 +185,8 @@ int main(int argc, char **argv)
 		 * what follows as it arrives (without --nlist: the whole
 		 * input, since the default nlist depends on the count). */
 		p.type = type;
-		if (cmd_read_into_index(&idx, &p, argv + optind, argc - optind, &ro)) {
+		if (cmd_read_into_index(&idx, &p, argv + optind, argc - optind, &ro,
+					&ids)) {
 			vec_index_close(idx);
 			return cmd_finish(EXIT_RUNTIME);
 		}
@@ -196,7 +208,8 @@ int main(int argc, char **argv)
 	/* Read everything first; then the graph (if any) is built over all
 	 * vectors at once, which threads well and lets -t auto decide. */
 	p.type = VEC_TYPE_FLAT;
-	if (cmd_read_into_index(&idx, &p, argv + optind, argc - optind, &ro)) {
+	if (cmd_read_into_index(&idx, &p, argv + optind, argc - optind, &ro,
+					&ids)) {
 		vec_index_close(idx);
 		return cmd_finish(EXIT_RUNTIME);
 	}

@@ -9,7 +9,7 @@
 static const char usage_text[] =
 	"Usage: vec-stat [OPTION]... INDEX...\n"
 	"Print what each index file holds: format version, type, metric,\n"
-	"dimension, count, keys, and bytes by section and per vector.\n"
+	"dimension, count, keys, ids, and bytes by section and per vector.\n"
 	"\n"
 	"      --verify            also check every checksum (header, section\n"
 	"                          table, each section); exit 1 on damage,\n"
@@ -49,6 +49,13 @@ static void print_text(const char *path, const struct vec_index_info *in,
 	printf("dim:            %zu\n", in->dim);
 	printf("count:          %llu\n", (unsigned long long)in->count);
 	printf("keys:           %s\n", keys ? "yes" : "no");
+	if (!in->has_ids)
+		printf("ids:            positions (0 to count-1)\n");
+	else if (in->count)
+		printf("ids:            stored, %llu to %llu\n",
+		       (unsigned long long)in->id_min, (unsigned long long)in->id_max);
+	else
+		printf("ids:            stored (none yet)\n");
 	printf("bytes:          %llu (%.1f per vector)\n",
 	       (unsigned long long)in->file_bytes, per);
 	printf("sections:       %zu\n", in->n_sections);
@@ -129,8 +136,13 @@ static void print_json(const char *path, const struct vec_index_info *in,
 	printf(",\"type\":\"%s\",\"metric\":\"%s\",\"dim\":%zu,\"count\":%llu",
 	       vec_type_name(in->type), vec_metric_name(in->metric), in->dim,
 	       (unsigned long long)in->count);
-	printf(",\"keys\":%s,\"bytes\":%llu,\"bytes_per_vector\":%.2f",
-	       keys ? "true" : "false", (unsigned long long)in->file_bytes,
+	printf(",\"keys\":%s,\"ids\":\"%s\"", keys ? "true" : "false",
+	       in->has_ids ? "stored" : "positions");
+	if (in->count)
+		printf(",\"id_min\":%llu,\"id_max\":%llu",
+		       (unsigned long long)in->id_min, (unsigned long long)in->id_max);
+	printf(",\"bytes\":%llu,\"bytes_per_vector\":%.2f",
+	       (unsigned long long)in->file_bytes,
 	       in->count ? (double)in->file_bytes / (double)in->count : 0.0);
 	fputs(",\"sections\":[", stdout);
 	for (size_t i = 0; i < in->n_sections; i++) {

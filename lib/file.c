@@ -59,6 +59,7 @@ static int known_section(uint32_t id)
 	 * (vec_file_find sees them) and ignored by readers that do not know
 	 * them.  Required ones this version understands: */
 	return id == VEC_SEC_VECS || id == VEC_SEC_NORM || id == VEC_SEC_KEYS ||
+	       id == VEC_SEC_IDS ||
 	       id == VEC_SEC_HNSP || id == VEC_SEC_HNS0 || id == VEC_SEC_HNSU ||
 	       id == VEC_SEC_IVFP || id == VEC_SEC_IVFC || id == VEC_SEC_IVFO ||
 	       id == VEC_SEC_IVFI || id == VEC_SEC_IVFV || id == VEC_SEC_IVFQ ||
@@ -377,7 +378,12 @@ int vec_file_write(const char *path, uint32_t type, uint32_t metric,
 		uint8_t *e = toc + i * VEC_FILE_TOC_ENTRY;
 		size_t pad;
 
-		off = (off + VEC_FILE_ALIGN - 1) / VEC_FILE_ALIGN * VEC_FILE_ALIGN;
+		/* The gap after the table is written too, so that a
+		 * section of length 0 still lies inside the file. */
+		pad = (size_t)((VEC_FILE_ALIGN - off % VEC_FILE_ALIGN) % VEC_FILE_ALIGN);
+		if (pad && pwrite_all(fd, zeros, pad, off) != 0)
+			goto io_fail;
+		off += pad;
 		s->offset = off;
 		s->crc32 = crc_of(s->data, s->length);
 		if (pwrite_all(fd, s->data, s->length, off) != 0)

@@ -37,6 +37,7 @@
 #define VEC_SEC_VECS VEC_FOURCC('V', 'E', 'C', 'S')
 #define VEC_SEC_NORM VEC_FOURCC('N', 'O', 'R', 'M')
 #define VEC_SEC_KEYS VEC_FOURCC('K', 'E', 'Y', 'S')
+#define VEC_SEC_IDS VEC_FOURCC('I', 'D', 'S', ' ')
 
 struct vec_file_section {
 	uint32_t id;          /* fourcc */

@@ -16,6 +16,11 @@
  *   NORM optional  count float32 squared norms (l2 only; recomputed if absent)
  *   KEYS optional  (count + 1) u64 offsets, then the key bytes; key i is the
  *                  bytes [off[i], off[i+1]), ending in its only NUL; "" = no key
+ *   IDS  required when present: count u64 ids, all different, none 2^64-1;
+ *                  without it a vector's id is its position
+ *
+ * Everything inside works on positions (0 .. count-1); stored ids appear
+ * only at the edges: given to vec_index_add_ids, returned by the search.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -53,12 +58,18 @@ struct vec_index {
 	const float *norms;        /* l2 only */
 	const uint64_t *key_off;   /* count + 1 entries, or NULL: no keys */
 	const char *key_blob;
+	const uint64_t *ids;       /* count stored ids, or NULL: positions */
 
 	/* Owned storage (after vec_index_new or a modification). */
 	int owned;
 	uint64_t cap;              /* vectors room */
 	float *own_vecs, *own_norms;
 	uint64_t *own_key_off;     /* cap + 1 entries when keys exist */
+	uint64_t *own_ids;         /* cap entries when ids are stored */
+	struct vec_idset idset;    /* the stored ids, once an add needs them */
+	int idset_ok;              /* idset holds every stored id */
+	uint64_t next_id;          /* largest stored id + 1, once known */
+	int next_id_ok;
 	char *own_blob;
 	uint64_t blob_len, blob_cap;
 
@@ -288,7 +299,7 @@ int vec_index_convert(struct vec_index *idx, const struct vec_index_params *p,
 static int attach_sections(struct vec_index *idx, struct vec_errbuf *eb)
 {
 	const struct vec_file *f = &idx->file;
-	const struct vec_file_section *vs, *ns, *ks;
+	const struct vec_file_section *vs, *ns, *ks, *is;
 	const char *name = f->name;
 	uint64_t want;
 
@@ -349,7 +360,48 @@ static int attach_sections(struct vec_index *idx, struct vec_errbuf *eb)
 		idx->key_off = off;
 		idx->key_blob = bytes;
 	}
+
+	is = vec_file_find(f, VEC_SEC_IDS);
+	if (is) {
+		/* R-SEC-7: IDS holds count u64 ids (their values are
+		 * checked by --verify and before a change). */
+		if (is->length != f->count * 8)
+			return VEC_CORRUPT(eb, "%s: section 'IDS ' is %llu bytes, expected %llu x 8",
+					   name, (unsigned long long)is->length,
+					   (unsigned long long)f->count);
+		idx->ids = (const uint64_t *)(const void *)is->data;
+	}
 	return VEC_OK;
+}
+
+/*
+ * R-SEC-7: the stored ids are all different and none is UINT64_MAX.  Into
+ * set when given (it then holds every id), else a set of its own.
+ */
+static int check_ids(const struct vec_index *idx, const char *name,
+		     struct vec_idset *set, struct vec_errbuf *eb)
+{
+	struct vec_idset tmp = { 0 };
+	int rc = VEC_OK;
+
+	if (!idx->ids)
+		return VEC_OK;
+	if (!set)
+		set = &tmp;
+	if (vec_idset_reserve(set, idx->count))
+		return vec_err(eb, VEC_E_NOMEM, "out of memory (%llu ids)",
+			       (unsigned long long)idx->count);
+	for (uint64_t i = 0; i < idx->count && !rc; i++) {
+		if (idx->ids[i] == UINT64_MAX)
+			rc = VEC_CORRUPT(eb, "%s: section 'IDS ': vector %llu: id 2^64-1 is reserved",
+					 name, (unsigned long long)i);
+		else if (vec_idset_insert(set, idx->ids[i]))
+			rc = VEC_CORRUPT(eb, "%s: section 'IDS ': vector %llu: id %llu is stored twice",
+					 name, (unsigned long long)i,
+					 (unsigned long long)idx->ids[i]);
+	}
+	vec_idset_free(&tmp);
+	return rc;
 }
 
 /* Every stored component (and l2 norm) is a finite number: no writer
@@ -369,7 +421,7 @@ static int check_values(const struct vec_index *idx, struct vec_errbuf *eb)
 			return VEC_CORRUPT(eb, "%s: vector %llu: its stored norm is not a finite number",
 					   name, (unsigned long long)i);
 	}
-	return VEC_OK;
+	return check_ids(idx, name, NULL, eb);
 }
 
 /* The graph's full link check, with the file named in the message. */
@@ -612,6 +664,8 @@ void vec_index_close(struct vec_index *idx)
 	free(idx->own_norms);
 	free(idx->own_key_off);
 	free(idx->own_blob);
+	free(idx->own_ids);
+	vec_idset_free(&idx->idset);
 	free(idx->path);
 	free(idx);
 }
@@ -647,6 +701,12 @@ static int reserve(struct vec_index *idx, uint64_t need, int want_keys,
 			if (!o)
 				return vec_err(eb, VEC_E_NOMEM, "out of memory");
 			idx->own_key_off = o;
+		}
+		if (idx->own_ids) {
+			uint64_t *o = realloc(idx->own_ids, (size_t)cap * sizeof *o);
+			if (!o)
+				return vec_err(eb, VEC_E_NOMEM, "out of memory");
+			idx->own_ids = o;
 		}
 		idx->cap = cap;
 	}
@@ -700,6 +760,13 @@ static int make_owned(struct vec_index *idx, struct vec_errbuf *eb)
 		idx->blob_len = blob;
 		idx->blob_cap = blob + 64;
 	}
+	if (idx->ids) {
+		idx->own_ids = malloc((size_t)idx->cap * sizeof(uint64_t));
+		if (!idx->own_ids)
+			return vec_err(eb, VEC_E_NOMEM, "out of memory");
+		memcpy(idx->own_ids, idx->ids, (size_t)n * sizeof(uint64_t));
+		idx->ids = idx->own_ids;
+	}
 	idx->owned = 1;
 	idx->vecs = idx->own_vecs;
 	idx->norms = idx->own_norms;
@@ -724,13 +791,110 @@ static int refuse(struct vec_errbuf *eb, size_t i, const char *fmt, ...)
 	return VEC_E_FORMAT;
 }
 
+/* The largest stored id + 1 (0 for none), computed once. */
+static uint64_t next_id(struct vec_index *idx)
+{
+	if (!idx->next_id_ok) {
+		uint64_t m = 0;
+		for (uint64_t i = 0; i < idx->count; i++)
+			if (idx->ids[i] + 1 > m)
+				m = idx->ids[i] + 1;
+		idx->next_id = m;
+		idx->next_id_ok = 1;
+	}
+	return idx->next_id;
+}
+
+/*
+ * The ids a batch will get, in out[0..n): given ones are checked against
+ * the stored ids and each other (the set then holds them), else they follow
+ * the largest stored id.  Nothing else of the index changes.
+ */
+static int batch_ids(struct vec_index *idx, size_t n, const uint64_t *ids,
+		     uint64_t *out, struct vec_errbuf *eb)
+{
+	const char *name = idx->file.name ? idx->file.name : "index";
+	int rc;
+
+	if (!ids) {
+		uint64_t first = next_id(idx);
+		if (first > UINT64_MAX - 1 - n)
+			return refuse(eb, 0, "no ids left after %llu",
+				      (unsigned long long)first - 1);
+		for (size_t i = 0; i < n; i++)
+			out[i] = first + i;
+		if (idx->idset_ok && vec_idset_reserve(&idx->idset, n))
+			idx->idset_ok = 0;
+		for (size_t i = 0; i < n && idx->idset_ok; i++)
+			if (vec_idset_insert(&idx->idset, out[i]) < 0)
+				idx->idset_ok = 0;
+		return VEC_OK;
+	}
+	if (!idx->idset_ok) {
+		vec_idset_free(&idx->idset);
+		if (idx->ids) {
+			if ((rc = check_ids(idx, name, &idx->idset, eb)))
+				return rc;
+		} else {
+			if (vec_idset_reserve(&idx->idset, idx->count))
+				return vec_err(eb, VEC_E_NOMEM, "out of memory");
+			for (uint64_t i = 0; i < idx->count; i++)
+				if (vec_idset_insert(&idx->idset, i) < 0)
+					return vec_err(eb, VEC_E_NOMEM, "out of memory");
+		}
+		idx->idset_ok = 1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (ids[i] == UINT64_MAX)
+			return refuse(eb, i, "id %llu is reserved (it marks a missing result)",
+				      (unsigned long long)ids[i]);
+		if (vec_idset_has(&idx->idset, ids[i]))
+			return refuse(eb, i, "id %llu is already in the index",
+				      (unsigned long long)ids[i]);
+	}
+	if (vec_idset_reserve(&idx->idset, n))
+		return vec_err(eb, VEC_E_NOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		if (vec_idset_insert(&idx->idset, ids[i])) {
+			/* Twice in the batch: the set now holds ids the index
+			 * does not; rebuild it next time. */
+			idx->idset_ok = 0;
+			return refuse(eb, i, "id %llu is already in the index",
+				      (unsigned long long)ids[i]);
+		}
+		out[i] = ids[i];
+	}
+	return VEC_OK;
+}
+
 int vec_index_add(struct vec_index *idx, size_t n, const float *x,
 		  const char *const *keys, struct vec_errbuf *eb)
 {
-	uint64_t start = idx->count, klen = 0;
-	float *tmp = NULL;
-	int want_keys = 0, rc;
+	return vec_index_add_ids(idx, n, x, keys, NULL, eb);
+}
 
+int vec_index_add_ids(struct vec_index *idx, size_t n, const float *x,
+		      const char *const *keys, const uint64_t *ids,
+		      struct vec_errbuf *eb)
+{
+	uint64_t start = idx->count, klen = 0, *bids = NULL;
+	float *tmp = NULL;
+	int want_keys = 0, rc, made_ids = 0;
+
+	if (n == 0 && ids && !idx->ids) {
+		/* No vectors, but ids from now on (an empty shard): the
+		 * index stores ids even before it holds any. */
+		if ((rc = make_owned(idx, eb)) || (rc = reserve(idx, 1, 0, eb)))
+			return rc;
+		idx->own_ids = malloc((size_t)idx->cap * sizeof(uint64_t));
+		if (!idx->own_ids)
+			return vec_err(eb, VEC_E_NOMEM, "out of memory");
+		for (uint64_t i = 0; i < idx->count; i++)
+			idx->own_ids[i] = i;
+		idx->ids = idx->own_ids;
+		idx->idset_ok = 0;
+		return VEC_OK;
+	}
 	if (n == 0)
 		return VEC_OK;
 	/* Validate everything first, so that a refused batch changes nothing. */
@@ -755,22 +919,54 @@ int vec_index_add(struct vec_index *idx, size_t n, const float *x,
 			return rc;
 		idx->graph_checked = 1;
 	}
+	if (ids || idx->ids) {
+		bids = malloc(n * sizeof *bids);
+		if (!bids)
+			return vec_err(eb, VEC_E_NOMEM, "out of memory");
+		if ((rc = batch_ids(idx, n, ids, bids, eb))) {
+			free(bids);
+			return rc;
+		}
+	}
 	if ((rc = make_owned(idx, eb)) ||
-	    (rc = reserve(idx, start + n, want_keys, eb)))
+	    (rc = reserve(idx, start + n, want_keys, eb))) {
+		free(bids);
+		idx->idset_ok = 0;
 		return rc;
+	}
+	if (bids && !idx->own_ids) {
+		/* The first ids: earlier vectors keep their positions. */
+		idx->own_ids = malloc((size_t)idx->cap * sizeof(uint64_t));
+		if (!idx->own_ids) {
+			free(bids);
+			idx->idset_ok = 0;
+			return vec_err(eb, VEC_E_NOMEM, "out of memory");
+		}
+		for (uint64_t i = 0; i < start; i++)
+			idx->own_ids[i] = i;
+		made_ids = 1;
+	}
+	if (bids) {
+		memcpy(idx->own_ids + start, bids, n * sizeof *bids);
+		idx->ids = idx->own_ids;
+	}
 	if (idx->own_key_off && idx->blob_len + klen + n > idx->blob_cap) {
 		uint64_t cap = idx->blob_cap * 2 + klen + n;
 		char *b = realloc(idx->own_blob, (size_t)cap);
-		if (!b)
-			return vec_err(eb, VEC_E_NOMEM, "out of memory");
+		if (!b) {
+			rc = vec_err(eb, VEC_E_NOMEM, "out of memory");
+			goto fail;
+		}
 		idx->own_blob = b;
 		idx->blob_cap = cap;
 	}
 	if (idx->novecs && idx->metric == VEC_METRIC_COS) {
 		/* Nowhere to keep them: normalise a copy for the encoder. */
 		tmp = malloc(n * idx->dim * sizeof *tmp);
-		if (!tmp)
-			return vec_err(eb, VEC_E_NOMEM, "out of memory");
+		if (!tmp) {
+			rc = vec_err(eb, VEC_E_NOMEM, "out of memory");
+			goto fail;
+		}
 		memcpy(tmp, x, n * idx->dim * sizeof *tmp);
 		for (size_t i = 0; i < n; i++)
 			vec_normalize(tmp + i * idx->dim, idx->dim);
@@ -813,14 +1009,65 @@ int vec_index_add(struct vec_index *idx, size_t n, const float *x,
 			rc = train_now(idx, idx->type, eb);
 	}
 	free(tmp);
-	if (rc) {
-		/* The graph or lists are as they were; so are the vectors the
-		 * count covers (the key bytes past it are unused). */
-		idx->count = start;
-		if (idx->own_key_off)
-			idx->blob_len = idx->own_key_off[start];
+	if (rc == VEC_OK) {
+		if (bids && idx->next_id_ok)
+			for (size_t i = 0; i < n; i++)
+				if (bids[i] + 1 > idx->next_id)
+					idx->next_id = bids[i] + 1;
+		free(bids);
+		return VEC_OK;
 	}
+fail:
+	/* The graph or lists are as they were; so are the vectors the
+	 * count covers (the key bytes and ids past it are unused). */
+	idx->count = start;
+	if (idx->own_key_off)
+		idx->blob_len = idx->own_key_off[start];
+	if (bids)
+		idx->idset_ok = 0;
+	if (made_ids) {
+		free(idx->own_ids);
+		idx->own_ids = NULL;
+		idx->ids = NULL;
+	}
+	free(bids);
 	return rc;
+}
+
+/*
+ * Positions to stored ids (and keys), then equal scores ordered by the
+ * smaller id, so that every index, and every merge of shards, lists ties
+ * the same way.
+ */
+static void finish_results(const struct vec_index *idx, size_t nq, size_t k,
+			   uint64_t *ids, float *scores, const char **keys)
+{
+	for (size_t q = 0; q < nq; q++) {
+		uint64_t *id = ids + q * k;
+		float *sc = scores + q * k;
+		const char **ky = keys ? keys + q * k : NULL;
+		size_t m = 0;
+
+		for (; m < k && id[m] != UINT64_MAX; m++) {
+			if (ky)
+				ky[m] = vec_index_key(idx, id[m]);
+			if (idx->ids)
+				id[m] = idx->ids[id[m]];
+		}
+		for (size_t r = m; ky && r < k; r++)
+			ky[r] = NULL;
+		for (size_t r = 1; r < m; r++)
+			for (size_t j = r; j > 0 && sc[j - 1] == sc[j] && id[j - 1] > id[j]; j--) {
+				uint64_t t = id[j];
+				id[j] = id[j - 1];
+				id[j - 1] = t;
+				if (ky) {
+					const char *kt = ky[j];
+					ky[j] = ky[j - 1];
+					ky[j - 1] = kt;
+				}
+			}
+	}
 }
 
 int vec_index_search(const struct vec_index *idx, size_t nq,
@@ -857,10 +1104,7 @@ int vec_index_search(const struct vec_index *idx, size_t nq,
 		struct vec_vectors v = vectors_of(idx);
 		rc = vec_hnsw_search(idx->graph, &v, q, nq, k, opts->ef,
 				     opts->threads, ids, scores, eb);
-		free(qn);
-		return rc;
-	}
-	if (idx->ivf) {
+	} else if (idx->ivf) {
 		struct vec_vectors v = vectors_of(idx);
 		struct vec_ivf_search_opts o;
 		o.nprobe = opts->nprobe;
@@ -868,21 +1112,23 @@ int vec_index_search(const struct vec_index *idx, size_t nq,
 		o.threads = opts->threads;
 		o.scanned = opts->scanned;
 		rc = vec_ivf_search(idx->ivf, &v, q, nq, k, &o, ids, scores, eb);
-		free(qn);
-		return rc;
+	} else {
+		rc = vec_flat_search(idx->vecs, idx->norms, (size_t)idx->count,
+				     idx->dim, idx->metric, q, nq, k,
+				     opts->threads, ids, scores);
+		if (rc)
+			rc = vec_err(eb, rc, "search failed: %s", vec_strerror(rc));
 	}
-	rc = vec_flat_search(idx->vecs, idx->norms, (size_t)idx->count, idx->dim,
-			     idx->metric, q, nq, k, opts->threads, ids, scores);
 	free(qn);
-	if (rc)
-		return vec_err(eb, rc, "search failed: %s", vec_strerror(rc));
-	return VEC_OK;
+	if (rc == VEC_OK)
+		finish_results(idx, nq, k, ids, scores, opts->keys);
+	return rc;
 }
 
 int vec_index_save(struct vec_index *idx, const char *path,
 		   struct vec_errbuf *eb)
 {
-	struct vec_file_section secs[3 + VEC_HNSW_MAX_SECTIONS + VEC_IVF_MAX_SECTIONS];
+	struct vec_file_section secs[4 + VEC_HNSW_MAX_SECTIONS + VEC_IVF_MAX_SECTIONS];
 	size_t ns = 0;
 	uint8_t *keys = NULL;
 	int lock_fd = -1, rc;
@@ -914,6 +1160,14 @@ int vec_index_save(struct vec_index *idx, const char *path,
 		secs[ns].id = VEC_SEC_KEYS;
 		secs[ns].data = keys;
 		secs[ns++].length = len;
+	}
+	if (idx->ids) {
+		/* Required: a reader that ignored it would answer with
+		 * positions, ids that mean something else. */
+		secs[ns].id = VEC_SEC_IDS;
+		secs[ns].flags = VEC_SEC_REQUIRED;
+		secs[ns].data = (const uint8_t *)idx->ids;
+		secs[ns++].length = idx->count * 8;
 	}
 	if (idx->graph) {
 		size_t ng = 0;
@@ -960,13 +1214,25 @@ int vec_index_verify(const struct vec_index *idx, struct vec_errbuf *eb)
 	return VEC_OK;
 }
 
-const char *vec_index_key(const struct vec_index *idx, uint64_t id)
+const char *vec_index_key(const struct vec_index *idx, uint64_t pos)
 {
 	const char *k;
-	if (!idx->key_off || id >= idx->count)
+	if (!idx->key_off || pos >= idx->count)
 		return NULL;
-	k = idx->key_blob + idx->key_off[id];
+	k = idx->key_blob + idx->key_off[pos];
 	return *k ? k : NULL;
+}
+
+int vec_index_has_ids(const struct vec_index *idx)
+{
+	return idx->ids != NULL;
+}
+
+uint64_t vec_index_id(const struct vec_index *idx, uint64_t pos)
+{
+	if (pos >= idx->count)
+		return UINT64_MAX;
+	return idx->ids ? idx->ids[pos] : pos;
 }
 
 int vec_index_has_keys(const struct vec_index *idx)
@@ -974,11 +1240,11 @@ int vec_index_has_keys(const struct vec_index *idx)
 	return idx->key_off != NULL;
 }
 
-const float *vec_index_vector(const struct vec_index *idx, uint64_t id)
+const float *vec_index_vector(const struct vec_index *idx, uint64_t pos)
 {
-	if (id >= idx->count || !idx->vecs)
+	if (pos >= idx->count || !idx->vecs)
 		return NULL;
-	return idx->vecs + id * idx->dim;
+	return idx->vecs + pos * idx->dim;
 }
 
 void vec_index_info(const struct vec_index *idx, struct vec_index_info *info)
@@ -990,6 +1256,7 @@ void vec_index_info(const struct vec_index *idx, struct vec_index_info *info)
 	info->count = idx->count;
 	info->read_version = VEC_FILE_READ_VERSION;
 	info->write_version = VEC_FILE_WRITE_VERSION;
+	info->has_ids = idx->ids != NULL;
 	if (!idx->from_file)
 		return;
 	info->read_version = idx->file.read_version;
@@ -1009,6 +1276,16 @@ void vec_index_info(const struct vec_index *idx, struct vec_index_info *info)
 void vec_index_stats(const struct vec_index *idx, struct vec_index_info *info)
 {
 	vec_index_info(idx, info);
+	if (idx->count) {
+		info->id_min = idx->ids ? UINT64_MAX : 0;
+		info->id_max = idx->ids ? 0 : idx->count - 1;
+		for (uint64_t i = 0; i < idx->count && idx->ids; i++) {
+			if (idx->ids[i] < info->id_min)
+				info->id_min = idx->ids[i];
+			if (idx->ids[i] > info->id_max)
+				info->id_max = idx->ids[i];
+		}
+	}
 	if (idx->graph) {
 		struct vec_hnsw_stats st;
 		vec_hnsw_stats(idx->graph, &st);

@@ -87,6 +87,23 @@ static inline int vec_host_is_le(void)
 int vec_pool_run(int threads, size_t ntasks,
 		 void (*fn)(void *ctx, size_t task, int worker), void *ctx);
 
+/* ---- ids (ids.c) ---- */
+
+/* A 64-bit mixing bijection (SplitMix64's finaliser). */
+uint64_t vec_id_mix(uint64_t id);
+
+/* A set of ids: open addressing, UINT64_MAX marks a free slot (no stored
+ * id may be UINT64_MAX).  Zero-initialised is empty. */
+struct vec_idset {
+	uint64_t *slot;
+	uint64_t cap, len;
+};
+int vec_idset_reserve(struct vec_idset *s, uint64_t n); /* room for n more */
+int vec_idset_has(const struct vec_idset *s, uint64_t id);
+/* 0 inserted, 1 already there, VEC_E_NOMEM. */
+int vec_idset_insert(struct vec_idset *s, uint64_t id);
+void vec_idset_free(struct vec_idset *s);
+
 /* ---- checked size arithmetic ---- */
 static inline int vec_mul_overflows(uint64_t a, uint64_t b, uint64_t *out)
 {

@@ -239,6 +239,28 @@ int vec_write_ivecs(FILE *f, const int32_t *v, size_t dim);
 int vec_write_csv(FILE *f, const char *key, const float *v, size_t dim,
 		  char sep);
 
+/* ---- ids and shards (ids.c) ---------------------------------------------- */
+
+/*
+ * The shard (0 .. nshards-1) that vector id belongs to: SplitMix64's
+ * finaliser of the id, modulo nshards (vec-build(1) gives the arithmetic).
+ */
+uint32_t vec_shard_of(uint64_t id, uint32_t nshards);
+
+/*
+ * A stream of ids, one per vector: ivecs records of dimension 1 (values
+ * >= 0), or text with one unsigned decimal integer a line; plain or gzip;
+ * path "-" or NULL is standard input.
+ */
+struct vec_id_reader;
+int vec_id_reader_open(struct vec_id_reader **out, const char *path,
+		       struct vec_errbuf *eb);
+/* Up to max ids; *got 0 at the end.  Bad records fail with VEC_E_FORMAT. */
+int vec_id_reader_read(struct vec_id_reader *r, uint64_t *ids, size_t max,
+		       size_t *got, struct vec_errbuf *eb);
+const char *vec_id_reader_name(const struct vec_id_reader *r);
+void vec_id_reader_close(struct vec_id_reader *r);
+
 /* ---- the index (index.c, flat.c, file.c) --------------------------------- */
 
 /* Index types.  Stored on disk: never renumber. */
@@ -349,6 +371,23 @@ void vec_index_close(struct vec_index *idx);
 int vec_index_add(struct vec_index *idx, size_t n, const float *x,
 		  const char *const *keys, struct vec_errbuf *eb);
 
+/*
+ * The same, with the vectors' ids (n of them; none may be UINT64_MAX, which
+ * marks a missing result).  An index given ids stores them (section IDS)
+ * and answers queries with them; vectors added before the first ids keep
+ * their positions as ids.  ids NULL: when the index stores ids, the new
+ * vectors get the ids following the largest stored one; otherwise their
+ * positions.  An id already in the index, or twice in the batch, is
+ * refused (eb->record names the vector), and the index is unchanged.
+ */
+int vec_index_add_ids(struct vec_index *idx, size_t n, const float *x,
+		      const char *const *keys, const uint64_t *ids,
+		      struct vec_errbuf *eb);
+/* Does the index store ids (else a vector's id is its position)? */
+int vec_index_has_ids(const struct vec_index *idx);
+/* The id of the vector at position pos, UINT64_MAX when pos is out of range. */
+uint64_t vec_index_id(const struct vec_index *idx, uint64_t pos);
+
 struct vec_search_opts {
 	int threads;  /* <= 0: all cores */
 	size_t ef;    /* hnsw: search list size; 0: the index's default */
@@ -357,15 +396,20 @@ struct vec_search_opts {
 	long refine;  /* coded types: re-rank refine x k candidates on the full
 	                 vectors; < 0: the index's default; 0: none */
 	uint64_t *scanned; /* ivf: if not NULL, list entries scanned are added */
+	const char **keys; /* if not NULL: nq * k key pointers, beside ids
+	                      (NULL: no key, or no result); valid while the
+	                      index is open and unchanged */
 };
-#define VEC_SEARCH_OPTS_INIT { 0, 0, 0, -1, NULL }
+#define VEC_SEARCH_OPTS_INIT { 0, 0, 0, -1, NULL, NULL }
 
 /*
  * k nearest neighbours of nq queries (nq * dim floats).  ids/scores hold
  * nq * k entries, best first; missing entries are UINT64_MAX and an
- * infinity (+ for l2, - for ip/cos).  Queries of a cos index are normalised
- * by the search (a zero query scores 0 against everything).  opts may be
- * NULL (defaults).  Exact for flat; approximate for hnsw and ivf.
+ * infinity (+ for l2, - for ip/cos).  ids are the stored ids, or the
+ * positions when the index stores none; equal scores are ordered by the
+ * smaller id.  Queries of a cos index are normalised by the search (a zero
+ * query scores 0 against everything).  opts may be NULL (defaults).  Exact
+ * for flat; approximate for hnsw and ivf.
  */
 int vec_index_search(const struct vec_index *idx, size_t nq,
 		     const float *queries, size_t k,
@@ -387,11 +431,12 @@ int vec_index_save(struct vec_index *idx, const char *path,
  * the vector of its id and every centroid is finite. */
 int vec_index_verify(const struct vec_index *idx, struct vec_errbuf *eb);
 
-/* The key of vector id, or NULL if it has none. */
-const char *vec_index_key(const struct vec_index *idx, uint64_t id);
+/* The key of the vector at position pos, or NULL if it has none. */
+const char *vec_index_key(const struct vec_index *idx, uint64_t pos);
 int vec_index_has_keys(const struct vec_index *idx);
-/* The stored vector id (normalised for cos), or NULL if out of range. */
-const float *vec_index_vector(const struct vec_index *idx, uint64_t id);
+/* The vector at position pos (normalised for cos), or NULL if out of range
+ * or not kept (coded types without refine). */
+const float *vec_index_vector(const struct vec_index *idx, uint64_t pos);
 
 #define VEC_SECTIONS_MAX 64
 
@@ -410,6 +455,9 @@ struct vec_index_info {
 	uint64_t file_bytes;  /* 0 for an index not backed by a file */
 	size_t n_sections;
 	struct vec_section_info sections[VEC_SECTIONS_MAX];
+	int has_ids;          /* stored ids (else ids are positions) */
+	uint64_t id_min, id_max; /* by vec_index_stats; 0 and count - 1
+	                            for positions, both 0 when empty */
 
 	/* Graph indexes (type hnsw), by vec_index_stats; zero otherwise. */
 	struct {
