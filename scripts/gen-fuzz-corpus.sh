@@ -45,6 +45,11 @@ done
 "$B/vec-build" -q -t sq8 --refine 3 --seed 1 -j 1 --keys -o "$T/sq8-keys.vec" "$T/keys.csv"
 seed index '\025' "$T/pq-refine.vec" pq-refine
 seed index '\067' "$T/sq8-keys.vec" sq8-keys
+# Stored ids: a shard, and ids of one's own beside keys.
+"$B/vec-build" -q -t flat --shard 1/2 -o "$T/flat-shard.vec" "$T/iris20.fvecs"
+"$B/vec-build" -q -t hnsw -M 4 --seed 3 -j 1 --id-start 1000 --keys -o "$T/hnsw-ids.vec" "$T/keys.csv"
+seed index '\025' "$T/flat-shard.vec" flat-shard
+seed index '\067' "$T/hnsw-ids.vec" hnsw-ids
 
 # Record streams.
 head -c $((68 * 3)) data/digits/base.fvecs >"$T/d3.fvecs"

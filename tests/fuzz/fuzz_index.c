@@ -81,6 +81,7 @@ FUZZ_TARGET(index)
 		float *q = malloc(dim * sizeof *q);
 		uint64_t ids[16];
 		float scores[16];
+		const char *keys[16];
 
 		if (!q)
 			abort();
@@ -88,15 +89,21 @@ FUZZ_TARGET(index)
 			q[i] = (float)((i * 7 + mode) % 13) * 0.25f - 1.0f;
 		so.threads = 1;
 		so.ef = (mode & 8) ? k : 0;
+		so.keys = keys;
 		for (int round = 0; round < 2; round++) {
 			if (vec_index_search(idx, 1, q, k, &so, ids, scores, &eb) == VEC_OK) {
 				for (size_t i = 0; i < k; i++) {
 					if (ids[i] == UINT64_MAX)
 						continue;
-					if (ids[i] >= info.count + (uint64_t)round)
-						abort(); /* a result that is no vector */
-					(void)vec_index_key(idx, ids[i]);
-					(void)vec_index_vector(idx, ids[i]);
+					uint64_t n = info.count + (uint64_t)round, p = 0;
+					/* A result that is no vector's id. */
+					while (p < n && vec_index_id(idx, p) != ids[i])
+						p++;
+					if (p == n)
+						abort();
+					if (keys[i] && keys[i] != vec_index_key(idx, p))
+						abort();
+					(void)vec_index_vector(idx, p);
 				}
 			} else if (!eb.msg[0]) {
 				abort();
