@@ -654,6 +654,7 @@ static int read_row(struct rd *r, struct vec_errbuf *eb)
 	size_t want = r->keys ? 5 : 4;
 	char *f[4], *p = r->line, *end, *key = NULL;
 	uint64_t query, rank, id, row = r->lineno;
+	size_t nf = count_fields(r->line, sep);
 	const char *stored;
 	float score, s;
 	int rc;
@@ -771,9 +772,9 @@ static int read_row(struct rd *r, struct vec_errbuf *eb)
 	m->n++;
 	return VEC_OK;
 fields:
-	return vec_err(eb, VEC_E_FORMAT, "%s:%llu: %zu fields, expected %zu (%s)",
-		       r->name, (unsigned long long)row,
-		       count_fields(r->line, sep), want,
+	return vec_err(eb, VEC_E_FORMAT, "%s:%llu: %zu field%s, expected %zu (%s)",
+		       r->name, (unsigned long long)row, nf, nf == 1 ? "" : "s",
+		       want,
 		       r->keys ? "query, rank, id, score, key" :
 				 "query, rank, id, score");
 }
