@@ -221,6 +221,8 @@ static void shard_task(void *ctx, size_t i, int worker)
 	else
 		so.threads = 1;
 	so.scanned = j->so.scanned ? &j->scanned[i] : NULL;
+	/* (When vec_search_opts returns keys: so.keys = j->keys ? j->keys +
+	 * off : NULL here, and shard_keys() goes.) */
 	j->rc[i] = vec_index_search(j->idx[i], j->nq, j->queries, j->k, &so,
 				    j->ids + off, j->scores + off, &j->eb[i]);
 	if (j->rc[i] == VEC_OK && j->keys)
