@@ -493,6 +493,99 @@ void vec_index_info(const struct vec_index *idx, struct vec_index_info *info);
 /* vec_index_info plus the graph figures, which read the whole graph. */
 void vec_index_stats(const struct vec_index *idx, struct vec_index_info *info);
 
+/* ---- several indexes, merged results (merge.c) --------------------------- */
+
+/*
+ * Is path an index file, by its first bytes (the magic of vec-index(5))?
+ * 1 if so; 0 if not, or if it cannot be read, or if it is not a regular
+ * file (a pipe is never an index, and its bytes must not be consumed).
+ */
+int vec_index_sniff(const char *path);
+
+/*
+ * Can these n indexes be searched as one: the same dimension and metric?
+ * A failure names the first index that differs and both values, as
+ * "b.vec: metric ip, expected l2 (a.vec's)" (VEC_E_DIM for a dimension,
+ * VEC_E_USAGE for a metric).  names[i] names index i in messages; names
+ * (or an entry) may be NULL: "index 2".
+ */
+int vec_shards_check(const struct vec_index *const *idx,
+		     const char *const *names, size_t n,
+		     struct vec_errbuf *eb);
+
+/*
+ * Search n indexes (shards of one collection: each holds some of its
+ * vectors) as one.  Each is searched as by vec_index_search, several at
+ * once on the opts->threads threads, and the answers of every query are
+ * merged into one top k: better score first (l2 smaller; ip, cos larger),
+ * equal scores by the smaller id, an id returned by two shards kept once,
+ * at its better score.  Scores are the shards' own, unchanged.  ids,
+ * scores: nq * k, padded as vec_index_search pads them.  keys: NULL, or
+ * nq * k key pointers (NULL where a vector has no key or the slot is
+ * empty), valid while the indexes are open.  opts->scanned, if set, gets
+ * the sum over the shards.  With n == 1 this is vec_index_search (plus the
+ * keys); otherwise a shard's failure is named as by vec_shards_check.
+ */
+int vec_shards_search(const struct vec_index *const *idx,
+		      const char *const *names, size_t n, size_t nq,
+		      const float *queries, size_t k,
+		      const struct vec_search_opts *opts, uint64_t *ids,
+		      float *scores, const char **keys, struct vec_errbuf *eb);
+
+/*
+ * The merge of result rows written by `vec-query --mergeable`: every run
+ * begins with its description line
+ *
+ *     #vec-query k=K metric=M format=F keys=Y\n
+ *
+ * (M l2, ip or cos; F tsv or csv; Y yes or no: a fifth column, the key),
+ * followed by its rows "query rank id score[ key]", separated by tabs or
+ * commas.  Streams may hold several runs one after another, and several
+ * streams may be read.  Every run must have the k and metric of the first;
+ * within a run, query numbers never go down, each query's ranks count
+ * 1, 2, ... up to at most k, and scores never get better.  A refusal
+ * (VEC_E_FORMAT) names the stream and the line: "r.tsv:7: ...".
+ *
+ * After the last read, vec_merge_finish keeps the best k rows of each
+ * query over all runs, in the order of vec_shards_search.  All rows are
+ * held in memory until then (queries x runs x k).
+ */
+struct vec_merge;
+
+struct vec_merge_info {
+	size_t k;          /* the runs' k */
+	int metric;        /* enum vec_metric */
+	int format;        /* the first run's: VEC_FMT_TSV or VEC_FMT_CSV */
+	int keys;          /* 1 if any run has the key column */
+	uint64_t runs, rows;
+	size_t queries;    /* after vec_merge_finish: queries with a row */
+};
+
+int vec_merge_new(struct vec_merge **out, struct vec_errbuf *eb);
+void vec_merge_free(struct vec_merge *m);
+/* Read every run of a file: path, or "-" / NULL for standard input. */
+int vec_merge_read(struct vec_merge *m, const char *path,
+		   struct vec_errbuf *eb);
+/* The same from an open stream; name (NULL: "stdin") is for messages. */
+int vec_merge_read_stream(struct vec_merge *m, FILE *f, const char *name,
+			  struct vec_errbuf *eb);
+/*
+ * Merge what was read: the best k rows of each query (k 0: the runs' k;
+ * more than the runs' k is refused).  No run at all is an error.
+ */
+int vec_merge_finish(struct vec_merge *m, size_t k, struct vec_errbuf *eb);
+void vec_merge_info(const struct vec_merge *m, struct vec_merge_info *info);
+/*
+ * After vec_merge_finish: the i-th query that has rows (i < info.queries,
+ * in increasing query number).  *query receives its number; ids, scores
+ * (and keys, if not NULL) receive k entries, padded as by
+ * vec_index_search.  Returns the number of real entries.  Keys stay valid
+ * until vec_merge_free.  An i past the last gives the empty answer (all
+ * padding) and *query UINT64_MAX.
+ */
+size_t vec_merge_result(const struct vec_merge *m, size_t i, uint64_t *query,
+			uint64_t *ids, float *scores, const char **keys);
+
 /* ---- small utilities (util.c) ------------------------------------------- */
 
 /* Strict number parsing for option values: whole string, in range. */

@@ -106,7 +106,8 @@ wait_lines() {
 @test "vec-query --help prints the usage on stdout and exits 0" {
 	run --separate-stderr vec_query --help
 	expect_ok
-	[[ "${lines[0]}" == "Usage: vec-query [OPTION]... INDEX [QUERIES]..." ]]
+	[[ "${lines[0]}" == "Usage: vec-query [OPTION]... INDEX [INDEX]... [QUERIES]..." ]]
+	[[ "${lines[1]}" == "  or:  vec-query --merge [OPTION]... [RESULTS]..." ]]
 	[[ "$output" == *"-k, --k=K"* ]]
 	[ -z "$stderr" ]
 }

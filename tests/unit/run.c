@@ -76,6 +76,7 @@ int main(int argc, char **argv)
 	SUITE(sq8);
 	SUITE(ivfpq);
 	SUITE(ids);
+	SUITE(merge);
 	rm_rf(unit_tmpdir);
 	printf("unit: %d passed, %d failed\n", unit_passed, unit_failed);
 	return unit_failed ? 1 : 0;

@@ -67,6 +67,7 @@ UNIT_SUITE void suite_pq(void);
 UNIT_SUITE void suite_sq8(void);
 UNIT_SUITE void suite_ivfpq(void);
 UNIT_SUITE void suite_ids(void);
+UNIT_SUITE void suite_merge(void);
 
 /* The tests' random numbers: xorshift64 on a state each test file seeds,
  * so that a failure reproduces. */
