@@ -317,35 +317,38 @@ EOF
 	need_parallel
 	shard_build -j 2 -n 4 -d s "$B" -- -t flat </dev/null
 	one_index one.vec "$B"
-	for f in csv ivecs jsonl fvecs; do
+	for f in csv jsonl fvecs; do
 		vec_query -k 5 -F "$f" one.vec "$Q" >"one.$f"
 		[ -s "one.$f" ]
 	done
 	shard_query -n 4 -d s -k 5 -F csv "$Q" >sharded.csv
-	shard_query -n 4 -d s -k 5 -F ivecs "$Q" >sharded.ivecs
 	# queries on standard input (none given, or -), gzip'd; one thread a search
 	gzip -n -c "$Q" >q.gz
 	shard_query -n 4 -d s -k 5 -F jsonl <q.gz >sharded.jsonl
 	shard_query -n 4 -d s -k 5 -F fvecs - -- -j 1 <"$Q" >sharded.fvecs
-	for f in csv ivecs jsonl fvecs; do
+	for f in csv jsonl fvecs; do
 		assert_same "sharded.$f" "one.$f"
 	done
 }
 
-@test "the README's plain parallel commands build the same shards and give the same rows" {
+@test "the README's commands of one machine: the same shards, the same rows" {
 	need_parallel
 	PATH="$VEC_BIN:$PATH"
-	timeout 120 parallel --will-cite -j2 vec-build -q -t flat --shard {}/4 --id-start 0 -o shard{}.vec "$B" \
+	cp "$B" base.fvecs
+	cp "$Q" queries.fvecs
+	timeout 120 parallel --will-cite -j2 vec-build -q --shard {}/4 -o shard{}.vec base.fvecs \
 		::: 0 1 2 3 </dev/null
-	timeout 120 parallel --will-cite -j4 vec-query --mergeable -k 10 shard{}.vec "$Q" ::: 0 1 2 3 </dev/null |
-		timeout 60 vec-query --merge -k 10 >plain.tsv
-	shard_build -j 2 -n 4 -d s "$B" -- -t flat </dev/null
+	timeout 60 vec-query -k 10 shard0.vec shard1.vec shard2.vec shard3.vec queries.fvecs >one-query.tsv
+	timeout 120 parallel --will-cite vec-query --mergeable -k 10 shard{}.vec queries.fvecs \
+		::: 0 1 2 3 </dev/null | timeout 60 vec-query --merge -k 10 >merged.tsv
+	shard_build -j 2 -n 4 -d s base.fvecs </dev/null
 	for i in 0 1 2 3; do
 		assert_same "shard$i.vec" "s/shard$i.vec"
 	done
-	one_index one.vec "$B"
-	vec_query -k 10 one.vec "$Q" >one.tsv
-	assert_same plain.tsv one.tsv
+	one_index one.vec base.fvecs
+	vec_query -k 10 one.vec queries.fvecs >one.tsv
+	assert_same one-query.tsv one.tsv
+	assert_same merged.tsv one.tsv
 }
 
 @test "vec-build options after -- reach every shard (hnsw, cos), vec-query options every search" {
