@@ -544,6 +544,12 @@ EOF
 	expect_usage $u "one QUERIES file at most (or standard input)"
 	run --separate-stderr shard_query --transfer -n 3 -d s "$DATA/iris/query.fvecs"
 	expect_usage $u "--transfer needs remote hosts, not ':' (this machine, which has the files)"
+	# binary output to a terminal (when script(1) can make one here)
+	if command -v script >/dev/null && script -qec true /dev/null </dev/null >/dev/null 2>&1; then
+		run script -qec "VEC_BIN='$VEC_BIN' '$SCRIPTS/vec-shard-query' -n 3 -d s -F fvecs q.fvecs" /dev/null </dev/null
+		assert_eq "$status" 2
+		[[ "$output" == *"$u: refusing to write binary fvecs output to a terminal"* ]]
+	fi
 	# exit 1: a shard missing, a host file missing, a query file missing
 	run --separate-stderr shard_query -n 4 -d s "$DATA/iris/query.fvecs"
 	expect_err 1 "$u: s/shard3.vec: cannot open: No such file or directory"
