@@ -170,20 +170,6 @@ int vec_shards_check(const struct vec_index *const *idx,
 	return VEC_OK;
 }
 
-/*
- * The keys of one shard's answers: the one place that looks them up.
- * (Once vec_search_opts returns keys, the search fills them instead.)
- */
-static void shard_keys(const struct vec_index *idx, const uint64_t *ids,
-		       size_t n, const char **keys)
-{
-	int has = vec_index_has_keys(idx);
-
-	for (size_t i = 0; i < n; i++)
-		keys[i] = has && ids[i] != UINT64_MAX ? vec_index_key(idx, ids[i])
-						       : NULL;
-}
-
 /* At most this many answer entries (shards x queries x k) at a time. */
 #define SHARD_ENTRIES (1u << 20)
 
@@ -221,13 +207,9 @@ static void shard_task(void *ctx, size_t i, int worker)
 	else
 		so.threads = 1;
 	so.scanned = j->so.scanned ? &j->scanned[i] : NULL;
-	/* (When vec_search_opts returns keys: so.keys = j->keys ? j->keys +
-	 * off : NULL here, and shard_keys() goes.) */
+	so.keys = j->keys ? j->keys + off : NULL;
 	j->rc[i] = vec_index_search(j->idx[i], j->nq, j->queries, j->k, &so,
 				    j->ids + off, j->scores + off, &j->eb[i]);
-	if (j->rc[i] == VEC_OK && j->keys)
-		shard_keys(j->idx[i], j->ids + off, j->nq * j->k,
-			   j->keys + off);
 }
 
 /* Merge the shards' answers of query q. */
@@ -301,11 +283,10 @@ int vec_shards_search(const struct vec_index *const *idx,
 	if (k == 0)
 		return vec_err(eb, VEC_E_USAGE, "k must be at least 1");
 	if (n == 1) {
-		rc = vec_index_search(idx[0], nq, queries, k, opts, ids, scores,
-				      eb);
-		if (rc == VEC_OK && keys)
-			shard_keys(idx[0], ids, nq * k, keys);
-		return rc;
+		struct vec_search_opts so = *opts;
+		so.keys = keys;
+		return vec_index_search(idx[0], nq, queries, k, &so, ids, scores,
+					eb);
 	}
 	if (nq == 0)
 		return VEC_OK;

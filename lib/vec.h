@@ -520,7 +520,8 @@ int vec_shards_check(const struct vec_index *const *idx,
  * merged into one top k: better score first (l2 smaller; ip, cos larger),
  * equal scores by the smaller id, an id returned by two shards kept once,
  * at its better score.  Scores are the shards' own, unchanged.  ids,
- * scores: nq * k, padded as vec_index_search pads them.  keys: NULL, or
+ * scores: nq * k, padded as vec_index_search pads them.  keys (in place
+ * of opts->keys, which is ignored): NULL, or
  * nq * k key pointers (NULL where a vector has no key or the slot is
  * empty), valid while the indexes are open.  opts->scanned, if set, gets
  * the sum over the shards.  With n == 1 this is vec_index_search (plus the

@@ -358,3 +358,21 @@ IDX() { echo "$BATS_FILE_TMPDIR/$1"; }
 		::: s0-l2.vec s1-l2.vec s2-l2.vec | vec_query --merge >"$BATS_TEST_TMPDIR/w/p.tsv"
 	assert_same "$BATS_TEST_TMPDIR/w/p.tsv" all.tsv
 }
+
+@test "hnsw shards (vec-build --shard) at the same ef: recall@10 within 0.01 of one index, or better" {
+	local S i one got
+	vec_build -q -t hnsw -M 4 -o one.vec "$DATA/digits/base.fvecs"
+	vec_query -k 10 --ef 10 -F ivecs one.vec "$DATA/digits/query.fvecs" >one.ivecs
+	one=$(recall10_ids one.ivecs "$DATA/digits/gt.ivecs" "$DATA/digits/gt_dist.fvecs")
+	# Not saturated: there is room to be worse.
+	! at_least "$one" 0.99
+	for S in 2 4; do
+		for ((i = 0; i < S; i++)); do
+			vec_build -q -t hnsw -M 4 --shard "$i/$S" -o "s$S-$i.vec" "$DATA/digits/base.fvecs"
+		done
+		vec_query -k 10 --ef 10 -F ivecs s"$S"-*.vec "$DATA/digits/query.fvecs" >got.ivecs
+		got=$(recall10_ids got.ivecs "$DATA/digits/gt.ivecs" "$DATA/digits/gt_dist.fvecs")
+		echo "one index $one, $S shards $got"
+		at_least "$got" "$(awk -v r="$one" 'BEGIN { print r - 0.01 }')"
+	done
+}
