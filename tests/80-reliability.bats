@@ -268,19 +268,6 @@ teardown() {
 	fi
 }
 
-# Hold the flock of a file in the background (one process: killing it
-# releases the lock): hold FILE; the pid is in $holder.
-hold() {
-	perl -e 'open(my $f, "<", $ARGV[0]) or die "$ARGV[0]: $!";
-		flock($f, 2) or die "flock: $!"; open(my $r, ">", "$ARGV[0].held");
-		close $r; sleep 60' "$1" </dev/null >/dev/null 2>&1 3>&- &
-	holder=$!
-	for _ in $(seq 100); do
-		[ -e "$1.held" ] && break
-		sleep 0.05
-	done
-	rm -f "$1.held"
-}
 
 # fail_at RULE MESSAGE-END: vec-add with that call failing.
 fail_at() {

@@ -276,19 +276,6 @@ teardown() {
 REMOTE_TMP="$(getent passwd "$(id -un)" | cut -d: -f6)/.parallel/tmp"
 remote_tmp() { ls -A "$REMOTE_TMP" 2>/dev/null | grep -vx sshlogin | sort || :; }
 
-# Hold the flock of a file in the background (killing the process releases
-# it): hold FILE; the pid is in $holder.
-hold() {
-	perl -e 'open(my $f, ">>", $ARGV[0]) or die "$ARGV[0]: $!";
-		flock($f, 2) or die "flock: $!"; open(my $r, ">", "$ARGV[0].held");
-		close $r; sleep 60' "$1" </dev/null >/dev/null 2>&1 3>&- &
-	holder=$!
-	for _ in $(seq 100); do
-		[ -e "$1.held" ] && break
-		sleep 0.05
-	done
-	rm -f "$1.held"
-}
 
 # ---- on this machine, parallel -j2 ------------------------------------------
 

@@ -126,6 +126,21 @@ reseal() {
 		seek($f, 0, 0); print $f $b; close($f) or die' "$1"
 }
 
+# Hold the flock of a file (created if missing) in the background, in one
+# process, so that killing it releases the lock: hold FILE; the pid is in
+# $holder.  Returns once the lock is held.
+hold() {
+	perl -e 'open(my $f, ">>", $ARGV[0]) or die "$ARGV[0]: $!";
+		flock($f, 2) or die "flock: $!"; open(my $r, ">", "$ARGV[0].held");
+		close $r; sleep 60' "$1" </dev/null >/dev/null 2>&1 3>&- &
+	holder=$!
+	for _ in $(seq 100); do
+		[ -e "$1.held" ] && break
+		sleep 0.05
+	done
+	rm -f "$1.held"
+}
+
 # ---- recall (tie-aware, from *vecs score files) -----------------------------
 
 # recall10 SCORES.fvecs GT_DIST.fvecs: l2 scores (Euclidean distances) of
