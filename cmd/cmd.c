@@ -294,7 +294,7 @@ static int read_one(struct vec_index **idx, const struct vec_index_params *p,
 			memset(keys, 0, got * sizeof *keys);
 			goto done;
 		}
-		/* src[j]: the input number of the j-th vector kept. */
+		/* src[j]: the place in the batch of the j-th vector kept. */
 		kept = 0;
 		for (size_t i = 0; i < got; i++) {
 			if (st->ido && st->ido->nshards &&
@@ -309,7 +309,7 @@ static int read_one(struct vec_index **idx, const struct vec_index_params *p,
 				keys[i] = NULL;
 				ids[kept] = ids[i];
 			}
-			src[kept++] = st->seen + i + 1;
+			src[kept++] = i;
 		}
 		st->seen += got;
 		rc = vec_index_add_ids(*idx, kept, buf, (const char *const *)keys,
@@ -319,14 +319,11 @@ static int read_one(struct vec_index **idx, const struct vec_index_params *p,
 			keys[i] = NULL;
 		}
 		if (rc) {
-			/* Its place in the batch: in the input.  Vectors are
-			 * numbered over all inputs only when ids run across
-			 * them (as they do for --ids and --id-start). */
+			/* Its place among those kept: in the input. */
 			uint64_t first = vec_reader_count(r) - got;
 			if (eb.record)
 				cmd_error("%s: vector %llu: %s", name,
-					  (unsigned long long)(src[eb.record - 1] -
-							       (st->seen - got) + first),
+					  (unsigned long long)(first + src[eb.record - 1] + 1),
 					  eb.msg);
 			else
 				cmd_error("%s: %s", name, eb.msg);

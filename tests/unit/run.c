@@ -13,6 +13,15 @@ int unit_passed, unit_failed, unit_cur_failed;
 const char *unit_cur_name = "";
 char unit_tmpdir[4096];
 
+char *unit_tmp_path(const char *name)
+{
+	static char buf[8][4200];
+	static int next;
+	char *p = buf[next++ % 8];
+	snprintf(p, sizeof buf[0], "%s/%s", unit_tmpdir, name);
+	return p;
+}
+
 void unit_reseal(uint8_t *b, size_t len)
 {
 	uint64_t toc_off = vec_get_le64(b + 40);

@@ -22,15 +22,6 @@ static void fill(float *x, size_t n, size_t d, unsigned seed)
 	}
 }
 
-static char *tmp_path(const char *name)
-{
-	static char buf[8][4200];
-	static int next;
-	char *p = buf[next++ % 8];
-	snprintf(p, sizeof buf[0], "%s/%s", unit_tmpdir, name);
-	return p;
-}
-
 /* Build an l2 index of N vectors (keys on even ids) and save it. */
 static int make_index(const char *path, int metric)
 {
@@ -114,7 +105,7 @@ static int open_bytes(const unsigned char *b, size_t len, int flags,
 		      struct vec_errbuf *eb)
 {
 	struct vec_index *idx;
-	const char *p = tmp_path("damaged.vec");
+	const char *p = unit_tmp_path("damaged.vec");
 	int rc;
 	spit(p, b, len);
 	rc = vec_index_open(&idx, p, flags, eb);
@@ -125,7 +116,7 @@ static int open_bytes(const unsigned char *b, size_t len, int flags,
 
 static void test_round_trip(void)
 {
-	const char *p = tmp_path("rt.vec");
+	const char *p = unit_tmp_path("rt.vec");
 	struct vec_index *idx;
 	struct vec_index_info info;
 	float x[N * DIM];
@@ -157,7 +148,7 @@ static void test_round_trip(void)
 
 static void test_search_after_open(void)
 {
-	const char *p = tmp_path("s.vec");
+	const char *p = unit_tmp_path("s.vec");
 	struct vec_index *idx;
 	float x[N * DIM];
 	uint64_t ids[3];
@@ -178,7 +169,7 @@ static void test_search_after_open(void)
 
 static void test_add_to_opened(void)
 {
-	const char *p = tmp_path("add.vec");
+	const char *p = unit_tmp_path("add.vec");
 	struct vec_index *idx, *again;
 	struct vec_index_info info;
 	float extra[2 * DIM];
@@ -245,8 +236,8 @@ static void test_bad_magic(void)
 	unsigned char *b;
 	struct vec_errbuf eb = { 0 };
 
-	EXPECT(make_index(tmp_path("m.vec"), VEC_METRIC_L2) == 0);
-	b = slurp(tmp_path("m.vec"), &len);
+	EXPECT(make_index(unit_tmp_path("m.vec"), VEC_METRIC_L2) == 0);
+	b = slurp(unit_tmp_path("m.vec"), &len);
 	if (!b)
 		return;
 	b[1] = 'X';
@@ -261,8 +252,8 @@ static void test_header_flip(void)
 	unsigned char *b;
 	struct vec_errbuf eb = { 0 };
 
-	EXPECT(make_index(tmp_path("h.vec"), VEC_METRIC_L2) == 0);
-	b = slurp(tmp_path("h.vec"), &len);
+	EXPECT(make_index(unit_tmp_path("h.vec"), VEC_METRIC_L2) == 0);
+	b = slurp(unit_tmp_path("h.vec"), &len);
 	if (!b)
 		return;
 	b[33] ^= 0x10; /* count */
@@ -277,8 +268,8 @@ static void test_toc_flip(void)
 	unsigned char *b;
 	struct vec_errbuf eb = { 0 };
 
-	EXPECT(make_index(tmp_path("t.vec"), VEC_METRIC_L2) == 0);
-	b = slurp(tmp_path("t.vec"), &len);
+	EXPECT(make_index(unit_tmp_path("t.vec"), VEC_METRIC_L2) == 0);
+	b = slurp(unit_tmp_path("t.vec"), &len);
 	if (!b)
 		return;
 	b[64 + 16] ^= 1; /* first section's length */
@@ -294,8 +285,8 @@ static void test_section_flip(void)
 	struct vec_errbuf eb = { 0 };
 	uint32_t off;
 
-	EXPECT(make_index(tmp_path("v.vec"), VEC_METRIC_L2) == 0);
-	b = slurp(tmp_path("v.vec"), &len);
+	EXPECT(make_index(unit_tmp_path("v.vec"), VEC_METRIC_L2) == 0);
+	b = slurp(unit_tmp_path("v.vec"), &len);
 	if (!b)
 		return;
 	off = le32(b + 64 + 8); /* VECS offset */
@@ -314,8 +305,8 @@ static void test_truncated(void)
 	unsigned char *b;
 	struct vec_errbuf eb = { 0 };
 
-	EXPECT(make_index(tmp_path("tr.vec"), VEC_METRIC_L2) == 0);
-	b = slurp(tmp_path("tr.vec"), &len);
+	EXPECT(make_index(unit_tmp_path("tr.vec"), VEC_METRIC_L2) == 0);
+	b = slurp(unit_tmp_path("tr.vec"), &len);
 	if (!b)
 		return;
 	EXPECT(open_bytes(b, len - 100, 0, &eb) == VEC_E_CORRUPT);
@@ -333,8 +324,8 @@ static void test_future_version(void)
 	unsigned char *b;
 	struct vec_errbuf eb = { 0 };
 
-	EXPECT(make_index(tmp_path("f.vec"), VEC_METRIC_L2) == 0);
-	b = slurp(tmp_path("f.vec"), &len);
+	EXPECT(make_index(unit_tmp_path("f.vec"), VEC_METRIC_L2) == 0);
+	b = slurp(unit_tmp_path("f.vec"), &len);
 	if (!b)
 		return;
 	b[8] = 2; /* read version 2 */
@@ -358,8 +349,8 @@ static void test_unknown_sections(void)
 	struct vec_errbuf eb = { 0 };
 	uint32_t n, i, norm = 0;
 
-	EXPECT(make_index(tmp_path("u.vec"), VEC_METRIC_L2) == 0);
-	b = slurp(tmp_path("u.vec"), &len);
+	EXPECT(make_index(unit_tmp_path("u.vec"), VEC_METRIC_L2) == 0);
+	b = slurp(unit_tmp_path("u.vec"), &len);
 	if (!b)
 		return;
 	n = le32(b + 48);
@@ -385,8 +376,8 @@ static void test_hostile_sizes(void)
 	unsigned char *b;
 	struct vec_errbuf eb = { 0 };
 
-	EXPECT(make_index(tmp_path("z.vec"), VEC_METRIC_L2) == 0);
-	b = slurp(tmp_path("z.vec"), &len);
+	EXPECT(make_index(unit_tmp_path("z.vec"), VEC_METRIC_L2) == 0);
+	b = slurp(unit_tmp_path("z.vec"), &len);
 	if (!b)
 		return;
 	/* A count that the VECS section does not hold. */
@@ -416,7 +407,7 @@ static void test_not_regular(void)
 
 	EXPECT(vec_index_open(&idx, unit_tmpdir, 0, &eb) == VEC_E_IO);
 	EXPECT(strstr(eb.msg, "is a directory") != NULL);
-	EXPECT(vec_index_open(&idx, tmp_path("missing.vec"), 0, &eb) == VEC_E_IO);
+	EXPECT(vec_index_open(&idx, unit_tmp_path("missing.vec"), 0, &eb) == VEC_E_IO);
 	EXPECT(strstr(eb.msg, "No such file") != NULL);
 }
 
@@ -444,8 +435,8 @@ static void test_open_mem(void)
 	struct vec_index *idx;
 	struct vec_index_info info;
 
-	EXPECT(make_index(tmp_path("mem.vec"), VEC_METRIC_IP) == 0);
-	b = slurp(tmp_path("mem.vec"), &len);
+	EXPECT(make_index(unit_tmp_path("mem.vec"), VEC_METRIC_IP) == 0);
+	b = slurp(unit_tmp_path("mem.vec"), &len);
 	if (!b)
 		return;
 	EXPECT(vec_index_open_mem(&idx, b, len, VEC_OPEN_VERIFY, NULL) == 0);

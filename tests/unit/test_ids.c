@@ -16,15 +16,6 @@ static void random_vectors(float *x, size_t n, uint64_t seed)
 		x[i] = unit_uniform(&seed);
 }
 
-static char *tmp_path(const char *name)
-{
-	static char buf[4][4200];
-	static int next;
-	char *p = buf[next++ % 4];
-	snprintf(p, sizeof buf[0], "%s/%s", unit_tmpdir, name);
-	return p;
-}
-
 /* Reference values from a big-integer evaluation of the formula in
  * vec-build(1) (SplitMix64's finaliser), not from this code. */
 static void test_shard_of_matches_the_documented_formula(void)
@@ -130,7 +121,7 @@ static void test_ids_round_trip_every_family(void)
 		struct vec_search_opts so = VEC_SEARCH_OPTS_INIT;
 		uint64_t a[5 * 4], b[5 * 4];
 		float sa[5 * 4], sb[5 * 4];
-		const char *path = tmp_path("ids.vec");
+		const char *path = unit_tmp_path("ids.vec");
 
 		p.type = types[t];
 		p.dim = DIM;
@@ -171,7 +162,7 @@ static void test_bad_ids_section_is_refused(void)
 	struct vec_errbuf eb = { 0 };
 	float x[3 * DIM];
 	uint64_t ids[3] = { 7, 8, 9 };
-	const char *path = tmp_path("bad.vec");
+	const char *path = unit_tmp_path("bad.vec");
 	FILE *f;
 	long len;
 	uint8_t *b;

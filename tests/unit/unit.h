@@ -90,5 +90,7 @@ void unit_reseal(uint8_t *b, size_t len);
 
 /* Scratch directory for tests that need files (created by the runner). */
 extern char unit_tmpdir[];
+/* unit_tmpdir/name, in one of 8 rotating buffers. */
+char *unit_tmp_path(const char *name);
 
 #endif
