@@ -395,6 +395,24 @@ static inline void prefetch_list0(const struct vec_hnsw *g, uint32_t c)
 }
 
 /*
+ * The first place in pool[0..n) (sorted by d) whose distance is above d:
+ * a binary search whose steps compile to conditional moves, since the
+ * comparisons go either way at random.
+ */
+static inline size_t pool_upper(const struct ent *pool, size_t n, float d)
+{
+	size_t lo = 0;
+
+	while (n > 0) {
+		size_t half = n / 2;
+		int right = pool[lo + half].d <= d;
+		lo = right ? lo + half + 1 : lo;
+		n = right ? n - half - 1 : half;
+	}
+	return lo;
+}
+
+/*
  * Beam search on level L from ep: the pool holds the best ef nodes seen,
  * sorted; the closest not yet expanded is expanded next, and the search
  * ends when every node in the pool has been.  Returns the pool's size.
@@ -447,12 +465,11 @@ static size_t beam(struct searcher *s, unsigned L, uint32_t ep, float epd,
 
 			if (n == ef && !(d < pool[n - 1].d))
 				continue;
-			/* Insertion from the back: ties go after equals. */
-			t = n < ef ? n++ : n - 1;
-			while (t > 0 && pool[t - 1].d > d) {
-				pool[t] = pool[t - 1];
-				t--;
-			}
+			/* Ties go after equals; a full pool drops its last. */
+			t = pool_upper(pool, n, d);
+			if (n < ef)
+				n++;
+			memmove(pool + t + 1, pool + t, (n - 1 - t) * sizeof *pool);
 			pool[t].d = d;
 			pool[t].id = s->ids[j];
 			if (t < lowest)
