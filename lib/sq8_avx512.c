@@ -65,13 +65,32 @@ __attribute__((target("avx512vnni")))
 void vec_sq8_gather_vnni(const uint8_t *codes, size_t stride, const int8_t *cq,
 			 const uint32_t *ids, size_t n, int32_t *out)
 {
-	for (size_t j = 0; j < n && j < AHEAD; j++)
-		prefetch_row(codes + (size_t)ids[j] * stride, stride);
-	for (size_t j = 0; j < n; j++) {
-		if (j + AHEAD < n)
-			prefetch_row(codes + (size_t)ids[j + AHEAD] * stride, stride);
-		out[j] = dot_row_vnni(codes + (size_t)ids[j] * stride, cq, stride);
+	size_t j = 0;
+
+	for (size_t t = 0; t < n && t < 4; t++)
+		prefetch_row(codes + (size_t)ids[t] * stride, stride);
+	/* Four rows at a time: one reduction ends four sums. */
+	for (; j + 4 <= n; j += 4) {
+		const uint8_t *x0 = codes + (size_t)ids[j] * stride;
+		const uint8_t *x1 = codes + (size_t)ids[j + 1] * stride;
+		const uint8_t *x2 = codes + (size_t)ids[j + 2] * stride;
+		const uint8_t *x3 = codes + (size_t)ids[j + 3] * stride;
+		__m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+		__m512i s2 = _mm512_setzero_si512(), s3 = _mm512_setzero_si512();
+
+		for (size_t t = j + 4; t < n && t < j + 8; t++)
+			prefetch_row(codes + (size_t)ids[t] * stride, stride);
+		for (size_t i = 0; i < stride; i += 64) {
+			__m512i b = _mm512_loadu_si512(cq + i);
+			s0 = _mm512_dpbusd_epi32(s0, _mm512_loadu_si512(x0 + i), b);
+			s1 = _mm512_dpbusd_epi32(s1, _mm512_loadu_si512(x1 + i), b);
+			s2 = _mm512_dpbusd_epi32(s2, _mm512_loadu_si512(x2 + i), b);
+			s3 = _mm512_dpbusd_epi32(s3, _mm512_loadu_si512(x3 + i), b);
+		}
+		_mm_storeu_si128((__m128i *)(out + j), hsum4(s0, s1, s2, s3));
 	}
+	for (; j < n; j++)
+		out[j] = dot_row_vnni(codes + (size_t)ids[j] * stride, cq, stride);
 }
 
 __attribute__((target("avx512vnni")))
