@@ -85,15 +85,27 @@ void vec_sq8_decode(const struct vec_sq8 *q, const uint8_t *codes, size_t n,
 void vec_sq8_query(const struct vec_sq8 *q, const float *x, int8_t *cq,
 		   float *t, float *qlo)
 {
-	double amax = 0, inv, lo = 0;
+	vec_sq8_kernels()->query(q, x, cq, t, qlo);
+}
+
+/* The reference: the SIMD levels give the same bytes (sq8_<level>.c). */
+static void query_scalar(const struct vec_sq8 *q, const float *x, int8_t *cq,
+			 float *t, float *qlo)
+{
+	double amax = 0, inv, lo, lane[8] = { 0 };
+	size_t end = q->dim & ~(size_t)7;
 
 	/* In double: a product of two finite floats cannot overflow there,
 	 * whatever the query or the file's scales. */
 	for (size_t d = 0; d < q->dim; d++) {
 		double w = fabs((double)x[d] * q->scale[d]);
 		amax = w > amax ? w : amax;
-		lo += (double)x[d] * q->lo[d];
+		if (d < end)
+			lane[d & 7] += (double)x[d] * q->lo[d];
 	}
+	lo = vec_sq8_sum8(lane);
+	for (size_t d = end; d < q->dim; d++)
+		lo += (double)x[d] * q->lo[d];
 	inv = amax > 0 ? 127.0 / amax : 0;
 	for (size_t d = 0; d < q->dim; d++) { /* |w| <= 127: round half away */
 		double w = (double)x[d] * q->scale[d] * inv;
@@ -133,11 +145,14 @@ static void scan_scalar(const uint8_t *codes, size_t stride, const int8_t *cq,
 }
 
 static const struct vec_sq8_kernels table[VEC_SQ8_NLEVELS] = {
-	{ VEC_SQ8_SCALAR, "scalar", gather_scalar, scan_scalar },
+	{ VEC_SQ8_SCALAR, "scalar", gather_scalar, scan_scalar, query_scalar },
 #ifdef VEC_HAVE_X86
-	{ VEC_SQ8_AVX2, "avx2", vec_sq8_gather_avx2, vec_sq8_scan_avx2 },
-	{ VEC_SQ8_AVX512, "avx512", vec_sq8_gather_avx512, vec_sq8_scan_avx512 },
-	{ VEC_SQ8_VNNI, "vnni", vec_sq8_gather_vnni, vec_sq8_scan_vnni },
+	{ VEC_SQ8_AVX2, "avx2", vec_sq8_gather_avx2, vec_sq8_scan_avx2,
+	  vec_sq8_query_avx2 },
+	{ VEC_SQ8_AVX512, "avx512", vec_sq8_gather_avx512, vec_sq8_scan_avx512,
+	  vec_sq8_query_avx512 },
+	{ VEC_SQ8_VNNI, "vnni", vec_sq8_gather_vnni, vec_sq8_scan_vnni,
+	  vec_sq8_query_avx512 },
 #endif
 };
 

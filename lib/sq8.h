@@ -149,11 +149,26 @@ enum vec_sq8_level {
 	VEC_SQ8_NLEVELS
 };
 
+/*
+ * vec_sq8_query: the same bytes, step and qlo at every level.  qlo's sum
+ * runs in 8 lanes (lane i takes the components i mod 8 of the first
+ * dim - dim % 8), the lanes are added by vec_sq8_sum8, and the last
+ * components one by one after.
+ */
+static inline double vec_sq8_sum8(const double s[8])
+{
+	return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+}
+
+typedef void (*vec_sq8_query_fn)(const struct vec_sq8 *q, const float *x,
+				 int8_t *cq, float *t, float *qlo);
+
 struct vec_sq8_kernels {
 	int level;           /* enum vec_sq8_level */
 	const char *name;    /* "scalar", "avx2", "avx512", "vnni" */
 	vec_sq8_gather_fn gather;
 	vec_sq8_scan_fn scan;
+	vec_sq8_query_fn query;
 };
 
 /*
@@ -183,5 +198,9 @@ void vec_sq8_gather_vnni(const uint8_t *codes, size_t stride, const int8_t *cq,
 			 const uint32_t *ids, size_t n, int32_t *out);
 void vec_sq8_scan_vnni(const uint8_t *codes, size_t stride, const int8_t *cq,
 		       size_t n, int32_t *out);
+void vec_sq8_query_avx2(const struct vec_sq8 *q, const float *x, int8_t *cq,
+			float *t, float *qlo);
+void vec_sq8_query_avx512(const struct vec_sq8 *q, const float *x, int8_t *cq,
+			  float *t, float *qlo);
 
 #endif

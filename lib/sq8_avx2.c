@@ -7,6 +7,8 @@
  */
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#include <math.h>
+#include <string.h>
 
 #include "sq8.h"
 
@@ -92,5 +94,69 @@ void vec_sq8_scan_avx2(const uint8_t *codes, size_t stride, const int8_t *cq,
 	}
 	for (; j < n; j++)
 		out[j] = dot_row(codes + j * stride, cq, stride);
+}
+/* The query's bytes, 4 components a step in double: see sq8_avx512.c. */
+void vec_sq8_query_avx2(const struct vec_sq8 *q, const float *x, int8_t *cq,
+			float *t, float *qlo)
+{
+	size_t dim = q->dim, d = 0, end = dim & ~(size_t)3, end8 = dim & ~(size_t)7;
+	__m256d vmax = _mm256_setzero_pd(), vlo = _mm256_setzero_pd();
+	__m256d vlo1 = _mm256_setzero_pd();
+	__m256d sign = _mm256_set1_pd(-0.0), half = _mm256_set1_pd(0.5);
+	__m256d lim = _mm256_set1_pd(128), nlim = _mm256_set1_pd(-128), vinv;
+	double amax, lo, inv, m4[4], lane[8];
+
+	/* Lanes 0-3 and 4-7 of the 8 (sq8.h) in two registers. */
+	for (; d < end8; d += 8) {
+		__m256d x0 = _mm256_cvtps_pd(_mm_loadu_ps(x + d));
+		__m256d x1 = _mm256_cvtps_pd(_mm_loadu_ps(x + d + 4));
+		__m256d w0 = _mm256_mul_pd(x0, _mm256_cvtps_pd(_mm_loadu_ps(q->scale + d)));
+		__m256d w1 = _mm256_mul_pd(x1, _mm256_cvtps_pd(_mm_loadu_ps(q->scale + d + 4)));
+		/* max_pd returns its second operand when the first is NaN */
+		vmax = _mm256_max_pd(_mm256_andnot_pd(sign, w0), vmax);
+		vmax = _mm256_max_pd(_mm256_andnot_pd(sign, w1), vmax);
+		vlo = _mm256_add_pd(vlo, _mm256_mul_pd(x0, _mm256_cvtps_pd(
+						 _mm_loadu_ps(q->lo + d))));
+		vlo1 = _mm256_add_pd(vlo1, _mm256_mul_pd(x1, _mm256_cvtps_pd(
+						   _mm_loadu_ps(q->lo + d + 4))));
+	}
+	_mm256_storeu_pd(m4, vmax);
+	_mm256_storeu_pd(lane, vlo);
+	_mm256_storeu_pd(lane + 4, vlo1);
+	amax = 0;
+	for (int i = 0; i < 4; i++)
+		amax = m4[i] > amax ? m4[i] : amax;
+	lo = vec_sq8_sum8(lane);
+	for (; d < dim; d++) {
+		double w = fabs((double)x[d] * q->scale[d]);
+		amax = w > amax ? w : amax;
+		lo += (double)x[d] * q->lo[d];
+	}
+	inv = amax > 0 ? 127.0 / amax : 0;
+	vinv = _mm256_set1_pd(inv);
+	for (d = 0; d < end; d += 4) {
+		__m256d w = _mm256_mul_pd(
+			_mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + d)),
+				      _mm256_cvtps_pd(_mm_loadu_ps(q->scale + d))),
+			vinv);
+		__m256d ok = _mm256_and_pd(_mm256_cmp_pd(w, nlim, _CMP_GT_OQ),
+					   _mm256_cmp_pd(w, lim, _CMP_LT_OQ));
+		__m256d r = _mm256_add_pd(w, _mm256_or_pd(half, _mm256_and_pd(sign, w)));
+		__m128i v = _mm256_cvttpd_epi32(_mm256_and_pd(r, ok));
+		int32_t b4;
+		v = _mm_packs_epi32(v, v);
+		v = _mm_packs_epi16(v, v);
+		b4 = _mm_cvtsi128_si32(v);
+		memcpy(cq + d, &b4, 4);
+	}
+	for (; d < dim; d++) {
+		double w = (double)x[d] * q->scale[d] * inv;
+		if (!(w > -128 && w < 128))
+			w = 0;
+		cq[d] = (int8_t)(int)(w + (w < 0 ? -0.5 : 0.5));
+	}
+	memset(cq + dim, 0, q->stride - dim);
+	*t = (float)(amax / 127.0);
+	*qlo = (float)lo;
 }
 #endif

@@ -13,6 +13,8 @@
  */
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#include <math.h>
+#include <string.h>
 
 #include "sq8.h"
 
@@ -176,5 +178,59 @@ void vec_sq8_scan_avx512(const uint8_t *codes, size_t stride, const int8_t *cq,
 	}
 	for (; j < n; j++)
 		out[j] = dot_row_avx512(codes + j * stride, cq, stride);
+}
+/*
+ * The query's bytes, 8 components a step in double, as the reference
+ * (sq8.c): |x scale| largest, <x, lo> (its 8 lanes, sq8.h), then each
+ * x scale (127 / largest) rounded half away from zero, a NaN or a value
+ * out of range coded 0.
+ */
+void vec_sq8_query_avx512(const struct vec_sq8 *q, const float *x, int8_t *cq,
+			  float *t, float *qlo)
+{
+	size_t dim = q->dim, d = 0, end = dim & ~(size_t)7;
+	__m512d vmax = _mm512_setzero_pd(), vlo = _mm512_setzero_pd();
+	__m512d sign = _mm512_set1_pd(-0.0), half = _mm512_set1_pd(0.5);
+	__m512d lim = _mm512_set1_pd(128), nlim = _mm512_set1_pd(-128), vinv;
+	double amax, lo, inv, lane[8];
+
+	for (; d < end; d += 8) {
+		__m512d xv = _mm512_cvtps_pd(_mm256_loadu_ps(x + d));
+		__m512d w = _mm512_mul_pd(xv, _mm512_cvtps_pd(_mm256_loadu_ps(q->scale + d)));
+		/* max_pd returns its second operand when the first is NaN */
+		vmax = _mm512_max_pd(_mm512_andnot_pd(sign, w), vmax);
+		vlo = _mm512_add_pd(vlo, _mm512_mul_pd(xv, _mm512_cvtps_pd(
+						   _mm256_loadu_ps(q->lo + d))));
+	}
+	amax = _mm512_reduce_max_pd(vmax);
+	_mm512_storeu_pd(lane, vlo);
+	lo = vec_sq8_sum8(lane);
+	for (; d < dim; d++) {
+		double w = fabs((double)x[d] * q->scale[d]);
+		amax = w > amax ? w : amax;
+		lo += (double)x[d] * q->lo[d];
+	}
+	inv = amax > 0 ? 127.0 / amax : 0;
+	vinv = _mm512_set1_pd(inv);
+	for (d = 0; d < end; d += 8) {
+		__m512d w = _mm512_mul_pd(
+			_mm512_mul_pd(_mm512_cvtps_pd(_mm256_loadu_ps(x + d)),
+				      _mm512_cvtps_pd(_mm256_loadu_ps(q->scale + d))),
+			vinv);
+		__mmask8 ok = _mm512_cmp_pd_mask(w, nlim, _CMP_GT_OQ) &
+			      _mm512_cmp_pd_mask(w, lim, _CMP_LT_OQ);
+		__m512d r = _mm512_add_pd(w, _mm512_or_pd(half, _mm512_and_pd(sign, w)));
+		__m256i v = _mm512_maskz_cvttpd_epi32(ok, r);
+		_mm_storel_epi64((__m128i *)(void *)(cq + d), _mm256_cvtepi32_epi8(v));
+	}
+	for (; d < dim; d++) {
+		double w = (double)x[d] * q->scale[d] * inv;
+		if (!(w > -128 && w < 128))
+			w = 0;
+		cq[d] = (int8_t)(int)(w + (w < 0 ? -0.5 : 0.5));
+	}
+	memset(cq + dim, 0, q->stride - dim);
+	*t = (float)(amax / 127.0);
+	*qlo = (float)lo;
 }
 #endif

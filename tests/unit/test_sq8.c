@@ -162,11 +162,17 @@ static void test_query(void)
 		double want = 0;
 		int amax = 0;
 
+		double lane[8] = { 0 };
 		for (size_t d = 0; d < dim; d++) {
 			lo[d] = gauss();
 			scale[d] = 0.01f + (float)unif();
-			want += (double)x[d] * lo[d];
+			/* the documented order (sq8.h) */
+			if (d < (dim & ~(size_t)7))
+				lane[d & 7] += (double)x[d] * lo[d];
 		}
+		want = vec_sq8_sum8(lane);
+		for (size_t d = dim & ~(size_t)7; d < dim; d++)
+			want += (double)x[d] * lo[d];
 		memset(cq, 0x55, stride);
 		vec_sq8_query(&q, x, cq, &step, &qlo);
 		EXPECT(step > 0);
@@ -226,6 +232,63 @@ static int variants(const struct vec_sq8_kernels **kr)
 			m++;
 		}
 	return m;
+}
+
+/* The query of every variant equals the reference's bytes, step and qlo
+ * exactly: random queries of every size, one with a NaN, components far
+ * apart in size, halves exactly on the rounding edge, and zero. */
+static void test_query_levels(void)
+{
+	const struct vec_sq8_kernels *kr[VEC_SQ8_NLEVELS];
+	int nk = variants(kr);
+
+	rng_state = 0x71e5c0de71e5c0deu;
+	EXPECT(nk >= 1 && kr[0]->level == VEC_SQ8_SCALAR);
+	for (size_t t = 0; t < NDIMS; t++) {
+		size_t dim = dims[t], stride = vec_sq8_stride(dim);
+		float *lo = malloc(dim * 4), *scale = malloc(dim * 4);
+		float *x = malloc(dim * 4);
+		int8_t *ref = malloc(stride), *cq = malloc(stride);
+		struct vec_sq8 q = vec_sq8_view(dim, lo, scale);
+
+		for (size_t d = 0; d < dim; d++) {
+			lo[d] = 3 * gauss();
+			scale[d] = 0.001f + (float)unif();
+		}
+		for (int shape = 0; shape < 5; shape++) {
+			float rt, rq;
+			for (size_t d = 0; d < dim; d++) {
+				x[d] = gauss();
+				if (shape == 1 && d == dim / 2)
+					x[d] = NAN;
+				if (shape == 2)
+					x[d] *= (float)ldexp(1, (int)(rng() % 40) - 20);
+				if (shape == 3) /* x scale = +-k/2 on a 127 grid */
+					x[d] = (float)((double)((int)(rng() % 255) - 127) / 2 /
+						       scale[d]);
+				if (shape == 4)
+					x[d] = 0;
+			}
+			if (shape == 3)
+				x[0] = (float)(127 / (double)scale[0]);
+			memset(ref, 0x55, stride);
+			kr[0]->query(&q, x, ref, &rt, &rq);
+			for (int k = 1; k < nk; k++) {
+				float kt, kq;
+				memset(cq, 0x55, stride);
+				kr[k]->query(&q, x, cq, &kt, &kq);
+				EXPECT_MSG(!memcmp(cq, ref, stride) && kt == rt &&
+						   (kq == rq || (isnan(kq) && isnan(rq))),
+					   "%s: dim %zu, query shape %d differs", kr[k]->name,
+					   dim, shape);
+			}
+		}
+		free(lo);
+		free(scale);
+		free(x);
+		free(ref);
+		free(cq);
+	}
 }
 
 /* The scanning kernel of every variant equals the reference exactly,
@@ -498,6 +561,7 @@ void suite_sq8(void)
 	RUN(test_query);
 	RUN(test_scan_levels);
 	RUN(test_gather_levels);
+	RUN(test_query_levels);
 	RUN(test_extremes);
 	RUN(test_dispatch);
 	RUN(test_scores_bound);
