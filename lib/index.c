@@ -1090,6 +1090,11 @@ int vec_index_search(const struct vec_index *idx, size_t nq,
 		return vec_err(eb, VEC_E_USAGE,
 			       "the %s index has not been trained yet (vec_index_train)",
 			       vec_type_name(idx->type));
+#ifdef MADV_POPULATE_READ
+	/* A hint: an older kernel refuses it, and the faults happen as before. */
+	if (idx->map && idx->path && vec_populate_worth(nq, idx->map_len))
+		(void)madvise(idx->map, idx->map_len, MADV_POPULATE_READ);
+#endif
 	if (idx->metric == VEC_METRIC_COS) {
 		/* Stored vectors are unit length; so must the queries be. */
 		qn = malloc(nq * idx->dim * sizeof *qn);

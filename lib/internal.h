@@ -22,6 +22,23 @@ int vec_err_at(struct vec_errbuf *eb, int code, int line, const char *fmt, ...)
 /* Every corruption exit goes through this one macro. */
 #define VEC_CORRUPT(eb, ...) vec_err_at((eb), VEC_E_CORRUPT, __LINE__, __VA_ARGS__)
 
+/*
+ * Whether a batch of nq queries should map a whole mapped index of `bytes`
+ * bytes before it searches (vec_index_search): when the batch will touch
+ * most of its pages anyway, one madvise(MADV_POPULATE_READ) maps them for
+ * a fraction of what a page fault each costs.  A query is taken to touch
+ * VEC_POPULATE_PAGES pages; larger indexes than VEC_POPULATE_MAX are left
+ * to fault in what they read (they may not even be in memory).
+ */
+#define VEC_POPULATE_PAGES 64
+#define VEC_POPULATE_MAX ((uint64_t)1 << 30)
+static inline int vec_populate_worth(uint64_t nq, uint64_t bytes)
+{
+	uint64_t pages = (bytes + 4095) / 4096;
+
+	return bytes <= VEC_POPULATE_MAX && nq >= pages / VEC_POPULATE_PAGES;
+}
+
 /* Little-endian access through memcpy: safe at any alignment, any host. */
 static inline uint16_t vec_get_le16(const void *p)
 {

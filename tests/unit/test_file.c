@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "internal.h"
 #include "unit.h"
 #include "vec.h"
 
@@ -455,6 +456,45 @@ static void test_open_mem(void)
 	free(b);
 }
 
+/*
+ * A batch that will touch most of a mapped index maps it whole first
+ * (vec_populate_worth decides): the rule's edges, and a populated search
+ * answering exactly as the same index searched from memory.
+ */
+static void test_populate(void)
+{
+	const uint64_t fashion = 246997632; /* a 784-d hnsw index, 60,303 pages */
+	struct vec_index *f = NULL, *m = NULL;
+	unsigned char *b;
+	size_t len;
+	float x[N * DIM], s1[N * 4], s2[N * 4];
+	uint64_t i1[N * 4], i2[N * 4];
+
+	EXPECT(!vec_populate_worth(1, fashion));
+	EXPECT(!vec_populate_worth(941, fashion));
+	EXPECT(vec_populate_worth(942, fashion));
+	EXPECT(vec_populate_worth(4096, fashion));
+	EXPECT(vec_populate_worth(1, 4096 * 64));
+	EXPECT(!vec_populate_worth(1, 4096 * 128));
+	EXPECT(!vec_populate_worth(UINT64_MAX, VEC_POPULATE_MAX + 1));
+	EXPECT(vec_populate_worth(UINT64_MAX, VEC_POPULATE_MAX));
+
+	fill(x, N, DIM, 3);
+	EXPECT(make_index(unit_tmp_path("pop.vec"), VEC_METRIC_L2) == 0);
+	b = slurp(unit_tmp_path("pop.vec"), &len);
+	EXPECT(b && vec_populate_worth(N, len));
+	EXPECT(vec_index_open(&f, unit_tmp_path("pop.vec"), 0, NULL) == 0);
+	EXPECT(b && vec_index_open_mem(&m, b, len, 0, NULL) == 0);
+	if (f && m) {
+		EXPECT(vec_index_search(f, N, x, 4, NULL, i1, s1, NULL) == 0);
+		EXPECT(vec_index_search(m, N, x, 4, NULL, i2, s2, NULL) == 0);
+		EXPECT(!memcmp(i1, i2, sizeof i1) && !memcmp(s1, s2, sizeof s1));
+	}
+	vec_index_close(f);
+	vec_index_close(m);
+	free(b);
+}
+
 void suite_file(void)
 {
 	RUN(test_round_trip);
@@ -473,4 +513,5 @@ void suite_file(void)
 	RUN(test_not_regular);
 	RUN(test_save_failure_leaves_target);
 	RUN(test_open_mem);
+	RUN(test_populate);
 }
