@@ -655,9 +655,15 @@ static void cands_select(struct cands *c, size_t keep)
 		if (k[mid] < k[hi - 1])
 			t = k[mid], k[mid] = k[hi - 1], k[hi - 1] = t;
 		piv = k[hi - 1];
-		for (size_t j = lo; j < hi - 1; j++)
-			if (k[j] < piv)
-				t = k[i], k[i] = k[j], k[j] = t, i++;
+		/* Branch-free partition: swap always, advance on "below"
+		 * (the keys' order is random; a branch would mispredict half
+		 * the time). */
+		for (size_t j = lo; j < hi - 1; j++) {
+			uint64_t x = k[j];
+			k[j] = k[i];
+			k[i] = x;
+			i += x < piv;
+		}
 		k[hi - 1] = k[i];
 		k[i] = piv;
 		/* [lo, i) below the pivot, i the pivot, (i, hi) above. */
