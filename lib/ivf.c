@@ -50,6 +50,8 @@
 #define CODEC_TRAIN_MAX 16384 /* residuals the codec is trained on, at most:
 				 what k-means samples for 256 centroids */
 #define ENCODE_CHUNK 1024 /* vectors encoded per task */
+#define RANK_CHUNK 512 /* centroids scored at once, per block of queries */
+#define RANK_PROBE_MAX 4096 /* larger nprobe: ranked by vec_flat_search */
 #define PRE_ALIGN ((size_t)2 << 20) /* a huge page */
 
 struct list {
@@ -732,6 +734,234 @@ static void cands_free(struct cands *c)
 	free(c->key);
 }
 
+/* ---- ranking the lists ---- */
+
+/*
+ * The nprobe best lists of a batch of queries.  Blocks of qb queries go
+ * through the exact search's wide kernel, which writes the scores of a
+ * chunk of centroids into a buffer ("smaller is better": |c|^2 - 2 <q, c>
+ * for l2, -<q, c> for ip); each query then keeps its best with the
+ * candidate buffer above (a compare and a store per centroid, where a
+ * heap offer would sift), and sorts them by (score, id) at the end, as
+ * vec_flat_search orders its results.  Under l2 the kept lists are scored
+ * again directly, |q - c|^2, and ordered by that, again as
+ * vec_flat_search does.  The queries too few to fill a block go through
+ * vec_flat_search itself.
+ */
+struct rank {
+	const struct vec_ivf *g;
+	const struct vec_flat_kernels *fk;
+	const struct vec_kernels *kr;
+	const float *q;           /* m queries */
+	const float *cnorms;      /* l2: |c|^2 of each centroid; ip: NULL */
+	size_t nwide, nprobe, cap;
+	uint64_t *probe;          /* m x nprobe out */
+	float *psc;               /* m x nprobe out (l2: |q - c|, ip: <q, c>) */
+	struct rank_scratch *rs;  /* one per worker */
+};
+
+struct rank_scratch {
+	float *qp;                /* dim x qb packed queries (64-aligned) */
+	float *out;               /* RANK_CHUNK x qb scores */
+	uint64_t *key;            /* qb x cap candidate keys */
+	size_t *n;                /* qb: keys held */
+	float *thr;               /* qb: their thresholds */
+	uint64_t *tmp;            /* nprobe: l2's re-scored order */
+};
+
+static void rank_task(void *ctx, size_t b, int worker)
+{
+	const struct rank *r = ctx;
+	const struct vec_ivf *g = r->g;
+	struct rank_scratch *w = r->rs + worker;
+	unsigned qb = r->fk->qb, nlanes;
+	size_t first = b * qb, dim = g->dim, keep = r->nprobe;
+	struct vec_flat_wide ww;
+
+	nlanes = (unsigned)(r->nwide - first < qb ? r->nwide - first : qb);
+	for (unsigned l = 0; l < qb; l++) {
+		const float *src = r->q + (first + l) * dim;
+		for (size_t d = 0; d < dim; d++)
+			w->qp[d * qb + l] = l < nlanes ? src[d] : 0.0f;
+		w->n[l] = 0;
+		w->thr[l] = INFINITY;
+	}
+	memset(&ww, 0, sizeof ww);
+	ww.qp = w->qp;
+	ww.dim = dim;
+	ww.nlanes = nlanes;
+	ww.out = w->out;
+	for (size_t c0 = 0; c0 < g->nlist; c0 += RANK_CHUNK) {
+		size_t nb = g->nlist - c0 < RANK_CHUNK ? g->nlist - c0 : RANK_CHUNK;
+		ww.x = g->cent + c0 * dim;
+		ww.norms = r->cnorms ? r->cnorms + c0 : NULL;
+		ww.nb = nb;
+		ww.id0 = c0;
+		r->fk->wide(&ww);
+		for (unsigned l = 0; l < nlanes; l++) {
+			struct cands c;
+			const float *o = w->out + l;
+			c.key = w->key + (size_t)l * r->cap;
+			c.n = w->n[l];
+			c.keep = keep;
+			c.cap = r->cap;
+			c.thr = w->thr[l];
+			for (size_t e = 0; e < nb; e++) {
+				float s = o[e * qb] + 0.0f; /* -0 as +0, as the heap */
+				/* store always, keep if it passes */
+				c.key[c.n] = cand_key(s, (uint32_t)(c0 + e));
+				c.n += s <= c.thr;
+				if (c.n == c.cap)
+					cands_shrink(&c);
+			}
+			w->n[l] = c.n;
+			w->thr[l] = c.thr;
+		}
+	}
+	for (unsigned l = 0; l < nlanes; l++) {
+		struct cands c;
+		uint64_t *pr = r->probe + (first + l) * keep;
+		float *ps = r->psc + (first + l) * keep;
+		const float *q = r->q + (first + l) * dim;
+		size_t got;
+		c.key = w->key + (size_t)l * r->cap;
+		c.n = w->n[l];
+		got = cands_final(&c, keep, 1);
+		if (r->cnorms) {
+			/* |q - c|^2 directly, then ordered by it and the id */
+			for (size_t e = 0; e < got; e++) {
+				uint32_t j = key_id(c.key[e]);
+				w->tmp[e] = cand_key(r->kr->l2sq(q, g->cent + (size_t)j * dim,
+							       dim), j);
+			}
+			qsort(w->tmp, got, sizeof *w->tmp, cmp_key);
+			for (size_t e = 0; e < got; e++) {
+				float d = key_score(w->tmp[e]);
+				pr[e] = key_id(w->tmp[e]);
+				ps[e] = sqrtf(d > 0 ? d : 0);
+			}
+		} else {
+			for (size_t e = 0; e < got; e++) {
+				pr[e] = key_id(c.key[e]);
+				ps[e] = -key_score(c.key[e]);
+			}
+		}
+		for (size_t e = got; e < keep; e++) {
+			pr[e] = UINT64_MAX;
+			ps[e] = r->cnorms ? INFINITY : -INFINITY;
+		}
+	}
+}
+
+static void rank_free(struct rank *r, size_t nworkers)
+{
+	if (r->rs)
+		for (size_t i = 0; i < nworkers; i++) {
+			free(r->rs[i].qp);
+			free(r->rs[i].out);
+			free(r->rs[i].key);
+			free(r->rs[i].n);
+			free(r->rs[i].thr);
+			free(r->rs[i].tmp);
+		}
+	free(r->rs);
+	free((void *)r->cnorms);
+	r->rs = NULL;
+	r->cnorms = NULL;
+}
+
+/* Scratch for ranking through the wide kernel on threads workers; nonzero:
+ * no memory (then rank_free). */
+static int rank_init(struct rank *r, const struct vec_ivf *g, size_t nprobe,
+		     int l2, int threads)
+{
+	size_t qb, dim = g->dim;
+
+	memset(r, 0, sizeof *r);
+	r->g = g;
+	r->fk = vec_flat_kernels();
+	r->kr = vec_kernels();
+	r->nprobe = nprobe;
+	r->cap = 4 * nprobe > 64 ? 4 * nprobe : 64;
+	qb = r->fk->qb;
+	if (l2) {
+		float *cn = malloc((size_t)g->nlist * sizeof *cn);
+		if (!cn)
+			return -1;
+		for (uint32_t j = 0; j < g->nlist; j++)
+			cn[j] = r->kr->dot(g->cent + (size_t)j * dim,
+					   g->cent + (size_t)j * dim, dim);
+		r->cnorms = cn;
+	}
+	r->rs = calloc((size_t)threads, sizeof *r->rs);
+	if (!r->rs)
+		return -1;
+	for (int i = 0; i < threads; i++) {
+		struct rank_scratch *w = &r->rs[i];
+		size_t qbytes = (dim * qb * sizeof(float) + 63) / 64 * 64;
+		w->qp = aligned_alloc(64, qbytes);
+		w->out = malloc(RANK_CHUNK * qb * sizeof *w->out);
+		w->key = malloc(qb * r->cap * sizeof *w->key);
+		w->n = malloc(qb * sizeof *w->n);
+		w->thr = malloc(qb * sizeof *w->thr);
+		w->tmp = malloc(nprobe * sizeof *w->tmp);
+		if (!w->qp || !w->out || !w->key || !w->n || !w->thr || !w->tmp)
+			return -1;
+	}
+	return 0;
+}
+
+/* The nprobe best lists of the m queries q (see struct rank; q unit
+ * length for cos, as vec_ivf_search gets them). */
+static int rank_lists(struct rank *r, const float *q, size_t m, int l2,
+		      int threads, uint64_t *probe, float *psc)
+{
+	const struct vec_ivf *g = r->g;
+	size_t qb = r->fk->qb, nblocks = m / qb;
+	int rc;
+
+	if ((m % qb) * 3 >= qb)
+		nblocks++;
+	r->nwide = nblocks * qb < m ? nblocks * qb : m;
+	r->q = q;
+	r->probe = probe;
+	r->psc = psc;
+	if (nblocks)
+		vec_pool_run(threads, nblocks, rank_task, r);
+	if (r->nwide == m)
+		return VEC_OK;
+	rc = vec_flat_search(g->cent, NULL, g->nlist, g->dim,
+			     l2 ? VEC_METRIC_L2 : VEC_METRIC_IP, q + r->nwide * g->dim,
+			     m - r->nwide, r->nprobe, threads,
+			     probe + r->nwide * r->nprobe, psc + r->nwide * r->nprobe);
+	return rc;
+}
+
+int vec_ivf_rank(const struct vec_ivf *g, const float *q, size_t nq,
+		 size_t nprobe, int threads, uint64_t *probe, float *psc,
+		 struct vec_errbuf *eb)
+{
+	struct rank r;
+	size_t blocks, workers;
+	int l2 = g->metric == VEC_METRIC_L2, rc;
+
+	if (nq == 0 || nprobe == 0)
+		return VEC_OK;
+	if (nprobe > g->nlist || nprobe > RANK_PROBE_MAX)
+		return vec_err(eb, VEC_E_USAGE, "nprobe %zu out of range", nprobe);
+	if (threads <= 0)
+		threads = vec_ncpu();
+	blocks = (nq + vec_flat_kernels()->qb - 1) / vec_flat_kernels()->qb;
+	workers = (size_t)threads < blocks ? (size_t)threads : blocks;
+	if (rank_init(&r, g, nprobe, l2, (int)workers)) {
+		rank_free(&r, workers);
+		return vec_err(eb, VEC_E_NOMEM, "out of memory");
+	}
+	rc = rank_lists(&r, q, nq, l2, (int)workers, probe, psc);
+	rank_free(&r, workers);
+	return rc ? vec_err(eb, rc, "search failed: %s", vec_strerror(rc)) : VEC_OK;
+}
+
 struct scratch {
 	struct vec_topk heap;     /* flat payload: k (list, position) pairs */
 	uint64_t *hids;
@@ -1109,6 +1339,9 @@ int vec_ivf_search(const struct vec_ivf *g, const struct vec_vectors *v,
 		   float *scores, struct vec_errbuf *eb)
 {
 	struct search s;
+	struct rank rk;
+	int use_rank = 0;
+	size_t rank_workers = 0;
 	uint64_t *probe = NULL, maxlen = 0;
 	float *psc = NULL;
 	size_t nheaps = 0, batch, nprobe = o->nprobe;
@@ -1147,6 +1380,7 @@ int vec_ivf_search(const struct vec_ivf *g, const struct vec_vectors *v,
 	if (batch > PROBE_ENTRIES / nprobe)
 		batch = PROBE_ENTRIES / nprobe ? PROBE_ENTRIES / nprobe : 1;
 	memset(&s, 0, sizeof s);
+	memset(&rk, 0, sizeof rk);
 	s.g = g;
 	s.v = v;
 	s.k = k;
@@ -1172,13 +1406,26 @@ int vec_ivf_search(const struct vec_ivf *g, const struct vec_vectors *v,
 			goto done;
 		}
 	s.probe = probe;
+	if (nprobe <= RANK_PROBE_MAX) {
+		size_t blocks = (batch + s.fk->qb - 1) / s.fk->qb;
+		rank_workers = (size_t)threads < blocks ? (size_t)threads : blocks;
+		if (rank_init(&rk, g, nprobe, s.l2, (int)rank_workers)) {
+			rc = vec_err(eb, VEC_E_NOMEM, "out of memory");
+			goto done;
+		}
+		use_rank = 1;
+	}
 	for (size_t q0 = 0; q0 < nq; q0 += batch) {
 		size_t m = nq - q0 < batch ? nq - q0 : batch;
 		const float *q = queries + q0 * g->dim;
 		/* The nprobe best lists of each query, by its centroid. */
-		rc = vec_flat_search(g->cent, NULL, g->nlist, g->dim,
-				     s.l2 ? VEC_METRIC_L2 : VEC_METRIC_IP, q, m,
-				     nprobe, threads, probe, psc);
+		if (use_rank)
+			rc = rank_lists(&rk, q, m, s.l2, (int)rank_workers,
+					probe, psc);
+		else
+			rc = vec_flat_search(g->cent, NULL, g->nlist, g->dim,
+					     s.l2 ? VEC_METRIC_L2 : VEC_METRIC_IP,
+					     q, m, nprobe, threads, probe, psc);
 		if (rc) {
 			rc = vec_err(eb, rc, "search failed: %s", vec_strerror(rc));
 			goto done;
@@ -1190,6 +1437,7 @@ int vec_ivf_search(const struct vec_ivf *g, const struct vec_vectors *v,
 		vec_pool_run((int)nheaps, m, search_task, &s);
 	}
 done:
+	rank_free(&rk, rank_workers);
 	if (s.sc) {
 		for (size_t w = 0; w < nheaps; w++) {
 			if (o->scanned)
