@@ -92,8 +92,8 @@ struct vec_ivf {
 	uint8_t ivfp[IVFP_BYTES];
 
 	/*
-	 * PQ under l2: the part of each list's table that does not depend on
-	 * the query, pre[j][i][c] = |b_ic|^2 + 2 <c_j, b_ic> (b_ic centroid c
+	 * 8-bit PQ under l2: the part of each list's table that does not
+	 * depend on the query, pre[j][i][c] = |b_ic|^2 + 2 <c_j, b_ic> (b_ic centroid c
 	 * of sub-space i, c_j list j's centroid, in that sub-space), made the
 	 * first time a search probes list j.  Searches run concurrently on
 	 * one index: a list's state goes 0 -> 1 (one thread makes it) -> 2
@@ -344,8 +344,12 @@ static struct vec_ivf *new_ivf(const struct vec_ivf_params *p, size_t dim,
 	}
 	set_codebook(g, g->own_cb);
 	g->cent = g->own_cent;
-	if (p->codec == VEC_IVF_PQ && metric == VEC_METRIC_L2) {
-		/* Pages are touched only as lists are probed; huge pages where
+	if (p->codec == VEC_IVF_PQ && metric == VEC_METRIC_L2 &&
+	    g->pq.nbits == 8) {
+		/* 4 bits: a list's table straight from the residual costs
+		 * dim x 16 multiply-adds, less than reading (and first
+		 * touching) its stored part, m x 16 floats a list.
+		 * Pages are touched only as lists are probed; huge pages where
 		 * the system gives them, since a fault per 4 KiB page costs
 		 * more than filling it (8-bit tables run to 1 KiB a list and
 		 * sub-quantiser). */
