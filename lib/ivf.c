@@ -713,6 +713,22 @@ static int cmp_key(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Sort n keys ascending: insertion for the few (k, nprobe), else qsort. */
+static void sort_keys(uint64_t *k, size_t n)
+{
+	if (n > 48) {
+		qsort(k, n, sizeof *k, cmp_key);
+		return;
+	}
+	for (size_t i = 1; i < n; i++) {
+		uint64_t x = k[i];
+		size_t j = i;
+		for (; j > 0 && k[j - 1] > x; j--)
+			k[j] = k[j - 1];
+		k[j] = x;
+	}
+}
+
 /* The best min(keep, n) first, sorted if asked; returns how many. */
 static size_t cands_final(struct cands *c, size_t keep, int sorted)
 {
@@ -720,7 +736,7 @@ static size_t cands_final(struct cands *c, size_t keep, int sorted)
 	cands_select(c, keep);
 	n = c->n < keep ? c->n : keep;
 	if (sorted)
-		qsort(c->key, n, sizeof *c->key, cmp_key);
+		sort_keys(c->key, n);
 	return n;
 }
 
@@ -838,7 +854,7 @@ static void rank_task(void *ctx, size_t b, int worker)
 				w->tmp[e] = cand_key(r->kr->l2sq(q, g->cent + (size_t)j * dim,
 							       dim), j);
 			}
-			qsort(w->tmp, got, sizeof *w->tmp, cmp_key);
+			sort_keys(w->tmp, got);
 			for (size_t e = 0; e < got; e++) {
 				float d = key_score(w->tmp[e]);
 				pr[e] = key_id(w->tmp[e]);
