@@ -69,7 +69,8 @@ static void wide_portable(const struct vec_flat_wide *w)
 	size_t dim = w->dim;
 
 	for (unsigned l = 0; l < PQB; l++)
-		thr[l] = l < w->nlanes ? vec_topk_worst(w->heap[l]) : -INFINITY;
+		thr[l] = l < w->nlanes && !w->out ? vec_topk_worst(w->heap[l])
+						  : -INFINITY;
 	for (size_t j = 0; j < w->nb; j += PRB) {
 		size_t rows = w->nb - j < PRB ? w->nb - j : PRB;
 		float acc[PRB][PQB] = { { 0 } };
@@ -83,6 +84,13 @@ static void wide_portable(const struct vec_flat_wide *w)
 			}
 		}
 		for (size_t r = 0; r < rows; r++) {
+			if (w->out) {
+				for (unsigned l = 0; l < PQB; l++)
+					w->out[(j + r) * PQB + l] =
+						w->norms ? w->norms[j + r] - 2 * acc[r][l]
+							 : -acc[r][l];
+				continue;
+			}
 			for (unsigned l = 0; l < w->nlanes; l++) {
 				float s = w->norms ? w->norms[j + r] - 2 * acc[r][l]
 						   : -acc[r][l];
@@ -225,6 +233,7 @@ static void search_task(void *ctx, size_t task, int worker)
 			for (size_t b = b0; b < b1; b++) {
 				struct vec_flat_wide w;
 				size_t first = b * qb;
+				w.out = NULL;
 				w.qp = s->qp + b * s->dim * qb;
 				w.x = x;
 				w.norms = s->norms ? s->norms + c : NULL;
@@ -673,6 +682,7 @@ static void over_task(void *ctx, size_t b, int worker)
 	size_t first = b * qb;
 
 	(void)worker;
+	w.out = NULL;
 	w.qp = s->op + b * s->dim * qb;
 	w.dim = s->dim;
 	w.nlanes = (unsigned)(s->nover - first < qb ? s->nover - first : qb);

@@ -61,6 +61,11 @@ ALWAYS_INLINE void wide_tile(const struct vec_flat_wide *w, size_t j0,
 			s0 = _mm512_mul_ps(a0[r], neg);
 			s1 = _mm512_mul_ps(a1[r], neg);
 		}
+		if (w->out) {
+			_mm512_storeu_ps(w->out + (j0 + r) * QB, s0);
+			_mm512_storeu_ps(w->out + (j0 + r) * QB + 16, s1);
+			continue;
+		}
 		m = (__mmask32)_mm512_cmp_ps_mask(s0, *t0, _CMP_LE_OQ) |
 		    ((__mmask32)_mm512_cmp_ps_mask(s1, *t1, _CMP_LE_OQ) << 16);
 		m &= valid;
@@ -90,7 +95,7 @@ static void wide_avx512(const struct vec_flat_wide *w)
 	size_t j = 0;
 
 	for (unsigned l = 0; l < QB; l++)
-		thr[l] = l < w->nlanes ? vec_topk_worst(w->heap[l])
+		thr[l] = l < w->nlanes && !w->out ? vec_topk_worst(w->heap[l])
 				       : -__builtin_inff();
 	t0 = _mm512_load_ps(thr);
 	t1 = _mm512_load_ps(thr + 16);

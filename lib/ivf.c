@@ -50,6 +50,8 @@
 #define CODEC_TRAIN_MAX 16384 /* residuals the codec is trained on, at most:
 				 what k-means samples for 256 centroids */
 #define ENCODE_CHUNK 1024 /* vectors encoded per task */
+#define RANK_CHUNK 512 /* centroids scored at once, per block of queries */
+#define RANK_PROBE_MAX 4096 /* larger nprobe: ranked by vec_flat_search */
 #define PRE_ALIGN ((size_t)2 << 20) /* a huge page */
 
 struct list {
@@ -90,8 +92,8 @@ struct vec_ivf {
 	uint8_t ivfp[IVFP_BYTES];
 
 	/*
-	 * PQ under l2: the part of each list's table that does not depend on
-	 * the query, pre[j][i][c] = |b_ic|^2 + 2 <c_j, b_ic> (b_ic centroid c
+	 * 8-bit PQ under l2: the part of each list's table that does not
+	 * depend on the query, pre[j][i][c] = |b_ic|^2 + 2 <c_j, b_ic> (b_ic centroid c
 	 * of sub-space i, c_j list j's centroid, in that sub-space), made the
 	 * first time a search probes list j.  Searches run concurrently on
 	 * one index: a list's state goes 0 -> 1 (one thread makes it) -> 2
@@ -342,8 +344,12 @@ static struct vec_ivf *new_ivf(const struct vec_ivf_params *p, size_t dim,
 	}
 	set_codebook(g, g->own_cb);
 	g->cent = g->own_cent;
-	if (p->codec == VEC_IVF_PQ && metric == VEC_METRIC_L2) {
-		/* Pages are touched only as lists are probed; huge pages where
+	if (p->codec == VEC_IVF_PQ && metric == VEC_METRIC_L2 &&
+	    g->pq.nbits == 8) {
+		/* 4 bits: a list's table straight from the residual costs
+		 * dim x 16 multiply-adds, less than reading (and first
+		 * touching) its stored part, m x 16 floats a list.
+		 * Pages are touched only as lists are probed; huge pages where
 		 * the system gives them, since a fault per 4 KiB page costs
 		 * more than filling it (8-bit tables run to 1 KiB a list and
 		 * sub-quantiser). */
@@ -655,9 +661,15 @@ static void cands_select(struct cands *c, size_t keep)
 		if (k[mid] < k[hi - 1])
 			t = k[mid], k[mid] = k[hi - 1], k[hi - 1] = t;
 		piv = k[hi - 1];
-		for (size_t j = lo; j < hi - 1; j++)
-			if (k[j] < piv)
-				t = k[i], k[i] = k[j], k[j] = t, i++;
+		/* Branch-free partition: swap always, advance on "below"
+		 * (the keys' order is random; a branch would mispredict half
+		 * the time). */
+		for (size_t j = lo; j < hi - 1; j++) {
+			uint64_t x = k[j];
+			k[j] = k[i];
+			k[i] = x;
+			i += x < piv;
+		}
 		k[hi - 1] = k[i];
 		k[i] = piv;
 		/* [lo, i) below the pivot, i the pivot, (i, hi) above. */
@@ -701,6 +713,22 @@ static int cmp_key(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Sort n keys ascending: insertion for the few (k, nprobe), else qsort. */
+static void sort_keys(uint64_t *k, size_t n)
+{
+	if (n > 48) {
+		qsort(k, n, sizeof *k, cmp_key);
+		return;
+	}
+	for (size_t i = 1; i < n; i++) {
+		uint64_t x = k[i];
+		size_t j = i;
+		for (; j > 0 && k[j - 1] > x; j--)
+			k[j] = k[j - 1];
+		k[j] = x;
+	}
+}
+
 /* The best min(keep, n) first, sorted if asked; returns how many. */
 static size_t cands_final(struct cands *c, size_t keep, int sorted)
 {
@@ -708,7 +736,7 @@ static size_t cands_final(struct cands *c, size_t keep, int sorted)
 	cands_select(c, keep);
 	n = c->n < keep ? c->n : keep;
 	if (sorted)
-		qsort(c->key, n, sizeof *c->key, cmp_key);
+		sort_keys(c->key, n);
 	return n;
 }
 
@@ -724,6 +752,234 @@ static int cands_init(struct cands *c, size_t keep)
 static void cands_free(struct cands *c)
 {
 	free(c->key);
+}
+
+/* ---- ranking the lists ---- */
+
+/*
+ * The nprobe best lists of a batch of queries.  Blocks of qb queries go
+ * through the exact search's wide kernel, which writes the scores of a
+ * chunk of centroids into a buffer ("smaller is better": |c|^2 - 2 <q, c>
+ * for l2, -<q, c> for ip); each query then keeps its best with the
+ * candidate buffer above (a compare and a store per centroid, where a
+ * heap offer would sift), and sorts them by (score, id) at the end, as
+ * vec_flat_search orders its results.  Under l2 the kept lists are scored
+ * again directly, |q - c|^2, and ordered by that, again as
+ * vec_flat_search does.  The queries too few to fill a block go through
+ * vec_flat_search itself.
+ */
+struct rank {
+	const struct vec_ivf *g;
+	const struct vec_flat_kernels *fk;
+	const struct vec_kernels *kr;
+	const float *q;           /* m queries */
+	const float *cnorms;      /* l2: |c|^2 of each centroid; ip: NULL */
+	size_t nwide, nprobe, cap;
+	uint64_t *probe;          /* m x nprobe out */
+	float *psc;               /* m x nprobe out (l2: |q - c|, ip: <q, c>) */
+	struct rank_scratch *rs;  /* one per worker */
+};
+
+struct rank_scratch {
+	float *qp;                /* dim x qb packed queries (64-aligned) */
+	float *out;               /* RANK_CHUNK x qb scores */
+	uint64_t *key;            /* qb x cap candidate keys */
+	size_t *n;                /* qb: keys held */
+	float *thr;               /* qb: their thresholds */
+	uint64_t *tmp;            /* nprobe: l2's re-scored order */
+};
+
+static void rank_task(void *ctx, size_t b, int worker)
+{
+	const struct rank *r = ctx;
+	const struct vec_ivf *g = r->g;
+	struct rank_scratch *w = r->rs + worker;
+	unsigned qb = r->fk->qb, nlanes;
+	size_t first = b * qb, dim = g->dim, keep = r->nprobe;
+	struct vec_flat_wide ww;
+
+	nlanes = (unsigned)(r->nwide - first < qb ? r->nwide - first : qb);
+	for (unsigned l = 0; l < qb; l++) {
+		const float *src = r->q + (first + l) * dim;
+		for (size_t d = 0; d < dim; d++)
+			w->qp[d * qb + l] = l < nlanes ? src[d] : 0.0f;
+		w->n[l] = 0;
+		w->thr[l] = INFINITY;
+	}
+	memset(&ww, 0, sizeof ww);
+	ww.qp = w->qp;
+	ww.dim = dim;
+	ww.nlanes = nlanes;
+	ww.out = w->out;
+	for (size_t c0 = 0; c0 < g->nlist; c0 += RANK_CHUNK) {
+		size_t nb = g->nlist - c0 < RANK_CHUNK ? g->nlist - c0 : RANK_CHUNK;
+		ww.x = g->cent + c0 * dim;
+		ww.norms = r->cnorms ? r->cnorms + c0 : NULL;
+		ww.nb = nb;
+		ww.id0 = c0;
+		r->fk->wide(&ww);
+		for (unsigned l = 0; l < nlanes; l++) {
+			struct cands c;
+			const float *o = w->out + l;
+			c.key = w->key + (size_t)l * r->cap;
+			c.n = w->n[l];
+			c.keep = keep;
+			c.cap = r->cap;
+			c.thr = w->thr[l];
+			for (size_t e = 0; e < nb; e++) {
+				float s = o[e * qb] + 0.0f; /* -0 as +0, as the heap */
+				/* store always, keep if it passes */
+				c.key[c.n] = cand_key(s, (uint32_t)(c0 + e));
+				c.n += s <= c.thr;
+				if (c.n == c.cap)
+					cands_shrink(&c);
+			}
+			w->n[l] = c.n;
+			w->thr[l] = c.thr;
+		}
+	}
+	for (unsigned l = 0; l < nlanes; l++) {
+		struct cands c;
+		uint64_t *pr = r->probe + (first + l) * keep;
+		float *ps = r->psc + (first + l) * keep;
+		const float *q = r->q + (first + l) * dim;
+		size_t got;
+		c.key = w->key + (size_t)l * r->cap;
+		c.n = w->n[l];
+		got = cands_final(&c, keep, 1);
+		if (r->cnorms) {
+			/* |q - c|^2 directly, then ordered by it and the id */
+			for (size_t e = 0; e < got; e++) {
+				uint32_t j = key_id(c.key[e]);
+				w->tmp[e] = cand_key(r->kr->l2sq(q, g->cent + (size_t)j * dim,
+							       dim), j);
+			}
+			sort_keys(w->tmp, got);
+			for (size_t e = 0; e < got; e++) {
+				float d = key_score(w->tmp[e]);
+				pr[e] = key_id(w->tmp[e]);
+				ps[e] = sqrtf(d > 0 ? d : 0);
+			}
+		} else {
+			for (size_t e = 0; e < got; e++) {
+				pr[e] = key_id(c.key[e]);
+				ps[e] = -key_score(c.key[e]);
+			}
+		}
+		for (size_t e = got; e < keep; e++) {
+			pr[e] = UINT64_MAX;
+			ps[e] = r->cnorms ? INFINITY : -INFINITY;
+		}
+	}
+}
+
+static void rank_free(struct rank *r, size_t nworkers)
+{
+	if (r->rs)
+		for (size_t i = 0; i < nworkers; i++) {
+			free(r->rs[i].qp);
+			free(r->rs[i].out);
+			free(r->rs[i].key);
+			free(r->rs[i].n);
+			free(r->rs[i].thr);
+			free(r->rs[i].tmp);
+		}
+	free(r->rs);
+	free((void *)r->cnorms);
+	r->rs = NULL;
+	r->cnorms = NULL;
+}
+
+/* Scratch for ranking through the wide kernel on threads workers; nonzero:
+ * no memory (then rank_free). */
+static int rank_init(struct rank *r, const struct vec_ivf *g, size_t nprobe,
+		     int l2, int threads)
+{
+	size_t qb, dim = g->dim;
+
+	memset(r, 0, sizeof *r);
+	r->g = g;
+	r->fk = vec_flat_kernels();
+	r->kr = vec_kernels();
+	r->nprobe = nprobe;
+	r->cap = 4 * nprobe > 64 ? 4 * nprobe : 64;
+	qb = r->fk->qb;
+	if (l2) {
+		float *cn = malloc((size_t)g->nlist * sizeof *cn);
+		if (!cn)
+			return -1;
+		for (uint32_t j = 0; j < g->nlist; j++)
+			cn[j] = r->kr->dot(g->cent + (size_t)j * dim,
+					   g->cent + (size_t)j * dim, dim);
+		r->cnorms = cn;
+	}
+	r->rs = calloc((size_t)threads, sizeof *r->rs);
+	if (!r->rs)
+		return -1;
+	for (int i = 0; i < threads; i++) {
+		struct rank_scratch *w = &r->rs[i];
+		size_t qbytes = (dim * qb * sizeof(float) + 63) / 64 * 64;
+		w->qp = aligned_alloc(64, qbytes);
+		w->out = malloc(RANK_CHUNK * qb * sizeof *w->out);
+		w->key = malloc(qb * r->cap * sizeof *w->key);
+		w->n = malloc(qb * sizeof *w->n);
+		w->thr = malloc(qb * sizeof *w->thr);
+		w->tmp = malloc(nprobe * sizeof *w->tmp);
+		if (!w->qp || !w->out || !w->key || !w->n || !w->thr || !w->tmp)
+			return -1;
+	}
+	return 0;
+}
+
+/* The nprobe best lists of the m queries q (see struct rank; q unit
+ * length for cos, as vec_ivf_search gets them). */
+static int rank_lists(struct rank *r, const float *q, size_t m, int l2,
+		      int threads, uint64_t *probe, float *psc)
+{
+	const struct vec_ivf *g = r->g;
+	size_t qb = r->fk->qb, nblocks = m / qb;
+	int rc;
+
+	if ((m % qb) * 3 >= qb)
+		nblocks++;
+	r->nwide = nblocks * qb < m ? nblocks * qb : m;
+	r->q = q;
+	r->probe = probe;
+	r->psc = psc;
+	if (nblocks)
+		vec_pool_run(threads, nblocks, rank_task, r);
+	if (r->nwide == m)
+		return VEC_OK;
+	rc = vec_flat_search(g->cent, NULL, g->nlist, g->dim,
+			     l2 ? VEC_METRIC_L2 : VEC_METRIC_IP, q + r->nwide * g->dim,
+			     m - r->nwide, r->nprobe, threads,
+			     probe + r->nwide * r->nprobe, psc + r->nwide * r->nprobe);
+	return rc;
+}
+
+int vec_ivf_rank(const struct vec_ivf *g, const float *q, size_t nq,
+		 size_t nprobe, int threads, uint64_t *probe, float *psc,
+		 struct vec_errbuf *eb)
+{
+	struct rank r;
+	size_t blocks, workers;
+	int l2 = g->metric == VEC_METRIC_L2, rc;
+
+	if (nq == 0 || nprobe == 0)
+		return VEC_OK;
+	if (nprobe > g->nlist || nprobe > RANK_PROBE_MAX)
+		return vec_err(eb, VEC_E_USAGE, "nprobe %zu out of range", nprobe);
+	if (threads <= 0)
+		threads = vec_ncpu();
+	blocks = (nq + vec_flat_kernels()->qb - 1) / vec_flat_kernels()->qb;
+	workers = (size_t)threads < blocks ? (size_t)threads : blocks;
+	if (rank_init(&r, g, nprobe, l2, (int)workers)) {
+		rank_free(&r, workers);
+		return vec_err(eb, VEC_E_NOMEM, "out of memory");
+	}
+	rc = rank_lists(&r, q, nq, l2, (int)workers, probe, psc);
+	rank_free(&r, workers);
+	return rc ? vec_err(eb, rc, "search failed: %s", vec_strerror(rc)) : VEC_OK;
 }
 
 struct scratch {
@@ -1103,6 +1359,9 @@ int vec_ivf_search(const struct vec_ivf *g, const struct vec_vectors *v,
 		   float *scores, struct vec_errbuf *eb)
 {
 	struct search s;
+	struct rank rk;
+	int use_rank = 0;
+	size_t rank_workers = 0;
 	uint64_t *probe = NULL, maxlen = 0;
 	float *psc = NULL;
 	size_t nheaps = 0, batch, nprobe = o->nprobe;
@@ -1141,6 +1400,7 @@ int vec_ivf_search(const struct vec_ivf *g, const struct vec_vectors *v,
 	if (batch > PROBE_ENTRIES / nprobe)
 		batch = PROBE_ENTRIES / nprobe ? PROBE_ENTRIES / nprobe : 1;
 	memset(&s, 0, sizeof s);
+	memset(&rk, 0, sizeof rk);
 	s.g = g;
 	s.v = v;
 	s.k = k;
@@ -1166,13 +1426,26 @@ int vec_ivf_search(const struct vec_ivf *g, const struct vec_vectors *v,
 			goto done;
 		}
 	s.probe = probe;
+	if (nprobe <= RANK_PROBE_MAX) {
+		size_t blocks = (batch + s.fk->qb - 1) / s.fk->qb;
+		rank_workers = (size_t)threads < blocks ? (size_t)threads : blocks;
+		if (rank_init(&rk, g, nprobe, s.l2, (int)rank_workers)) {
+			rc = vec_err(eb, VEC_E_NOMEM, "out of memory");
+			goto done;
+		}
+		use_rank = 1;
+	}
 	for (size_t q0 = 0; q0 < nq; q0 += batch) {
 		size_t m = nq - q0 < batch ? nq - q0 : batch;
 		const float *q = queries + q0 * g->dim;
 		/* The nprobe best lists of each query, by its centroid. */
-		rc = vec_flat_search(g->cent, NULL, g->nlist, g->dim,
-				     s.l2 ? VEC_METRIC_L2 : VEC_METRIC_IP, q, m,
-				     nprobe, threads, probe, psc);
+		if (use_rank)
+			rc = rank_lists(&rk, q, m, s.l2, (int)rank_workers,
+					probe, psc);
+		else
+			rc = vec_flat_search(g->cent, NULL, g->nlist, g->dim,
+					     s.l2 ? VEC_METRIC_L2 : VEC_METRIC_IP,
+					     q, m, nprobe, threads, probe, psc);
 		if (rc) {
 			rc = vec_err(eb, rc, "search failed: %s", vec_strerror(rc));
 			goto done;
@@ -1184,6 +1457,7 @@ int vec_ivf_search(const struct vec_ivf *g, const struct vec_vectors *v,
 		vec_pool_run((int)nheaps, m, search_task, &s);
 	}
 done:
+	rank_free(&rk, rank_workers);
 	if (s.sc) {
 		for (size_t w = 0; w < nheaps; w++) {
 			if (o->scanned)

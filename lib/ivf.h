@@ -120,6 +120,15 @@ int vec_ivf_search(const struct vec_ivf *g, const struct vec_vectors *v,
 		   const float *queries, size_t nq, size_t k,
 		   const struct vec_ivf_search_opts *o, uint64_t *ids,
 		   float *scores, struct vec_errbuf *eb);
+/*
+ * The nprobe (1..min(nlist, 4096)) best lists of each of nq queries, best
+ * first, with their scores (l2: |q - c|, ip and cos: <q, c>): the ranking
+ * vec_ivf_search probes by.  It is exactly vec_flat_search's over the
+ * centroids (ties by list number), only without a heap per query.
+ */
+int vec_ivf_rank(const struct vec_ivf *g, const float *q, size_t nq,
+		 size_t nprobe, int threads, uint64_t *probe, float *psc,
+		 struct vec_errbuf *eb);
 /* The default nprobe: max(1, round(nlist / 16)). */
 size_t vec_ivf_default_nprobe(const struct vec_ivf *g);
 

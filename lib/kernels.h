@@ -31,6 +31,10 @@ extern const struct vec_kernels vec_kernels_neon;
  * and offers it to heap[lane] with id id0 + row, through a fast reject
  * against a copy of each heap's current worst that the kernel keeps up to
  * date.  Lanes >= nlanes are padding and never offered.
+ *
+ * With out set, nothing is offered (heap is not read): the scores of every
+ * row and all qb lanes, padding included, go to out[row * qb + lane]
+ * instead, for callers that select from them their own way.
  */
 struct vec_flat_wide {
 	const float *qp;       /* dim * qb packed query floats */
@@ -40,6 +44,7 @@ struct vec_flat_wide {
 	uint64_t id0;
 	unsigned nlanes;       /* real queries in the block, 1..qb */
 	struct vec_topk **heap; /* qb heaps (only nlanes are read) */
+	float *out;            /* NULL, or nb x qb scores (see above) */
 };
 
 /*

@@ -424,8 +424,86 @@ done:
 	free(x);
 }
 
+/*
+ * vec_ivf_rank (the lists a search probes) against vec_flat_search over
+ * the centroids, exactly, at every SIMD level: both metrics, nprobe from 1
+ * to nlist, query counts that fill the wide blocks, leave a partial block
+ * or leave a few queries to the flat search, duplicate queries, and all
+ * ties (a zero query under ip: every score is 0, so ids decide).
+ */
+static void test_rank_vs_flat(void)
+{
+	static const size_t nps[] = { 1, 2, 3, 10, 31, 64, 299, 300 };
+	static const size_t nqs[] = { 1, 5, 11, 40, 77, 100 };
+	const int saved = vec_kernels()->level;
+	float *x = points(N), *q = malloc(NQ * DIM * sizeof *q);
+	uint64_t *p1 = malloc(NQ * 300 * sizeof *p1), *p2 = malloc(NQ * 300 * sizeof *p2);
+	float *s1 = malloc(NQ * 300 * sizeof *s1), *s2 = malloc(NQ * 300 * sizeof *s2);
+
+	for (int metric = VEC_METRIC_L2; metric <= VEC_METRIC_IP; metric++) {
+		struct vec_ivf_params ip;
+		struct vec_ivf *g = NULL;
+		struct vec_file_section secs[VEC_IVF_MAX_SECTIONS];
+		struct vec_errbuf eb;
+		const float *cent = NULL;
+		size_t ns = 0;
+
+		memset(&ip, 0, sizeof ip);
+		ip.nlist = 300;
+		ip.codec = VEC_IVF_FLAT;
+		if (vec_ivf_train(&g, &ip, x, N, DIM, metric, 2, &eb)) {
+			EXPECT_MSG(0, "%s", eb.msg);
+			continue;
+		}
+		EXPECT(vec_ivf_sections(g, secs, &ns, &eb) == VEC_OK);
+		for (size_t i = 0; i < ns; i++)
+			if (secs[i].id == VEC_SEC_IVFC)
+				cent = (const float *)(const void *)secs[i].data;
+		EXPECT(cent != NULL);
+		if (!cent) {
+			vec_ivf_free(g);
+			continue;
+		}
+		rs = 77;
+		for (size_t i = 0; i < NQ * DIM; i++)
+			q[i] = 8 * noise();
+		memcpy(q + 7 * DIM, q + 3 * DIM, DIM * sizeof *q); /* twins */
+		memset(q + 9 * DIM, 0, DIM * sizeof *q);            /* all ties under ip */
+		for (int level = VEC_SIMD_SCALAR; level <= VEC_SIMD_NEON; level++) {
+			if (!vec_kernels_for(level))
+				continue;
+			vec_simd_select(level);
+			for (size_t a = 0; a < sizeof nqs / sizeof *nqs; a++)
+				for (size_t b = 0; b < sizeof nps / sizeof *nps; b++) {
+					size_t nq = nqs[a], np = nps[b];
+					int bad = 0;
+					EXPECT(vec_ivf_rank(g, q, nq, np, 1 + (int)(a & 1), p1, s1,
+							    &eb) == VEC_OK);
+					EXPECT(vec_flat_search(cent, NULL, 300, DIM, metric, q, nq,
+							       np, 1, p2, s2) == VEC_OK);
+					for (size_t e = 0; e < nq * np; e++)
+						bad += p1[e] != p2[e] || s1[e] != s2[e];
+					EXPECT_MSG(bad == 0, "level %d metric %d nq %zu nprobe %zu: %d differ",
+						   level, metric, nq, np, bad);
+				}
+		}
+		vec_simd_select(saved);
+		if (metric == VEC_METRIC_IP) /* the zero query: ids in order */
+			for (size_t e = 0; e < 300; e++)
+				EXPECT(p1[9 * 300 + e] == e);
+		vec_ivf_free(g);
+	}
+	free(x);
+	free(q);
+	free(p1);
+	free(p2);
+	free(s1);
+	free(s2);
+}
+
 void suite_ivf(void)
 {
+	RUN(test_rank_vs_flat);
 	RUN(test_round_trip);
 	RUN(test_all_lists_exact);
 	RUN(test_growth);
