@@ -24,7 +24,8 @@ int vec_err_at(struct vec_errbuf *eb, int code, int line, const char *fmt, ...)
 
 /*
  * Whether a batch of nq queries should map a whole mapped index of `bytes`
- * bytes before it searches (vec_index_search): when the batch will touch
+ * bytes before it searches (vec_index_search; flat, hnsw, and coded ivf
+ * types that re-rank on the kept vectors): when the batch will touch
  * most of its pages anyway, one madvise(MADV_POPULATE_READ) maps them for
  * a fraction of what a page fault each costs.  A query is taken to touch
  * VEC_POPULATE_PAGES pages; larger indexes than VEC_POPULATE_MAX are left
