@@ -97,22 +97,16 @@ static void query_scalar(const struct vec_sq8 *q, const float *x, int8_t *cq,
 
 	/* In double: a product of two finite floats cannot overflow there,
 	 * whatever the query or the file's scales. */
-	for (size_t d = 0; d < q->dim; d++) {
+	for (size_t d = 0; d < end; d++) {
 		double w = fabs((double)x[d] * q->scale[d]);
 		amax = w > amax ? w : amax;
-		if (d < end)
-			lane[d & 7] += (double)x[d] * q->lo[d];
+		lane[d & 7] += (double)x[d] * q->lo[d];
 	}
 	lo = vec_sq8_sum8(lane);
-	for (size_t d = end; d < q->dim; d++)
-		lo += (double)x[d] * q->lo[d];
+	vec_sq8_query_sums(q, x, end, &amax, &lo);
 	inv = amax > 0 ? 127.0 / amax : 0;
-	for (size_t d = 0; d < q->dim; d++) { /* |w| <= 127: round half away */
-		double w = (double)x[d] * q->scale[d] * inv;
-		if (!(w > -128 && w < 128))
-			w = 0; /* NaN: a damaged vector or quantiser */
-		cq[d] = (int8_t)(int)(w + (w < 0 ? -0.5 : 0.5));
-	}
+	/* |w| <= 127; NaN (a damaged vector or quantiser) is coded 0 */
+	vec_sq8_query_bytes(q, x, 0, inv, cq);
 	memset(cq + q->dim, 0, q->stride - q->dim);
 	*t = (float)(amax / 127.0);
 	*qlo = (float)lo;

@@ -32,6 +32,7 @@
 #ifndef VEC_SQ8_H
 #define VEC_SQ8_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -158,6 +159,31 @@ enum vec_sq8_level {
 static inline double vec_sq8_sum8(const double s[8])
 {
 	return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+}
+
+/* The query's scalar steps from component `from` on, shared by every
+ * level's vec_sq8_query: the largest |x scale| and <x, lo> ... */
+static inline void vec_sq8_query_sums(const struct vec_sq8 *q, const float *x,
+				      size_t from, double *amax, double *lo)
+{
+	for (size_t d = from; d < q->dim; d++) {
+		double w = fabs((double)x[d] * q->scale[d]);
+		*amax = w > *amax ? w : *amax;
+		*lo += (double)x[d] * q->lo[d];
+	}
+}
+
+/* ... and the bytes: x scale inv rounded half away from zero, a NaN or a
+ * value out of range coded 0. */
+static inline void vec_sq8_query_bytes(const struct vec_sq8 *q, const float *x,
+				       size_t from, double inv, int8_t *cq)
+{
+	for (size_t d = from; d < q->dim; d++) {
+		double w = (double)x[d] * q->scale[d] * inv;
+		if (!(w > -128 && w < 128))
+			w = 0;
+		cq[d] = (int8_t)(int)(w + (w < 0 ? -0.5 : 0.5));
+	}
 }
 
 typedef void (*vec_sq8_query_fn)(const struct vec_sq8 *q, const float *x,

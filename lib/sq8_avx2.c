@@ -127,11 +127,7 @@ void vec_sq8_query_avx2(const struct vec_sq8 *q, const float *x, int8_t *cq,
 	for (int i = 0; i < 4; i++)
 		amax = m4[i] > amax ? m4[i] : amax;
 	lo = vec_sq8_sum8(lane);
-	for (; d < dim; d++) {
-		double w = fabs((double)x[d] * q->scale[d]);
-		amax = w > amax ? w : amax;
-		lo += (double)x[d] * q->lo[d];
-	}
+	vec_sq8_query_sums(q, x, d, &amax, &lo);
 	inv = amax > 0 ? 127.0 / amax : 0;
 	vinv = _mm256_set1_pd(inv);
 	for (d = 0; d < end; d += 4) {
@@ -149,12 +145,7 @@ void vec_sq8_query_avx2(const struct vec_sq8 *q, const float *x, int8_t *cq,
 		b4 = _mm_cvtsi128_si32(v);
 		memcpy(cq + d, &b4, 4);
 	}
-	for (; d < dim; d++) {
-		double w = (double)x[d] * q->scale[d] * inv;
-		if (!(w > -128 && w < 128))
-			w = 0;
-		cq[d] = (int8_t)(int)(w + (w < 0 ? -0.5 : 0.5));
-	}
+	vec_sq8_query_bytes(q, x, d, inv, cq);
 	memset(cq + dim, 0, q->stride - dim);
 	*t = (float)(amax / 127.0);
 	*qlo = (float)lo;

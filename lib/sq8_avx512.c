@@ -205,11 +205,7 @@ void vec_sq8_query_avx512(const struct vec_sq8 *q, const float *x, int8_t *cq,
 	amax = _mm512_reduce_max_pd(vmax);
 	_mm512_storeu_pd(lane, vlo);
 	lo = vec_sq8_sum8(lane);
-	for (; d < dim; d++) {
-		double w = fabs((double)x[d] * q->scale[d]);
-		amax = w > amax ? w : amax;
-		lo += (double)x[d] * q->lo[d];
-	}
+	vec_sq8_query_sums(q, x, d, &amax, &lo);
 	inv = amax > 0 ? 127.0 / amax : 0;
 	vinv = _mm512_set1_pd(inv);
 	for (d = 0; d < end; d += 8) {
@@ -223,12 +219,7 @@ void vec_sq8_query_avx512(const struct vec_sq8 *q, const float *x, int8_t *cq,
 		__m256i v = _mm512_maskz_cvttpd_epi32(ok, r);
 		_mm_storel_epi64((__m128i *)(void *)(cq + d), _mm256_cvtepi32_epi8(v));
 	}
-	for (; d < dim; d++) {
-		double w = (double)x[d] * q->scale[d] * inv;
-		if (!(w > -128 && w < 128))
-			w = 0;
-		cq[d] = (int8_t)(int)(w + (w < 0 ? -0.5 : 0.5));
-	}
+	vec_sq8_query_bytes(q, x, d, inv, cq);
 	memset(cq + dim, 0, q->stride - dim);
 	*t = (float)(amax / 127.0);
 	*qlo = (float)lo;
