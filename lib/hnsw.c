@@ -396,8 +396,9 @@ static inline void prefetch_list0(const struct vec_hnsw *g, uint32_t c)
 
 /*
  * The first place in pool[0..n) (sorted by d) whose distance is above d:
- * a binary search whose steps compile to conditional moves, since the
- * comparisons go either way at random.
+ * a binary search written without branches in its steps (the compiler
+ * can use conditional moves), since the comparisons go either way at
+ * random.
  */
 static inline size_t pool_upper(const struct ent *pool, size_t n, float d)
 {

@@ -1070,15 +1070,27 @@ static void finish_results(const struct vec_index *idx, size_t nq, size_t k,
 	}
 }
 
-/* A coded ivf type that re-ranks reads the kept vectors at random. */
-static int populate_ivf(const struct vec_ivf *g)
+#ifdef MADV_POPULATE_READ
+/*
+ * Does a batch of nq queries pay for mapping the whole file first
+ * (vec_populate_worth)?  Not for inverted lists read in order (ivf, or
+ * codes alone): a batch reads only the lists it probes, the faults come a
+ * 64 KiB window at a time, and an ivf file's copy of the vectors in their
+ * first order is never read.  A coded type that re-ranks reads its kept
+ * vectors at random, as flat and hnsw read theirs.
+ */
+static int populate_pays(const struct vec_index *idx, size_t nq)
 {
-	int codec;
+	int codec = VEC_IVF_FLAT;
 	uint32_t nlist;
 
-	vec_ivf_layout(g, &codec, &nlist);
-	return codec != VEC_IVF_FLAT && vec_ivf_keeps_vectors(g);
+	if (!idx->map || !idx->path || !vec_populate_worth(nq, idx->map_len))
+		return 0;
+	if (idx->ivf)
+		vec_ivf_layout(idx->ivf, &codec, &nlist);
+	return !idx->ivf || (codec != VEC_IVF_FLAT && !idx->novecs);
 }
+#endif
 
 int vec_index_search(const struct vec_index *idx, size_t nq,
 		     const float *queries, size_t k,
@@ -1101,13 +1113,8 @@ int vec_index_search(const struct vec_index *idx, size_t nq,
 			       "the %s index has not been trained yet (vec_index_train)",
 			       vec_type_name(idx->type));
 #ifdef MADV_POPULATE_READ
-	/* A hint: an older kernel refuses it, and the faults happen as before.
-	 * Not for inverted lists read in order (ivf, or codes alone): a
-	 * batch reads only the lists it probes, the faults come a 64 KiB
-	 * window at a time, and an ivf file's copy of the vectors in their
-	 * first order is never read. */
-	if (idx->map && idx->path && vec_populate_worth(nq, idx->map_len) &&
-	    !(idx->ivf && !populate_ivf(idx->ivf)))
+	/* A hint: an older kernel refuses it, and the faults happen as before. */
+	if (populate_pays(idx, nq))
 		(void)madvise(idx->map, idx->map_len, MADV_POPULATE_READ);
 #endif
 	if (idx->metric == VEC_METRIC_COS) {
