@@ -1152,6 +1152,11 @@ int vec_index_search(const struct vec_index *idx, size_t nq,
 	return rc;
 }
 
+struct vec_ivf *vec_index_ivf(struct vec_index *idx)
+{
+	return idx->ivf;
+}
+
 int vec_index_save(struct vec_index *idx, const char *path,
 		   struct vec_errbuf *eb)
 {

@@ -103,6 +103,26 @@ struct vec_ivf {
 	 */
 	float *pre;
 	_Atomic unsigned char *pre_state;
+
+	/*
+	 * Refine codes (sections IVFR, IVFS; coded payloads that keep the
+	 * vectors): an 8-bit copy of every vector in id order, and for each
+	 * an upper bound on the distance from the vector to its code's
+	 * reconstruction.  The refine reads these first and re-ranks on the
+	 * full vectors only the candidates whose bound lets them reach the
+	 * k best (rerank_coded), with the same answers as re-ranking all.
+	 * rq_head: dim offsets, dim steps, then count bounds (one block, as
+	 * stored).  rq_use is 0 only when a test asks to ignore them.
+	 */
+	int rq_on, rq_use;
+	struct vec_sq8 rq;
+	const float *rq_head;
+	const uint8_t *rq_codes;
+	float *own_rq_head;
+	uint8_t *own_rq_codes;
+	uint64_t rq_cap;          /* vectors the owned arrays hold */
+	float *rq_scale;          /* the steps, padded with zeros to stride */
+	double rq_range, rq_lonorm; /* || 255 step ||, || lo || */
 };
 
 static int pq4(const struct vec_ivf *g)
@@ -194,6 +214,9 @@ void vec_ivf_free(struct vec_ivf *g)
 	free(g->own_cb);
 	free(g->pre);
 	free((void *)g->pre_state);
+	free(g->own_rq_head);
+	free(g->own_rq_codes);
+	free(g->rq_scale);
 	free(g);
 }
 
@@ -417,6 +440,121 @@ done:
 	return rc;
 }
 
+/* ---- refine codes ---- */
+
+/* Point the refine codes at head (lo, steps, bounds) and codes; the
+ * padded steps and the two norms the bounds need. */
+static int rq_attach(struct vec_ivf *g, const float *head, const uint8_t *codes)
+{
+	size_t dim = g->dim, stride = vec_sq8_stride(dim);
+	double r = 0, l = 0;
+
+	if (!g->rq_scale && !(g->rq_scale = calloc(stride, sizeof *g->rq_scale)))
+		return -1;
+	g->rq_head = head;
+	g->rq_codes = codes;
+	g->rq = vec_sq8_view(dim, head, head + dim);
+	for (size_t d = 0; d < dim; d++) {
+		g->rq_scale[d] = head[dim + d];
+		r += 255.0 * head[dim + d] * (255.0 * head[dim + d]);
+		l += (double)head[d] * head[d];
+	}
+	g->rq_range = sqrt(r) * (1 + 1e-9);
+	g->rq_lonorm = sqrt(l) * (1 + 1e-9);
+	g->rq_on = 1;
+	g->rq_use = 1;
+	return 0;
+}
+
+/* The owned arrays with room for total vectors (copied from the file's
+ * the first time). */
+static int rq_reserve(struct vec_ivf *g, uint64_t total)
+{
+	size_t dim = g->dim, stride = vec_sq8_stride(dim);
+	uint64_t cap;
+	float *head;
+	uint8_t *codes;
+
+	if (g->own_rq_head && total <= g->rq_cap)
+		return 0;
+	cap = g->rq_cap > total ? g->rq_cap : total;
+	if (g->own_rq_head)
+		cap = total + total / 2 + 256;
+	head = malloc((2 * dim + cap) * sizeof *head);
+	codes = malloc(cap ? cap * stride : 1);
+	if (!head || !codes) {
+		free(head);
+		free(codes);
+		return -1;
+	}
+	memcpy(head, g->rq_head, (2 * dim + g->count) * sizeof *head);
+	if (g->count)
+		memcpy(codes, g->rq_codes, g->count * stride);
+	free(g->own_rq_head);
+	free(g->own_rq_codes);
+	g->own_rq_head = head;
+	g->own_rq_codes = codes;
+	g->rq_cap = cap;
+	return rq_attach(g, head, codes);
+}
+
+/* Rows [0, n) of x into codes and bounds: the bound is the distance to
+ * the reconstruction lo + step c, in double, rounded up to a float. */
+static void rq_encode(const struct vec_ivf *g, const float *x, uint64_t n,
+		      uint8_t *codes, float *bound)
+{
+	size_t dim = g->dim, stride = g->rq.stride;
+
+	for (uint64_t i = 0; i < n; i++) {
+		const float *v = x + i * dim;
+		uint8_t *c = codes + i * stride;
+		double e = 0;
+		float f;
+		vec_sq8_encode(&g->rq, v, 1, c, NULL);
+		for (size_t d = 0; d < dim; d++) {
+			double r = (double)g->rq.lo[d] + (double)g->rq.scale[d] * c[d];
+			e += ((double)v[d] - r) * ((double)v[d] - r);
+		}
+		e = sqrt(e) * (1 + 1e-12);
+		f = (float)e;
+		if ((double)f < e)
+			f = nextafterf(f, INFINITY);
+		bound[i] = f;
+	}
+}
+
+/* Fit the refine codes' quantiser to (a stride through) the n vectors. */
+static int rq_train(struct vec_ivf *g, const float *x, uint64_t n)
+{
+	uint64_t ns = n < CODEC_TRAIN_MAX ? n : CODEC_TRAIN_MAX;
+	float *smp = NULL, *head;
+
+	head = malloc(2 * g->dim * sizeof *head);
+	if (!head)
+		return -1;
+	if (ns < n) {
+		if (!(smp = malloc((size_t)ns * g->dim * sizeof *smp))) {
+			free(head);
+			return -1;
+		}
+		for (uint64_t i = 0; i < ns; i++)
+			memcpy(smp + i * g->dim, x + (i * n / ns) * g->dim,
+			       g->dim * sizeof *smp);
+	}
+	vec_sq8_train(head, head + g->dim, smp ? smp : x, ns, g->dim);
+	free(smp);
+	g->own_rq_head = head;
+	g->rq_cap = 0;
+	if (rq_attach(g, head, NULL))
+		return -1;
+	return 0;
+}
+
+void vec_ivf_use_refine_codes(struct vec_ivf *g, int use)
+{
+	g->rq_use = use;
+}
+
 int vec_ivf_train(struct vec_ivf **out, const struct vec_ivf_params *p,
 		  const float *x, uint64_t n, size_t dim, int metric,
 		  int threads, struct vec_errbuf *eb)
@@ -449,6 +587,11 @@ int vec_ivf_train(struct vec_ivf **out, const struct vec_ivf_params *p,
 	    (rc = train_codec(g, x, n, threads, eb))) {
 		vec_ivf_free(g);
 		return rc;
+	}
+	if (g->codec != VEC_IVF_FLAT && g->refine && dim >= VEC_IVF_RQ_MIN_DIM &&
+	    rq_train(g, x, n)) {
+		vec_ivf_free(g);
+		return vec_err(eb, VEC_E_NOMEM, "out of memory");
 	}
 	g->train_size = kr.trained;
 	g->iters = kr.iters;
@@ -571,6 +714,16 @@ int vec_ivf_add(struct vec_ivf *g, const float *x, uint64_t n, int threads,
 		goto done;
 	if ((rc = make_owned(g, eb)))
 		goto done;
+	/* The refine codes go past count: nothing counts them until the
+	 * lists below have taken the vectors. */
+	if (g->rq_on) {
+		if (rq_reserve(g, total)) {
+			rc = vec_err(eb, VEC_E_NOMEM, "out of memory");
+			goto done;
+		}
+		rq_encode(g, x, n, g->own_rq_codes + g->count * g->rq.stride,
+			  g->own_rq_head + 2 * g->dim + g->count);
+	}
 	/* Room first: a failure here leaves every list as it was (only
 	 * their capacity grew). */
 	for (uint64_t i = 0; i < n; i++)
@@ -1000,6 +1153,9 @@ struct scratch {
 	                             rounding left, times 254 ... */
 	float t, qlo;             /* ... their scale and offset */
 	int32_t *i1, *i2;         /* sq8: a list's integer dot products */
+	float *rq_q;              /* refine codes: the query against them */
+	float *rq_lb;             /* refine codes: each candidate's bound */
+	struct cands rq_est;      /* refine codes: the k best estimates */
 	uint64_t scanned;
 };
 
@@ -1177,6 +1333,117 @@ static void rerank(const struct search *s, struct scratch *w, const float *q,
 	}
 }
 
+/*
+ * The refine with refine codes: the same k best as rerank() finds, from
+ * fewer full vectors.  Each candidate's code gives a lower bound L on the
+ * score the full-precision kernel would give it (below); the k candidates
+ * with the best code estimates are re-ranked on their full vectors, and
+ * their worst score w stands for the k-th best from then on (the true
+ * k-th best can only be better).  Any other candidate with L > w cannot
+ * be among the k best, nor tie with them, and is skipped; the rest are
+ * re-ranked.  The candidates re-ranked get exactly rerank()'s scores, so
+ * the answers are rerank()'s.
+ *
+ * The bounds, u = 2^-24 and g = (stride + 8) u (a float sum of at most
+ * stride terms, and the rounding of each term, stay within g of the exact
+ * sum; the sq8 and exact kernels are such sums):
+ *  l2:  S = l2f(q - lo, step, c), e the code's stored bound on |x - x'|
+ *       (x' the reconstruction), n = |q - lo|:
+ *       |q - x'| >= sqrt(S) (1 - g) - 4 u n       (S's rounding)
+ *       |q - x|  >= that - e = A                  (triangle inequality)
+ *       kernel   >= |q - x|^2 (1 - g) >= A^2 (1 - g)   when A > 0.
+ *  ip:  T = dotf(q step, c), b = <q, lo> (double), r = |255 step|:
+ *       <q, x'> <= b + T + (g + 2u) |q| (r + |lo|)
+ *       <q, x>  <= <q, x'> + |q| e
+ *       kernel = -<q, x> computed >= -<q, x> - g |q| (|lo| + r + e).
+ * L is then rounded down to a float.
+ */
+static void rerank_coded(const struct search *s, struct scratch *w,
+			 const float *q, size_t n)
+{
+	const struct vec_ivf *g = s->g;
+	const struct vec_sq8_kernels *sk = vec_sq8_kernels();
+	struct cands *c = &w->cand, *est = &w->rq_est;
+	size_t dim = g->dim, stride = g->rq.stride, lines = stride / 64;
+	const size_t ahead = 4;
+	const float *bound = g->rq_head + 2 * dim;
+	const double u = 1.0 / 16777216.0, gam = (double)(stride + 8) * u;
+	double qn = 0, b = 0, slack = 0;
+	float worst = -INFINITY;
+	size_t got;
+
+	if (s->l2) {
+		for (size_t d = 0; d < dim; d++) {
+			w->rq_q[d] = q[d] - g->rq.lo[d];
+			qn += (double)w->rq_q[d] * w->rq_q[d];
+		}
+		qn = sqrt(qn) * (1 + 4 * u);
+	} else {
+		for (size_t d = 0; d < dim; d++) {
+			w->rq_q[d] = q[d] * g->rq.scale[d];
+			b += (double)q[d] * g->rq.lo[d];
+			qn += (double)q[d] * q[d];
+		}
+		qn = sqrt(qn) * (1 + 4 * u);
+		slack = (gam + 2 * u) * qn * (g->rq_range + g->rq_lonorm) +
+			gam * qn * (g->rq_lonorm + g->rq_range);
+	}
+	cands_reset(est);
+	for (size_t e = 0; e < n && e < ahead; e++)
+		__builtin_prefetch(g->rq_codes + (size_t)key_id(c->key[e]) * stride);
+	for (size_t e = 0; e < n; e++) {
+		uint32_t id = key_id(c->key[e]);
+		const uint8_t *row = g->rq_codes + (size_t)id * stride;
+		double lo, ebd = bound[id];
+		float est_v;
+		if (e + ahead < n) {
+			const char *p = (const char *)(g->rq_codes +
+				(size_t)key_id(c->key[e + ahead]) * stride);
+			for (size_t o = 0; o < lines; o++)
+				__builtin_prefetch(p + 64 * o);
+		}
+		if (s->l2) {
+			float S = sk->l2f(w->rq_q, g->rq_scale, row, stride);
+			double a = sqrt(S > 0 ? (double)S : 0) * (1 - gam) - 4 * u * qn - ebd;
+			est_v = S;
+			lo = a > 0 ? a * a * (1 - gam) : 0;
+		} else {
+			float T = sk->dotf(w->rq_q, row, stride);
+			est_v = -(float)(b + T);
+			lo = -(b + T) - slack - qn * ebd * (1 + gam);
+		}
+		/* Rounded to a float no larger: a float is within 2^-24 of
+		 * the double it rounds, and lo was made 2^-20 smaller. */
+		w->rq_lb[e] = (float)(lo - fabs(lo) * (1.0 / 1048576));
+		cand_push(est, (uint32_t)e, est_v);
+	}
+	/* The k best estimates, on their full vectors. */
+	got = cands_final(est, s->k, 0);
+	cands_reset(&w->top);
+	for (size_t i = 0; i < got; i++) {
+		size_t e = key_id(est->key[i]);
+		uint32_t id = key_id(c->key[e]);
+		const float *x = s->v->x + (size_t)id * dim;
+		float d = s->l2 ? s->kr->l2sq(q, x, dim) : -s->kr->dot(q, x, dim);
+		worst = d > worst ? d : worst;
+		w->rq_lb[e] = NAN; /* done */
+		cand_push(&w->top, id, d);
+	}
+	if (got < s->k)
+		worst = INFINITY; /* fewer candidates than k: keep them all */
+	for (size_t e = 0; e < n; e++) {
+		uint32_t id;
+		const float *x;
+		float d;
+		if (!(w->rq_lb[e] <= worst))
+			continue; /* done, or cannot be among the k best */
+		id = key_id(c->key[e]);
+		x = s->v->x + (size_t)id * dim;
+		d = s->l2 ? s->kr->l2sq(q, x, dim) : -s->kr->dot(q, x, dim);
+		cand_push(&w->top, id, d);
+	}
+}
+
 /* One query: scan its probed lists, then refine. */
 static void search_task(void *ctx, size_t i, int worker)
 {
@@ -1275,7 +1542,10 @@ static void search_task(void *ctx, size_t i, int worker)
 	}
 	got = cands_final(c, s->k2, !s->refine);
 	if (s->refine) {
-		rerank(s, w, q, got);
+		if (g->rq_on && g->rq_use)
+			rerank_coded(s, w, q, got);
+		else
+			rerank(s, w, q, got);
 		c = &w->top;
 		got = cands_final(c, s->k, 1);
 	}
@@ -1297,6 +1567,9 @@ static void scratch_free(struct scratch *w)
 	free(w->hsc);
 	cands_free(&w->cand);
 	cands_free(&w->top);
+	cands_free(&w->rq_est);
+	free(w->rq_q);
+	free(w->rq_lb);
 	free(w->table);
 	free(w->qtab);
 	free(w->qres);
@@ -1320,6 +1593,12 @@ static int scratch_init(const struct search *s, struct scratch *w,
 	memset(w, 0, sizeof *w);
 	if (cands_init(&w->cand, s->k2) || cands_init(&w->top, s->k))
 		return -1;
+	if (g->rq_on && s->refine) {
+		w->rq_q = calloc(g->rq.stride, sizeof *w->rq_q);
+		w->rq_lb = malloc(s->k2 * sizeof *w->rq_lb);
+		if (!w->rq_q || !w->rq_lb || cands_init(&w->rq_est, s->k))
+			return -1;
+	}
 	w->qres = malloc(g->dim * sizeof *w->qres);
 	if (!w->qres)
 		return -1;
@@ -1554,6 +1833,19 @@ int vec_ivf_sections(struct vec_ivf *g, struct vec_file_section *secs,
 		secs[ns].data = (const uint8_t *)g->w_norms;
 		secs[ns++].length = g->count * 4;
 	}
+	if (g->rq_on) {
+		/* Optional: a reader that ignores them re-ranks every
+		 * candidate, with the same answers. */
+		static const uint8_t none[1];
+		secs[ns].id = VEC_SEC_IVFR;
+		secs[ns].flags = 0;
+		secs[ns].data = (const uint8_t *)g->rq_head;
+		secs[ns++].length = (2 * g->dim + g->count) * 4;
+		secs[ns].id = VEC_SEC_IVFS;
+		secs[ns].flags = 0;
+		secs[ns].data = g->rq_codes ? g->rq_codes : none;
+		secs[ns++].length = g->count * g->rq.stride;
+	}
 	*n = ns;
 	return VEC_OK;
 }
@@ -1567,6 +1859,7 @@ int vec_ivf_open(struct vec_ivf **out, const struct vec_file *f,
 		 const struct vec_vectors *v, struct vec_errbuf *eb)
 {
 	const struct vec_file_section *sp, *sc, *so, *si, *sd, *sx = NULL, *sn = NULL;
+	const struct vec_file_section *sr, *ss;
 	const char *name = f->name ? f->name : "index";
 	struct vec_ivf_params ip;
 	const uint8_t *p;
@@ -1712,6 +2005,43 @@ int vec_ivf_open(struct vec_ivf **out, const struct vec_file *f,
 				 (unsigned long long)cnt);
 		goto fail;
 	}
+	/* R-IVF-9: refine codes come in pairs, with kept vectors, sized by
+	 * dim and count; steps >= 0, offsets finite, bounds >= 0. */
+	sr = vec_file_find(f, VEC_SEC_IVFR);
+	ss = vec_file_find(f, VEC_SEC_IVFS);
+	if (sr || ss) {
+		uint64_t hl = (2 * (uint64_t)dim + cnt) * 4;
+		const float *h;
+		if (!sr || !ss || codec == VEC_IVF_FLAT || !refine) {
+			rc = VEC_CORRUPT(eb, "%s: section '%s' without %s", name,
+					 sr ? "IVFR" : "IVFS",
+					 !sr || !ss ? (sr ? "'IVFS'" : "'IVFR'")
+						    : "kept vectors of a coded payload");
+			goto fail;
+		}
+		if (sr->length != hl || ss->length != cnt * vec_sq8_stride(dim)) {
+			rc = VEC_CORRUPT(eb, "%s: section '%s' is %llu bytes, expected %llu",
+					 name, sr->length != hl ? "IVFR" : "IVFS",
+					 (unsigned long long)(sr->length != hl ? sr->length : ss->length),
+					 (unsigned long long)(sr->length != hl ? hl :
+							      cnt * vec_sq8_stride(dim)));
+			goto fail;
+		}
+		h = (const float *)(const void *)sr->data;
+		for (uint64_t i = 0; i < 2 * (uint64_t)dim + cnt; i++)
+			if (!(i < dim ? isfinite(h[i]) : h[i] >= 0 && (i >= 2 * dim ||
+									isfinite(h[i])))) {
+				rc = VEC_CORRUPT(eb, i < 2 * (uint64_t)dim ?
+						 "%s: section 'IVFR': quantiser value %llu is not finite or negative" :
+						 "%s: section 'IVFR': bound %llu is negative or not a number",
+						 name, (unsigned long long)(i < 2 * (uint64_t)dim ? i : i - 2 * dim));
+				goto fail;
+			}
+		if (rq_attach(g, h, ss->data)) {
+			rc = vec_err(eb, VEC_E_NOMEM, "out of memory");
+			goto fail;
+		}
+	}
 	/* R-IVF-7: every id is below count and appears exactly once. */
 	ids = (const uint32_t *)(const void *)si->data;
 	seen = calloc(cnt / 8 + 1, 1);
@@ -1819,6 +2149,29 @@ int vec_ivf_check(const struct vec_ivf *g, const struct vec_vectors *v,
 			}
 		}
 	}
+	/* R-IVF-10: each refine code is its vector's, and its bound holds. */
+	if (!rc && g->rq_on && g->count) {
+		uint8_t *rc8 = realloc(want, g->rq.stride);
+		float bd;
+		if (!rc8) {
+			rc = vec_err(eb, VEC_E_NOMEM, "out of memory");
+			goto done;
+		}
+		want = rc8;
+		for (uint64_t i = 0; i < g->count; i++) {
+			rq_encode(g, v->x + i * dim, 1, want, &bd);
+			if (memcmp(want, g->rq_codes + i * g->rq.stride, g->rq.stride)) {
+				rc = VEC_CORRUPT(eb, "section 'IVFS': code %llu is not the code of vector %llu",
+						 (unsigned long long)i, (unsigned long long)i);
+				break;
+			}
+			if (!(g->rq_head[2 * dim + i] >= bd)) {
+				rc = VEC_CORRUPT(eb, "section 'IVFR': bound %llu is below the distance from vector %llu to its code",
+						 (unsigned long long)i, (unsigned long long)i);
+				break;
+			}
+		}
+	}
 done:
 	free(code);
 	free(want);
@@ -1851,6 +2204,9 @@ void vec_ivf_stats(const struct vec_ivf *g, struct vec_ivf_stats *s)
 	}
 	s->code_bytes = code_bytes(g);
 	s->codebook_bytes = g->cb_floats * 4;
+	if (g->rq_on)
+		s->refine_code_bytes = (2 * g->dim + g->count) * 4 +
+				       g->count * g->rq.stride;
 	for (uint32_t j = 0; j < g->nlist; j++)
 		data += data_bytes(g, g->lists[j].len);
 	s->list_bytes = IVFP_BYTES + (uint64_t)g->nlist * g->dim * 4 +

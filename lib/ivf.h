@@ -43,7 +43,13 @@
 #define VEC_SEC_IVFQ VEC_FOURCC('I', 'V', 'F', 'Q') /* codes in list order */
 #define VEC_SEC_IVFX VEC_FOURCC('I', 'V', 'F', 'X') /* codebook */
 #define VEC_SEC_IVFN VEC_FOURCC('I', 'V', 'F', 'N') /* sq8, l2: code norms */
-#define VEC_IVF_MAX_SECTIONS 7
+#define VEC_SEC_IVFR VEC_FOURCC('I', 'V', 'F', 'R') /* refine: quantiser, bounds */
+#define VEC_SEC_IVFS VEC_FOURCC('I', 'V', 'F', 'S') /* refine: 8-bit codes */
+#define VEC_IVF_MAX_SECTIONS 9
+/* Refine codes (IVFR, IVFS) are kept for coded payloads that refine when
+ * a vector has at least this many components: below, re-ranking on the
+ * full vectors costs less than reading the codes first. */
+#define VEC_IVF_RQ_MIN_DIM 256
 
 #define VEC_IVF_NLIST_MAX (1u << 24)
 
@@ -161,7 +167,13 @@ struct vec_ivf_stats {
 	uint32_t pq_m, pq_bits, refine;
 	uint64_t code_bytes;   /* bytes of one list entry's payload */
 	uint64_t codebook_bytes;
+	uint64_t refine_code_bytes; /* IVFR and IVFS; 0: none */
 };
 void vec_ivf_stats(const struct vec_ivf *g, struct vec_ivf_stats *s);
+/* Tests: 0 makes the refine re-rank every candidate on the full vectors,
+ * as if the index had no refine codes; 1 (the default) uses them. */
+void vec_ivf_use_refine_codes(struct vec_ivf *g, int use);
+/* Tests: an index's lists (NULL: not an ivf type, or not trained yet). */
+struct vec_ivf *vec_index_ivf(struct vec_index *idx);
 
 #endif

@@ -138,15 +138,38 @@ static void scan_scalar(const uint8_t *codes, size_t stride, const int8_t *cq,
 	}
 }
 
+/* Four partial sums, so that the compiler may keep them in lanes. */
+static float l2f_scalar(const float *qp, const float *scale, const uint8_t *c,
+			size_t stride)
+{
+	float s[4] = { 0, 0, 0, 0 };
+	for (size_t i = 0; i < stride; i += 4)
+		for (size_t l = 0; l < 4; l++) {
+			float t = qp[i + l] - scale[i + l] * (float)c[i + l];
+			s[l] += t * t;
+		}
+	return (s[0] + s[2]) + (s[1] + s[3]);
+}
+
+static float dotf_scalar(const float *qs, const uint8_t *c, size_t stride)
+{
+	float s[4] = { 0, 0, 0, 0 };
+	for (size_t i = 0; i < stride; i += 4)
+		for (size_t l = 0; l < 4; l++)
+			s[l] += qs[i + l] * (float)c[i + l];
+	return (s[0] + s[2]) + (s[1] + s[3]);
+}
+
 static const struct vec_sq8_kernels table[VEC_SQ8_NLEVELS] = {
-	{ VEC_SQ8_SCALAR, "scalar", gather_scalar, scan_scalar, query_scalar },
+	{ VEC_SQ8_SCALAR, "scalar", gather_scalar, scan_scalar, query_scalar,
+	  l2f_scalar, dotf_scalar },
 #ifdef VEC_HAVE_X86
 	{ VEC_SQ8_AVX2, "avx2", vec_sq8_gather_avx2, vec_sq8_scan_avx2,
-	  vec_sq8_query_avx2 },
+	  vec_sq8_query_avx2, vec_sq8_l2f_avx2, vec_sq8_dotf_avx2 },
 	{ VEC_SQ8_AVX512, "avx512", vec_sq8_gather_avx512, vec_sq8_scan_avx512,
-	  vec_sq8_query_avx512 },
+	  vec_sq8_query_avx512, vec_sq8_l2f_avx512, vec_sq8_dotf_avx512 },
 	{ VEC_SQ8_VNNI, "vnni", vec_sq8_gather_vnni, vec_sq8_scan_vnni,
-	  vec_sq8_query_avx512 },
+	  vec_sq8_query_avx512, vec_sq8_l2f_avx512, vec_sq8_dotf_avx512 },
 #endif
 };
 

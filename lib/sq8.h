@@ -189,12 +189,30 @@ static inline void vec_sq8_query_bytes(const struct vec_sq8 *q, const float *x,
 typedef void (*vec_sq8_query_fn)(const struct vec_sq8 *q, const float *x,
 				 int8_t *cq, float *t, float *qlo);
 
+/*
+ * One code row c (stride bytes, unsigned) against a float query, in
+ * float arithmetic (no quantised query; the summation order differs
+ * between levels, every level within the usual bound of a float sum of
+ * stride terms):
+ *   l2f:  sum (qp[i] - scale[i] c[i])^2, qp = x - lo: the squared distance
+ *         from x to the row's reconstruction;
+ *   dotf: sum qs[i] c[i], qs = x scale: <x, reconstruction> - <x, lo>.
+ * qp, scale and qs are stride floats, zero past dim (the row's padding is
+ * zero too), so no level needs a tail.
+ */
+typedef float (*vec_sq8_l2f_fn)(const float *qp, const float *scale,
+				const uint8_t *c, size_t stride);
+typedef float (*vec_sq8_dotf_fn)(const float *qs, const uint8_t *c,
+				 size_t stride);
+
 struct vec_sq8_kernels {
 	int level;           /* enum vec_sq8_level */
 	const char *name;    /* "scalar", "avx2", "avx512", "vnni" */
 	vec_sq8_gather_fn gather;
 	vec_sq8_scan_fn scan;
 	vec_sq8_query_fn query;
+	vec_sq8_l2f_fn l2f;
+	vec_sq8_dotf_fn dotf;
 };
 
 /*
@@ -226,6 +244,12 @@ void vec_sq8_scan_vnni(const uint8_t *codes, size_t stride, const int8_t *cq,
 		       size_t n, int32_t *out);
 void vec_sq8_query_avx2(const struct vec_sq8 *q, const float *x, int8_t *cq,
 			float *t, float *qlo);
+float vec_sq8_l2f_avx2(const float *qp, const float *scale, const uint8_t *c,
+		       size_t stride);
+float vec_sq8_dotf_avx2(const float *qs, const uint8_t *c, size_t stride);
+float vec_sq8_l2f_avx512(const float *qp, const float *scale,
+			 const uint8_t *c, size_t stride);
+float vec_sq8_dotf_avx512(const float *qs, const uint8_t *c, size_t stride);
 void vec_sq8_query_avx512(const struct vec_sq8 *q, const float *x, int8_t *cq,
 			  float *t, float *qlo);
 

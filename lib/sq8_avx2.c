@@ -150,4 +150,49 @@ void vec_sq8_query_avx2(const struct vec_sq8 *q, const float *x, int8_t *cq,
 	*t = (float)(amax / 127.0);
 	*qlo = (float)lo;
 }
+/* ---- float query against a code row (sq8.h): 8 components a step ---- */
+
+static inline __m256 widen8(const uint8_t *c)
+{
+	return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
+		_mm_loadl_epi64((const __m128i *)(const void *)c)));
+}
+
+static inline float hsum_ps(__m256 v)
+{
+	__m128 h = _mm_add_ps(_mm256_castps256_ps128(v),
+			      _mm256_extractf128_ps(v, 1));
+	h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+	h = _mm_add_ss(h, _mm_movehdup_ps(h));
+	return _mm_cvtss_f32(h);
+}
+
+float vec_sq8_l2f_avx2(const float *qp, const float *scale, const uint8_t *c,
+		       size_t stride)
+{
+	__m256 s0 = _mm256_setzero_ps(), s1 = s0;
+
+	for (size_t i = 0; i < stride; i += 16) {
+		__m256 t0 = _mm256_fnmadd_ps(_mm256_loadu_ps(scale + i),
+					     widen8(c + i), _mm256_loadu_ps(qp + i));
+		__m256 t1 = _mm256_fnmadd_ps(_mm256_loadu_ps(scale + i + 8),
+					     widen8(c + i + 8),
+					     _mm256_loadu_ps(qp + i + 8));
+		s0 = _mm256_fmadd_ps(t0, t0, s0);
+		s1 = _mm256_fmadd_ps(t1, t1, s1);
+	}
+	return hsum_ps(_mm256_add_ps(s0, s1));
+}
+
+float vec_sq8_dotf_avx2(const float *qs, const uint8_t *c, size_t stride)
+{
+	__m256 s0 = _mm256_setzero_ps(), s1 = s0;
+
+	for (size_t i = 0; i < stride; i += 16) {
+		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(qs + i), widen8(c + i), s0);
+		s1 = _mm256_fmadd_ps(_mm256_loadu_ps(qs + i + 8),
+				     widen8(c + i + 8), s1);
+	}
+	return hsum_ps(_mm256_add_ps(s0, s1));
+}
 #endif

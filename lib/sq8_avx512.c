@@ -224,4 +224,52 @@ void vec_sq8_query_avx512(const struct vec_sq8 *q, const float *x, int8_t *cq,
 	*t = (float)(amax / 127.0);
 	*qlo = (float)lo;
 }
+/* ---- float query against a code row (sq8.h): 16 components a step ---- */
+
+static inline __m512 widen16(const uint8_t *c)
+{
+	return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
+		_mm_loadu_si128((const __m128i *)(const void *)c)));
+}
+
+#define L2F(o, s)                                                            \
+	do {                                                                 \
+		__m512 t_ = _mm512_fnmadd_ps(_mm512_loadu_ps(scale + i + (o)), \
+					     widen16(c + i + (o)),           \
+					     _mm512_loadu_ps(qp + i + (o))); \
+		s = _mm512_fmadd_ps(t_, t_, s);                              \
+	} while (0)
+
+float vec_sq8_l2f_avx512(const float *qp, const float *scale,
+			 const uint8_t *c, size_t stride)
+{
+	__m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+
+	for (size_t i = 0; i < stride; i += 64) {
+		L2F(0, s0);
+		L2F(16, s1);
+		L2F(32, s2);
+		L2F(48, s3);
+	}
+	return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1),
+						  _mm512_add_ps(s2, s3)));
+}
+#undef L2F
+
+float vec_sq8_dotf_avx512(const float *qs, const uint8_t *c, size_t stride)
+{
+	__m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+
+	for (size_t i = 0; i < stride; i += 64) {
+		s0 = _mm512_fmadd_ps(_mm512_loadu_ps(qs + i), widen16(c + i), s0);
+		s1 = _mm512_fmadd_ps(_mm512_loadu_ps(qs + i + 16),
+				     widen16(c + i + 16), s1);
+		s2 = _mm512_fmadd_ps(_mm512_loadu_ps(qs + i + 32),
+				     widen16(c + i + 32), s2);
+		s3 = _mm512_fmadd_ps(_mm512_loadu_ps(qs + i + 48),
+				     widen16(c + i + 48), s3);
+	}
+	return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1),
+						  _mm512_add_ps(s2, s3)));
+}
 #endif

@@ -460,6 +460,167 @@ done:
 	free(x);
 }
 
+/*
+ * Refine codes (vectors of 256 components or more): kept by every coded
+ * payload that refines, grown by adds, saved and opened; the refine that
+ * reads them first answers exactly (ids and scores) as re-ranking every
+ * candidate on the full vectors, for each metric, with vectors of small
+ * integers (codes without error) and of floats; --verify finds a changed
+ * code or a bound that does not hold, and open refuses a negative bound.
+ */
+#define RDIM 256
+#define RN 1500
+static void refine_codes_hostile(const char *path)
+{
+	struct vec_index *o = NULL;
+	struct vec_errbuf eb;
+	struct vec_file f;
+	uint8_t *buf = NULL, *r, *c;
+	uint64_t rlen, clen;
+	size_t len;
+	long l;
+	float bd;
+	FILE *fp = fopen(path, "rb");
+
+	EXPECT(fp != NULL);
+	if (!fp)
+		return;
+	fseek(fp, 0, SEEK_END);
+	l = ftell(fp);
+	fseek(fp, 0, SEEK_SET);
+	len = (size_t)l;
+	buf = malloc(len);
+	if (!buf || fread(buf, 1, len, fp) != len ||
+	    vec_file_parse(&f, "h", buf, len, NULL) != VEC_OK) {
+		EXPECT(0);
+		fclose(fp);
+		free(buf);
+		return;
+	}
+	fclose(fp);
+	r = sec(&f, VEC_SEC_IVFR, &rlen);
+	c = sec(&f, VEC_SEC_IVFS, &clen);
+	EXPECT(r && c && rlen == (2 * RDIM + RN) * 4 && clen == (uint64_t)RN * RDIM);
+	if (!r || !c)
+		goto done;
+	/* A changed code: opens, but --verify names it. */
+	c[7 * RDIM] ^= 0x40;
+	unit_reseal(buf, len);
+	EXPECT(vec_index_open_mem(&o, buf, len, 0, NULL) == VEC_OK);
+	EXPECT(o && vec_index_verify(o, &eb) == VEC_E_CORRUPT &&
+	       strstr(eb.msg, "'IVFS': code 7 is not the code of vector 7"));
+	vec_index_close(o);
+	o = NULL;
+	c[7 * RDIM] ^= 0x40;
+	/* A bound that does not hold (float vectors: never 0). */
+	memcpy(&bd, r + (2 * RDIM + 5) * 4, 4);
+	EXPECT(bd > 0);
+	vec_put_le32(r + (2 * RDIM + 5) * 4, 0);
+	unit_reseal(buf, len);
+	EXPECT(vec_index_open_mem(&o, buf, len, 0, NULL) == VEC_OK);
+	EXPECT(o && vec_index_verify(o, &eb) == VEC_E_CORRUPT &&
+	       strstr(eb.msg, "'IVFR': bound 5 is below"));
+	vec_index_close(o);
+	o = NULL;
+	/* A negative bound is refused at open. */
+	bd = -1;
+	memcpy(r + (2 * RDIM + 5) * 4, &bd, 4);
+	unit_reseal(buf, len);
+	EXPECT(vec_index_open_mem(&o, buf, len, 0, &eb) == VEC_E_CORRUPT && !o &&
+	       strstr(eb.msg, "'IVFR': bound 5 is negative"));
+	vec_index_close(o);
+done:
+	free(buf);
+}
+
+static void test_refine_codes(void)
+{
+	static const struct kind rk[] = {
+		{ "ivfpq4", VEC_TYPE_IVFPQ, 64, 4 },
+		{ "ivfpq8", VEC_TYPE_IVFPQ, 32, 8 },
+		{ "ivfsq8", VEC_TYPE_IVFSQ8, 0, 0 },
+		{ "pq4", VEC_TYPE_PQ, 64, 4 },
+	};
+	static const int metrics[] = { VEC_METRIC_L2, VEC_METRIC_IP, VEC_METRIC_COS };
+	float *x = malloc((size_t)RN * RDIM * sizeof *x);
+	float *q = malloc((size_t)NQ * RDIM * sizeof *q);
+	uint64_t *i1 = malloc(NQ * K * sizeof *i1), *i2 = malloc(NQ * K * sizeof *i2);
+	float *s1 = malloc(NQ * K * sizeof *s1), *s2 = malloc(NQ * K * sizeof *s2);
+	char path[4200];
+
+	if (!x || !q || !i1 || !i2 || !s1 || !s2)
+		goto done;
+	for (int ints = 0; ints < 2; ints++) {
+		rs = 0x5eed + (uint64_t)ints;
+		for (size_t i = 0; i < (size_t)RN * RDIM; i++)
+			x[i] = ints ? (float)(rnd() % 16) : 3 * noise() + (float)(i % 7);
+		for (size_t i = 0; i < (size_t)NQ * RDIM; i++)
+			q[i] = x[(size_t)(rnd() % RN) * RDIM + i % RDIM] + noise();
+		for (size_t t = 0; t < sizeof rk / sizeof rk[0]; t++)
+			for (size_t mi = 0; mi < 3; mi++) {
+				struct vec_index_params p = VEC_INDEX_PARAMS_INIT;
+				struct vec_index *idx = NULL, *o = NULL;
+				struct vec_search_opts so = VEC_SEARCH_OPTS_INIT;
+				struct vec_errbuf eb;
+				int ok;
+				p.type = rk[t].type;
+				p.metric = metrics[mi];
+				p.dim = RDIM;
+				p.pq_m = rk[t].m;
+				p.pq_bits = rk[t].bits;
+				p.refine = 3;
+				p.nlist = rk[t].type == VEC_TYPE_PQ ? 0 : 12;
+				p.train_size = 600;
+				p.seed = 5;
+				p.threads = 2;
+				ok = vec_index_create(&idx, &p, &eb) == VEC_OK;
+				EXPECT_MSG(ok, "%s: %s", rk[t].name, eb.msg);
+				if (!ok)
+					continue;
+				/* Trains at 600, then grows in three steps. */
+				for (size_t i = 0; i < RN && ok; i += 500)
+					ok = vec_index_add(idx, 500, x + i * RDIM, NULL, &eb) == VEC_OK;
+				EXPECT_MSG(ok, "%s: %s", rk[t].name, eb.msg);
+				snprintf(path, sizeof path, "%s/rq-%d-%zu-%zu.vec", unit_tmpdir,
+					 ints, t, mi);
+				EXPECT(ok && vec_index_save(idx, path, NULL) == VEC_OK);
+				EXPECT(vec_index_open(&o, path, VEC_OPEN_VERIFY, &eb) == VEC_OK);
+				EXPECT_MSG(o && vec_index_verify(o, &eb) == VEC_OK, "%s: %s",
+					   rk[t].name, o ? eb.msg : "not opened");
+				EXPECT_MSG(o && has_section(o, "IVFR") && has_section(o, "IVFS"),
+					   "%s: no refine codes", rk[t].name);
+				for (int from = 0; from < 2 && o; from++) {
+					struct vec_index *use = from ? o : idx;
+					for (size_t np = 1; np <= 12; np *= 3) {
+						so.nprobe = np;
+						so.refine = -1;
+						so.threads = 1;
+						vec_ivf_use_refine_codes(vec_index_ivf(use), 1);
+						EXPECT(vec_index_search(use, NQ, q, K, &so, i1, s1, NULL) == VEC_OK);
+						vec_ivf_use_refine_codes(vec_index_ivf(use), 0);
+						EXPECT(vec_index_search(use, NQ, q, K, &so, i2, s2, NULL) == VEC_OK);
+						EXPECT_MSG(!memcmp(i1, i2, NQ * K * sizeof *i1) &&
+							   !memcmp(s1, s2, NQ * K * sizeof *s1),
+							   "%s metric %d ints %d nprobe %zu from %d: answers differ",
+							   rk[t].name, metrics[mi], ints, np, from);
+					}
+				}
+				vec_index_close(o);
+				vec_index_close(idx);
+			}
+	}
+	/* Hostile refine codes, in the first file (float vectors, l2). */
+	snprintf(path, sizeof path, "%s/rq-0-0-0.vec", unit_tmpdir);
+	refine_codes_hostile(path);
+done:
+	free(x);
+	free(q);
+	free(i1);
+	free(i2);
+	free(s1);
+	free(s2);
+}
+
 void suite_ivfpq(void)
 {
 	RUN(test_round_trip);
@@ -467,4 +628,5 @@ void suite_ivfpq(void)
 	RUN(test_empty_lists);
 	RUN(test_params);
 	RUN(test_hostile);
+	RUN(test_refine_codes);
 }

@@ -553,6 +553,54 @@ static void test_constant(void)
 	check_scores(1, 2);
 }
 
+/*
+ * The float kernels (l2f, dotf) at every level against a sum in double:
+ * within (stride + 8) 2^-24 of the sum of the terms' magnitudes, the
+ * bound the refine's skipping relies on (lib/ivf.c), for strides of one
+ * and several 64-byte blocks; zero padding adds nothing.
+ */
+static void test_float_levels(void)
+{
+	static const size_t fdims[] = { 1, 63, 64, 100, 257 };
+	for (size_t di = 0; di < sizeof fdims / sizeof fdims[0]; di++) {
+		size_t dim = fdims[di], stride = vec_sq8_stride(dim);
+		float *qp = calloc(stride, sizeof *qp), *sc = calloc(stride, sizeof *sc);
+		uint8_t *c = calloc(stride, 1);
+		if (!qp || !sc || !c)
+			goto next;
+		rng_state = 0x77 + dim;
+		for (size_t d = 0; d < dim; d++) {
+			qp[d] = 10 * gauss();
+			sc[d] = (float)unif() * 0.1f;
+			c[d] = (uint8_t)(rng() & 255);
+		}
+		for (int l = 0; l < VEC_SQ8_NLEVELS; l++) {
+			const struct vec_sq8_kernels *k = vec_sq8_kernels_for(l);
+			double l2 = 0, l2m = 0, dt = 0, dtm = 0, tol;
+			if (!k)
+				continue;
+			for (size_t d = 0; d < dim; d++) {
+				double t = (double)qp[d] - (double)sc[d] * c[d];
+				l2 += t * t;
+				l2m += (fabs(qp[d]) + sc[d] * c[d]) * (fabs(qp[d]) + sc[d] * c[d]);
+				dt += (double)qp[d] * c[d];
+				dtm += fabs((double)qp[d] * c[d]);
+			}
+			tol = (double)(stride + 8) / 16777216.0;
+			EXPECT_MSG(fabs(k->l2f(qp, sc, c, stride) - l2) <= tol * l2m,
+				   "%s dim %zu: l2f %g, want %g", k->name, dim,
+				   k->l2f(qp, sc, c, stride), l2);
+			EXPECT_MSG(fabs(k->dotf(qp, c, stride) - dt) <= tol * dtm,
+				   "%s dim %zu: dotf %g, want %g", k->name, dim,
+				   k->dotf(qp, c, stride), dt);
+		}
+next:
+		free(qp);
+		free(sc);
+		free(c);
+	}
+}
+
 void suite_sq8(void)
 {
 	RUN(test_stride);
@@ -566,4 +614,5 @@ void suite_sq8(void)
 	RUN(test_dispatch);
 	RUN(test_scores_bound);
 	RUN(test_constant);
+	RUN(test_float_levels);
 }
