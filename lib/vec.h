@@ -486,6 +486,7 @@ struct vec_index_info {
 		uint32_t refine;              /* default re-rank factor (0: none) */
 		uint64_t code_bytes;          /* one list entry's payload */
 		uint64_t codebook_bytes;
+		uint64_t refine_code_bytes; /* IVFR + IVFS; 0: none */
 	} ivf;
 };
 /* What the index is: cheap (header figures only; hnsw/ivf fields left zero). */
