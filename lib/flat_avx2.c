@@ -6,6 +6,7 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
+#include "avx2.h"
 #include "kernels.h"
 
 #define QB 16 /* queries per wide block: two ymm registers */
@@ -102,16 +103,6 @@ static void wide_avx2(const struct vec_flat_wide *w)
 		wide_tile(w, j, 2, thr, &t0, &t1, valid);
 	for (; j < w->nb; j++)
 		wide_tile(w, j, 1, thr, &t0, &t1, valid);
-}
-
-/* Sum the 8 lanes of a ymm register. */
-static inline float hsum256(__m256 v)
-{
-	__m128 s = _mm_add_ps(_mm256_castps256_ps128(v),
-			      _mm256_extractf128_ps(v, 1));
-	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-	s = _mm_add_ss(s, _mm_movehdup_ps(s));
-	return _mm_cvtss_f32(s);
 }
 
 /* Load lanes [0, n) of p, n < 8, zeros elsewhere, reading nothing past n. */

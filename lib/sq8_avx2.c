@@ -10,6 +10,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "avx2.h"
 #include "sq8.h"
 
 #ifndef AHEAD
@@ -158,15 +159,6 @@ static inline __m256 widen8(const uint8_t *c)
 		_mm_loadl_epi64((const __m128i *)(const void *)c)));
 }
 
-static inline float hsum_ps(__m256 v)
-{
-	__m128 h = _mm_add_ps(_mm256_castps256_ps128(v),
-			      _mm256_extractf128_ps(v, 1));
-	h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-	h = _mm_add_ss(h, _mm_movehdup_ps(h));
-	return _mm_cvtss_f32(h);
-}
-
 float vec_sq8_l2f_avx2(const float *qp, const float *scale, const uint8_t *c,
 		       size_t stride)
 {
@@ -181,7 +173,7 @@ float vec_sq8_l2f_avx2(const float *qp, const float *scale, const uint8_t *c,
 		s0 = _mm256_fmadd_ps(t0, t0, s0);
 		s1 = _mm256_fmadd_ps(t1, t1, s1);
 	}
-	return hsum_ps(_mm256_add_ps(s0, s1));
+	return hsum256(_mm256_add_ps(s0, s1));
 }
 
 float vec_sq8_dotf_avx2(const float *qs, const uint8_t *c, size_t stride)
@@ -193,6 +185,6 @@ float vec_sq8_dotf_avx2(const float *qs, const uint8_t *c, size_t stride)
 		s1 = _mm256_fmadd_ps(_mm256_loadu_ps(qs + i + 8),
 				     widen8(c + i + 8), s1);
 	}
-	return hsum_ps(_mm256_add_ps(s0, s1));
+	return hsum256(_mm256_add_ps(s0, s1));
 }
 #endif
