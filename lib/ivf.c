@@ -259,8 +259,13 @@ struct encode {
 	uint64_t n;
 	uint8_t *codes;          /* n x code bytes (4 bits: plain, unpacked) */
 	float *norms;            /* sq8 under l2 */
+	uint8_t *rq_codes;       /* refine codes of the n, or NULL ... */
+	float *rq_bound;         /* ... and their bounds */
 	float *res;              /* scratch: ENCODE_CHUNK x dim per worker */
 };
+
+static void rq_encode(const struct vec_ivf *g, const float *x, uint64_t n,
+		      uint8_t *codes, float *bound);
 
 static size_t code_bytes(const struct vec_ivf *g)
 {
@@ -290,12 +295,16 @@ static void encode_task(void *ctx, size_t chunk, int worker)
 	else
 		vec_sq8_encode(&g->sq, res, n, e->codes + i0 * cs,
 			       e->norms ? e->norms + i0 : NULL);
+	if (e->rq_codes)
+		rq_encode(g, e->x + i0 * g->dim, n, e->rq_codes + i0 * g->rq.stride,
+			  e->rq_bound + i0);
 }
 
 /* Codes of n vectors (already assigned to lists), on threads threads. */
 static int encode(const struct vec_ivf *g, const float *x, uint64_t n,
 		  const uint32_t *assign, int threads, uint8_t *codes,
-		  float *norms, struct vec_errbuf *eb)
+		  float *norms, uint8_t *rq_codes, float *rq_bound,
+		  struct vec_errbuf *eb)
 {
 	struct encode e;
 	size_t nchunks = (size_t)((n + ENCODE_CHUNK - 1) / ENCODE_CHUNK);
@@ -310,6 +319,8 @@ static int encode(const struct vec_ivf *g, const float *x, uint64_t n,
 	e.n = n;
 	e.codes = codes;
 	e.norms = norms;
+	e.rq_codes = rq_codes;
+	e.rq_bound = rq_bound;
 	e.res = malloc((size_t)threads * ENCODE_CHUNK * g->dim * sizeof *e.res);
 	if (!e.res)
 		return vec_err(eb, VEC_E_NOMEM, "out of memory");
@@ -710,20 +721,19 @@ int vec_ivf_add(struct vec_ivf *g, const float *x, uint64_t n, int threads,
 	if ((rc = vec_kmeans_assign(x, n, g->dim, g->cent, g->nlist, threads,
 				    a, NULL, eb)))
 		goto done;
-	if (codes && (rc = encode(g, x, n, a, threads, codes, norms, eb)))
+	/* The refine codes go past count: nothing counts them until the
+	 * lists below have taken the vectors. */
+	if (g->rq_on && rq_reserve(g, total)) {
+		rc = vec_err(eb, VEC_E_NOMEM, "out of memory");
+		goto done;
+	}
+	if (codes && (rc = encode(g, x, n, a, threads, codes, norms,
+				  g->rq_on ? g->own_rq_codes + g->count * g->rq.stride : NULL,
+				  g->rq_on ? g->own_rq_head + 2 * g->dim + g->count : NULL,
+				  eb)))
 		goto done;
 	if ((rc = make_owned(g, eb)))
 		goto done;
-	/* The refine codes go past count: nothing counts them until the
-	 * lists below have taken the vectors. */
-	if (g->rq_on) {
-		if (rq_reserve(g, total)) {
-			rc = vec_err(eb, VEC_E_NOMEM, "out of memory");
-			goto done;
-		}
-		rq_encode(g, x, n, g->own_rq_codes + g->count * g->rq.stride,
-			  g->own_rq_head + 2 * g->dim + g->count);
-	}
 	/* Room first: a failure here leaves every list as it was (only
 	 * their capacity grew). */
 	for (uint64_t i = 0; i < n; i++)
@@ -1358,6 +1368,13 @@ static void rerank(const struct search *s, struct scratch *w, const float *q,
  *       kernel = -<q, x> computed >= -<q, x> - g |q| (|lo| + r + e).
  * L is then rounded down to a float.
  */
+static inline void prefetch_vector(const struct search *s, uint32_t id)
+{
+	const char *p = (const char *)(s->v->x + (size_t)id * s->g->dim);
+	for (size_t o = 0; o < s->g->dim * sizeof(float); o += 64)
+		__builtin_prefetch(p + o);
+}
+
 static void rerank_coded(const struct search *s, struct scratch *w,
 			 const float *q, size_t n)
 {
@@ -1397,10 +1414,11 @@ static void rerank_coded(const struct search *s, struct scratch *w,
 		double lo, ebd = bound[id];
 		float est_v;
 		if (e + ahead < n) {
-			const char *p = (const char *)(g->rq_codes +
-				(size_t)key_id(c->key[e + ahead]) * stride);
+			uint32_t nx = key_id(c->key[e + ahead]);
+			const char *p = (const char *)(g->rq_codes + (size_t)nx * stride);
 			for (size_t o = 0; o < lines; o++)
 				__builtin_prefetch(p + 64 * o);
+			__builtin_prefetch(bound + nx);
 		}
 		if (s->l2) {
 			float S = sk->l2f(w->rq_q, g->rq_scale, row, stride);
@@ -1417,14 +1435,20 @@ static void rerank_coded(const struct search *s, struct scratch *w,
 		w->rq_lb[e] = (float)(lo - fabs(lo) * (1.0 / 1048576));
 		cand_push(est, (uint32_t)e, est_v);
 	}
-	/* The k best estimates, on their full vectors. */
+	/* The k best estimates, on their full vectors (the next ones
+	 * prefetched while one is summed). */
 	got = cands_final(est, s->k, 0);
 	cands_reset(&w->top);
+	for (size_t i = 0; i < got && i < 2; i++)
+		prefetch_vector(s, key_id(c->key[key_id(est->key[i])]));
 	for (size_t i = 0; i < got; i++) {
 		size_t e = key_id(est->key[i]);
 		uint32_t id = key_id(c->key[e]);
 		const float *x = s->v->x + (size_t)id * dim;
-		float d = s->l2 ? s->kr->l2sq(q, x, dim) : -s->kr->dot(q, x, dim);
+		float d;
+		if (i + 2 < got)
+			prefetch_vector(s, key_id(c->key[key_id(est->key[i + 2])]));
+		d = s->l2 ? s->kr->l2sq(q, x, dim) : -s->kr->dot(q, x, dim);
 		worst = d > worst ? d : worst;
 		w->rq_lb[e] = NAN; /* done */
 		cand_push(&w->top, id, d);

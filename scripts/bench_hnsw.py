@@ -37,6 +37,9 @@ Environment:
   BENCH_HNSW_SETS    data sets (default: BENCH_SETS, else
                      "glove-100 fashion-mnist mnist")
   BENCH_REPEAT       timed runs per point; the median is used (5)
+  BENCH_CPU          the CPU every side's searches run on (default: the
+                     first one allowed; "none": wherever the scheduler
+                     puts them).  Builds are not pinned.
   BENCH_HNSW_M       M values, one configuration each (default "16";
                      "16 32" adds the second)
   BENCH_HNSW_EFC     efConstruction (200)
@@ -499,6 +502,11 @@ class HnswBench:
 
     # -- the sweep ------------------------------------------------------
     def sweep(self, e, res, searchers):
+        """sweep_here, every side on one CPU (BENCH_CPU)."""
+        with bl.pinned(self.o["cpu"]):
+            return self.sweep_here(e, res, searchers)
+
+    def sweep_here(self, e, res, searchers):
         """For each ef, every side once per round (order rotated each
         round, so background load falls on all alike); round 0 is an
         untimed warm-up.  The ids of the last round give the recall."""
@@ -707,8 +715,14 @@ def main():
     sets = env_list("BENCH_HNSW_SETS", os.environ.get("BENCH_SETS",
                                                       "glove-100 fashion-mnist mnist"))
     build_threads = [int(x) for x in env_list("BENCH_HNSW_BUILD_THREADS", "1 2")]
+    try:
+        cpu = bl.search_cpu()
+    except bl.BenchError as err:
+        sys.stderr.write("bench_hnsw.py: %s\n" % err)
+        return 2
     opts = {
         "repeat": max(1, int(os.environ.get("BENCH_REPEAT", "5"))),
+        "cpu": cpu,
         "Ms": [int(x) for x in env_list("BENCH_HNSW_M", "16")],
         "efc": int(os.environ.get("BENCH_HNSW_EFC", "200")),
         "ef": [int(x) for x in env_list("BENCH_HNSW_EF", DEFAULT_EF)],
@@ -751,6 +765,7 @@ def main():
         "numpy": np.__version__, "faiss": getattr(faiss, "__version__", "?"),
         "hnswlib_python": getattr(hl, "__version__", None) if hl else None,
         "k": K, "repeat": opts["repeat"], "statistic": "median",
+        "search_cpu": opts["cpu"],
         "sides": opts["sides"], "labels": LABEL, "targets": list(TARGETS),
         "options": {k: v for k, v in opts.items() if k != "sides"},
         "native_build": "g++ -O3 -march=native -std=c++11 -pthread scripts/hnswlib_bench.cpp",
@@ -766,8 +781,10 @@ def main():
           "k=%d, M %s, efConstruction %d, 1 search thread, median of %d runs"
           % (meta["faiss"], K, " ".join(map(str, opts["Ms"])), opts["efc"],
              opts["repeat"]))
-    print("CPU: %s, %d threads available; load average %.2f" % (
-        meta["cpu"], meta["cpus"], meta["loadavg_start"] or 0))
+    print("CPU: %s, %d threads available; load average %.2f; searches on %s" % (
+        meta["cpu"], meta["cpus"], meta["loadavg_start"] or 0,
+        "CPU %d (BENCH_CPU)" % opts["cpu"] if opts["cpu"] is not None
+        else "any CPU"))
     print("vecutils time = %s;" % VEC_TIMING)
     print("others = the search call in process on a loaded index (queries already "
           "normalised for cosine).")

@@ -88,6 +88,9 @@ Environment:
   BENCH_IVF_MAX_SECONDS  stop a method's sweep after a point whose median
                         search took longer than this (default: no limit)
   BENCH_REPEAT          timed runs per point; the median is used (5)
+  BENCH_CPU             the CPU both sides' searches run on (default: the
+                        first one allowed; "none": wherever the scheduler
+                        puts them).  Builds are not pinned.
   BENCH_PLOT_DIR        where the PNG plots go (bench-plots/ivf-SET.png)
   BENCH_OUT             JSON results file (default bench-results.json); the
                         results go under the key "ivf", added to the file
@@ -466,6 +469,11 @@ class IvfBench:
 
     # -- the sweep ------------------------------------------------------
     def sweep(self, e, m, mres, searchers):
+        """The sweep, both sides on one CPU (BENCH_CPU)."""
+        with bl.pinned(self.o["cpu"]):
+            return self.sweep_here(e, m, mres, searchers)
+
+    def sweep_here(self, e, m, mres, searchers):
         sides = [s for s in SIDES if s in searchers]
         nq = e["nq"]
         rep = self.o["repeat"]
@@ -734,8 +742,14 @@ def main():
                                                         "glove-100 fashion-mnist"))
     bt = os.environ.get("BENCH_IVF_BUILD_THREADS")
     build_threads = [int(x) for x in bt.split()] if bt else sorted({1, bl.ncpus()})
+    try:
+        cpu = bl.search_cpu()
+    except bl.BenchError as err:
+        sys.stderr.write("bench_ivf.py: %s\n" % err)
+        return 2
     opts = {
         "repeat": max(1, int(os.environ.get("BENCH_REPEAT", "5"))),
+        "cpu": cpu,
         "methods": [m for m in bl.env_list("BENCH_IVF_METHODS", " ".join(METHODS))
                     if m in METHODS],
         "sides": [s for s in bl.env_list("BENCH_IVF_SIDES", " ".join(SIDES))
@@ -772,6 +786,7 @@ def main():
         "faiss_compile_options": faiss_opts,
         "openblas": {k: v for k, v in blas.items() if k != "handle"},
         "k": K, "repeat": opts["repeat"], "statistic": "median",
+        "search_cpu": opts["cpu"],
         "targets": list(TARGETS), "options": opts,
         "bandwidth_bound_Bps": BW_BOUND,
         "vec_timing": "search time reported by vec-query --stats (index open, "
@@ -786,8 +801,10 @@ def main():
     print("IVF: vecutils vs FAISS %s at equal nlist, code bytes and training "
           "count; k=%d, 1 search thread, median of %d runs" % (
               meta["faiss"], K, opts["repeat"]))
-    print("CPU: %s, %d threads available; load average %.2f" % (
-        meta["cpu"], meta["cpus"], meta["loadavg_start"] or 0))
+    print("CPU: %s, %d threads available; load average %.2f; searches on %s" % (
+        meta["cpu"], meta["cpus"], meta["loadavg_start"] or 0,
+        "CPU %d (BENCH_CPU)" % opts["cpu"] if opts["cpu"] is not None
+        else "any CPU"))
     print("vecutils time = search span from vec-query --stats; FAISS time = "
           "index.search in process (queries already normalised for cosine).")
     if "AVX2" not in faiss_opts and "AVX512" not in faiss_opts:

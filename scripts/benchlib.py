@@ -7,6 +7,7 @@ Nothing here prints; every function either returns or raises BenchError
 (VecError is the same class, under the name bench_faiss.py has used).
 """
 
+import contextlib
 import ctypes
 import ctypes.util
 import gzip
@@ -25,6 +26,43 @@ import numpy as np
 K = 10                   # neighbours per query in every part
 BW_BOUND = 30e9          # bytes/s: the memory-bandwidth bound the parts quote
 RECALL_REL_EPS = 1e-5    # tie-aware recall: relative slack on the k-th distance
+
+
+def search_cpu():
+    """The CPU the one-thread search sweeps run on (BENCH_CPU): a number, or
+    "none" to leave them to the scheduler.  Default: the first CPU this
+    process may use.  Both sides of a comparison then run on the same core:
+    on a virtual machine two vCPUs can differ by a third in speed, and a
+    sweep that lands on either at random mixes that into its ratios."""
+    v = os.environ.get("BENCH_CPU", "").strip()
+    if not hasattr(os, "sched_setaffinity") or v == "none":
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    if not v:
+        return allowed[0]
+    try:
+        cpu = int(v)
+    except ValueError:
+        raise BenchError("BENCH_CPU=%r: not a CPU number or 'none'" % v)
+    if cpu not in allowed:
+        raise BenchError("BENCH_CPU=%d: not one of this process's CPUs %s"
+                         % (cpu, " ".join(map(str, allowed))))
+    return cpu
+
+
+@contextlib.contextmanager
+def pinned(cpu):
+    """Run the block (and the processes it starts) on CPU cpu alone; None:
+    as before."""
+    if cpu is None:
+        yield
+        return
+    old = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, old)
 
 
 class BenchError(RuntimeError):
