@@ -84,6 +84,7 @@ struct vec_ivf {
 	int owned;                /* lists own their arrays */
 
 	float *own_cent, *own_cb;
+	float *own_cbt;           /* PQ: the codebook transposed (pq.cent_t) */
 	/* Gathered for writing by vec_ivf_sections. */
 	uint64_t *w_off;
 	uint32_t *w_ids;
@@ -214,6 +215,7 @@ void vec_ivf_free(struct vec_ivf *g)
 	free(g->own_cb);
 	free(g->pre);
 	free((void *)g->pre_state);
+	free(g->own_cbt);
 	free(g->own_rq_head);
 	free(g->own_rq_codes);
 	free(g->rq_scale);
@@ -338,6 +340,19 @@ static void set_codebook(struct vec_ivf *g, const float *cb)
 	g->pq.cent = cb;
 	if (g->codec == VEC_IVF_SQ8)
 		g->sq = vec_sq8_view(g->dim, cb, cb + g->dim);
+}
+
+/* Once the PQ codebook is final: its transposed copy for the tables
+ * (without memory, the tables are made from the codebook as it is). */
+static void pq_transpose(struct vec_ivf *g)
+{
+	if (g->codec != VEC_IVF_PQ || g->own_cbt)
+		return;
+	g->own_cbt = malloc(g->cb_floats * sizeof *g->own_cbt);
+	if (!g->own_cbt)
+		return;
+	vec_pq_transpose(&g->pq, g->own_cbt);
+	g->pq.cent_t = g->own_cbt;
 }
 
 static struct vec_ivf *new_ivf(const struct vec_ivf_params *p, size_t dim,
@@ -606,6 +621,7 @@ int vec_ivf_train(struct vec_ivf **out, const struct vec_ivf_params *p,
 	}
 	g->train_size = kr.trained;
 	g->iters = kr.iters;
+	pq_transpose(g);
 	*out = g;
 	return VEC_OK;
 }
@@ -2089,6 +2105,7 @@ int vec_ivf_open(struct vec_ivf **out, const struct vec_file *f,
 	g->cent = (const float *)(const void *)sc->data;
 	if (sx)
 		set_codebook(g, (const float *)(const void *)sx->data);
+	pq_transpose(g);
 	bytes = 0;
 	for (uint32_t j = 0; j < nlist; j++) {
 		struct list *l = &g->lists[j];

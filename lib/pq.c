@@ -371,6 +371,17 @@ static void table_portable(const struct vec_pq *pq, const float *q, int l2,
 	}
 }
 
+void vec_pq_transpose(const struct vec_pq *pq, float *out)
+{
+	size_t ksub = pq->ksub, dsub = pq->dsub;
+
+	for (size_t j = 0; j < pq->m; j++)
+		for (size_t e = 0; e < ksub; e++)
+			for (size_t d = 0; d < dsub; d++)
+				out[(j * dsub + d) * ksub + e] =
+					pq->cent[(j * ksub + e) * dsub + d];
+}
+
 void vec_pq_table(const struct vec_pq *pq, const float *q, int l2, float *t)
 {
 #ifdef VEC_HAVE_X86

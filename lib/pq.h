@@ -46,7 +46,15 @@ struct vec_pq {
 	unsigned nbits;       /* 4 or 8 */
 	size_t ksub;          /* 1 << nbits */
 	const float *cent;    /* m x ksub x dsub centroids */
+	const float *cent_t;  /* NULL, or the same centroids m x dsub x ksub
+	                         (vec_pq_transpose): the tables' SIMD kernels
+	                         then load a dimension of 16 centroids at once
+	                         instead of shuffling sums, with the same
+	                         values to the bit */
 };
+
+/* cent_t for pq (m x ksub x dsub floats into out). */
+void vec_pq_transpose(const struct vec_pq *pq, float *out);
 
 /* Bytes of one code: m (8 bits) or (m + 1) / 2 (4 bits). */
 size_t vec_pq_code_size(size_t m, unsigned nbits);

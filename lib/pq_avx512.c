@@ -80,10 +80,50 @@ sub_table(const float *qs, const float *c, size_t dsub, size_t ksub, int l2,
 	}
 }
 
+/*
+ * The same from the transposed centroids (pq->cent_t): register i holds
+ * dimension i of 16 centroids, so the terms are in place and the tree is
+ * plain adds, paired as pairs() pairs them (the same sums, to the bit).
+ */
+static inline __attribute__((always_inline)) void
+sub_table_t(const float *qs, const float *ct, size_t dsub, size_t ksub, int l2,
+	    float *t)
+{
+	__m512 r[16];
+
+	for (size_t e = 0; e < ksub; e += 16) {
+		for (size_t i = 0; i < dsub; i++) {
+			__m512 v = _mm512_loadu_ps(ct + i * ksub + e);
+			__m512 qv = _mm512_set1_ps(qs[i]);
+			if (l2) {
+				v = _mm512_sub_ps(v, qv);
+				r[i] = _mm512_mul_ps(v, v);
+			} else {
+				r[i] = _mm512_mul_ps(v, qv);
+			}
+		}
+		for (size_t n = dsub; n > 1; n /= 2)
+			for (size_t i = 0; i < n / 2; i++)
+				r[i] = _mm512_add_ps(r[2 * i], r[2 * i + 1]);
+		if (!l2)
+			r[0] = _mm512_sub_ps(_mm512_setzero_ps(), r[0]);
+		_mm512_storeu_ps(t + e, r[0]);
+	}
+}
+
 #define TABLE_LOOP(dsub, l2)                                                \
-	for (size_t j = 0; j < pq->m; j++)                                  \
-		sub_table(q + j * (dsub), pq->cent + j * ksub * (dsub), (dsub), \
-			  ksub, (l2), t + j * ksub)
+	do {                                                                \
+		if (pq->cent_t)                                             \
+			for (size_t j = 0; j < pq->m; j++)                  \
+				sub_table_t(q + j * (dsub),                 \
+					    pq->cent_t + j * ksub * (dsub), \
+					    (dsub), ksub, (l2), t + j * ksub); \
+		else                                                        \
+			for (size_t j = 0; j < pq->m; j++)                  \
+				sub_table(q + j * (dsub),                   \
+					  pq->cent + j * ksub * (dsub),     \
+					  (dsub), ksub, (l2), t + j * ksub); \
+	} while (0)
 
 int vec_pq_table_avx512(const struct vec_pq *pq, const float *q, int l2,
 			float *t)

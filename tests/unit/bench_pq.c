@@ -171,7 +171,7 @@ static void bench_tables(int runs)
 			float *q = malloc(dim * sizeof *q);
 			float *t = malloc(m * ksub * sizeof *t);
 			uint8_t *lut = malloc(vec_pq4_lut_size(m));
-			struct vec_pq pq = { dim, m, dsub, ksub == 16 ? 4 : 8, ksub, cent };
+			struct vec_pq pq = { dim, m, dsub, ksub == 16 ? 4 : 8, ksub, cent, NULL };
 			struct job j = { 0 };
 			double l2, ip, lu = 0;
 
@@ -251,7 +251,7 @@ int main(int argc, char **argv)
 				float *out = malloc(n * sizeof *out), delta, bias;
 				uint16_t *sums = malloc(nblocks * 32 * sizeof *sums);
 				uint32_t *pos = malloc(n * sizeof *pos);
-				struct vec_pq pq = { m, m, 1, 8, 256, NULL };
+				struct vec_pq pq = { m, m, 1, 8, 256, NULL, NULL };
 				struct job j = {
 					.what = SCAN4, .lut = lut, .blocks = blocks,
 					.codes = c8, .t = t8, .pq = &pq, .m = m, .n = n,

@@ -137,7 +137,7 @@ static void roundtrip(unsigned nbits)
 	float *cent = malloc(M * ksub * DSUB * sizeof *cent);
 	float *y = malloc((size_t)N * DIM * sizeof *y), v[DIM], w[DIM];
 	uint8_t *codes = malloc(N * cs), code[M];
-	struct vec_pq pq = { DIM, M, DSUB, nbits, ksub, cent };
+	struct vec_pq pq = { DIM, M, DSUB, nbits, ksub, cent, NULL };
 	double err = 0, norm = 0;
 
 	EXPECT(vec_pq_train(cent, x, N, DIM, M, nbits, 3, 2, NULL) == VEC_OK);
@@ -181,7 +181,7 @@ static void test_roundtrip8(void)
 static void test_code_layout(void)
 {
 	float cent[3 * 16 * 1];
-	struct vec_pq pq = { 3, 3, 1, 4, 16, cent };
+	struct vec_pq pq = { 3, 3, 1, 4, 16, cent, NULL };
 	float x[3] = { 5, 11, 15 };
 	uint8_t code[2];
 
@@ -204,7 +204,7 @@ static void test_table_adc(void)
 
 	for (unsigned nbits = 4; nbits <= 8; nbits += 4) {
 		size_t ksub = (size_t)1 << nbits;
-		struct vec_pq pq = { DIM, M, DSUB, nbits, ksub, cent };
+		struct vec_pq pq = { DIM, M, DSUB, nbits, ksub, cent, NULL };
 		const float *q = x + 7 * DIM;
 
 		EXPECT(vec_pq_train(cent, x, N, DIM, M, nbits, 9, 1, NULL) == VEC_OK);
@@ -250,10 +250,14 @@ static void test_table_levels(void)
 				float *q = malloc(dim * sizeof *q);
 				float *t = malloc(m * ksub * sizeof *t);
 				struct vec_pq pq = { dim, m, dsub, ksub == 16 ? 4 : 8,
-						     ksub, cent };
+						     ksub, cent, NULL };
+				float *ct = malloc(m * ksub * dsub * sizeof *ct);
+				float *t2 = malloc(m * ksub * sizeof *t2);
 
 				for (size_t i = 0; i < m * ksub * dsub; i++)
 					cent[i] = 4.0f * unit_noise() + 1.0f;
+				if (ct)
+					vec_pq_transpose(&pq, ct);
 				for (size_t i = 0; i < dim; i++)
 					q[i] = 4.0f * unit_noise() + 1.0f;
 				for (int l = 0; l < nl; l++)
@@ -286,10 +290,21 @@ static void test_table_levels(void)
 							}
 						EXPECT_MSG(!bad, "level %d m %zu dsub %zu ksub %zu l2 %d: %zu entries wrong",
 							   lv[l], m, dsub, ksub, l2, bad);
+						/* From the transposed copy: the same bits. */
+						if (ct && t2) {
+							struct vec_pq pt = pq;
+							pt.cent_t = ct;
+							vec_pq_table(&pt, q, l2, t2);
+							EXPECT_MSG(!memcmp(t, t2, m * ksub * sizeof *t),
+								   "level %d m %zu dsub %zu ksub %zu l2 %d: transposed table differs",
+								   lv[l], m, dsub, ksub, l2);
+						}
 					}
 				free(cent);
 				free(q);
 				free(t);
+				free(ct);
+				free(t2);
 			}
 	vec_simd_select(saved);
 }
@@ -307,7 +322,7 @@ static void test_scan8_levels(void)
 		float *t = malloc(m * 256 * sizeof *t), *ref = malloc(n * sizeof *ref),
 		      *out = malloc(n * sizeof *out);
 		uint8_t *codes = malloc(n * m);
-		struct vec_pq pq = { m, m, 1, 8, 256, NULL };
+		struct vec_pq pq = { m, m, 1, 8, 256, NULL, NULL };
 
 		for (size_t i = 0; i < m * 256; i++)
 			t[i] = 10.0f * unit_noise();
@@ -651,7 +666,7 @@ static void test_fastscan_pipeline(void)
 	uint8_t lut[M * 16];
 	uint16_t sums[(N + 31) / 32 * 32];
 	uint32_t pos[N];
-	struct vec_pq pq = { DIM, M, DSUB, 4, 16, cent };
+	struct vec_pq pq = { DIM, M, DSUB, 4, 16, cent, NULL };
 	size_t cnt, missed = 0;
 	float worst = 0;
 	double thr;
