@@ -70,10 +70,47 @@ sub_table(const float *qs, const float *c, size_t dsub, size_t ksub, int l2,
 	}
 }
 
+/* The same from the transposed centroids (pq->cent_t, see pq.h): the
+ * terms of 8 centroids per register, summed in pairs() order. */
+static inline __attribute__((always_inline)) void
+sub_table_t(const float *qs, const float *ct, size_t dsub, size_t ksub, int l2,
+	    float *t)
+{
+	__m256 r[16];
+
+	for (size_t e = 0; e < ksub; e += 8) {
+		for (size_t i = 0; i < dsub; i++) {
+			__m256 v = _mm256_loadu_ps(ct + i * ksub + e);
+			__m256 qv = _mm256_set1_ps(qs[i]);
+			if (l2) {
+				v = _mm256_sub_ps(v, qv);
+				r[i] = _mm256_mul_ps(v, v);
+			} else {
+				r[i] = _mm256_mul_ps(v, qv);
+			}
+		}
+		for (size_t n = dsub; n > 1; n /= 2)
+			for (size_t i = 0; i < n / 2; i++)
+				r[i] = _mm256_add_ps(r[2 * i], r[2 * i + 1]);
+		if (!l2)
+			r[0] = _mm256_sub_ps(_mm256_setzero_ps(), r[0]);
+		_mm256_storeu_ps(t + e, r[0]);
+	}
+}
+
 #define TABLE_LOOP(dsub, l2)                                                \
-	for (size_t j = 0; j < pq->m; j++)                                  \
-		sub_table(q + j * (dsub), pq->cent + j * ksub * (dsub), (dsub), \
-			  ksub, (l2), t + j * ksub)
+	do {                                                                \
+		if (pq->cent_t)                                             \
+			for (size_t j = 0; j < pq->m; j++)                  \
+				sub_table_t(q + j * (dsub),                 \
+					    pq->cent_t + j * ksub * (dsub), \
+					    (dsub), ksub, (l2), t + j * ksub); \
+		else                                                        \
+			for (size_t j = 0; j < pq->m; j++)                  \
+				sub_table(q + j * (dsub),                   \
+					  pq->cent + j * ksub * (dsub),     \
+					  (dsub), ksub, (l2), t + j * ksub); \
+	} while (0)
 
 int vec_pq_table_avx2(const struct vec_pq *pq, const float *q, int l2,
 		      float *t)
