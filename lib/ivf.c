@@ -997,24 +997,31 @@ static void rank_task(void *ctx, size_t b, int worker)
 		ww.nb = nb;
 		ww.id0 = c0;
 		r->fk->wide(&ww);
-		for (unsigned l = 0; l < nlanes; l++) {
-			struct cands c;
-			const float *o = w->out + l;
-			c.key = w->key + (size_t)l * r->cap;
-			c.n = w->n[l];
-			c.keep = keep;
-			c.cap = r->cap;
-			c.thr = w->thr[l];
-			for (size_t e = 0; e < nb; e++) {
-				float s = o[e * qb] + 0.0f; /* -0 as +0, as the heap */
-				/* store always, keep if it passes */
-				c.key[c.n] = cand_key(s, (uint32_t)(c0 + e));
-				c.n += s <= c.thr;
-				if (c.n == c.cap)
+		/* A centroid's scores for all the lanes against their
+		 * thresholds at once; the few that pass are appended. */
+		for (size_t e = 0; e < nb; e++) {
+			const float *o = w->out + e * qb;
+			uint64_t mask = 0; /* qb <= 64 (kernels.h) */
+			for (unsigned l = 0; l < nlanes; l++)
+				mask |= (uint64_t)(o[l] <= w->thr[l]) << l;
+			while (mask) {
+				unsigned l = (unsigned)__builtin_ctzll(mask);
+				uint64_t *key = w->key + (size_t)l * r->cap;
+				mask &= mask - 1;
+				/* -0 as +0, as the heap */
+				key[w->n[l]] = cand_key(o[l] + 0.0f, (uint32_t)(c0 + e));
+				if (++w->n[l] == r->cap) {
+					struct cands c;
+					c.key = key;
+					c.n = w->n[l];
+					c.keep = keep;
+					c.cap = r->cap;
+					c.thr = w->thr[l];
 					cands_shrink(&c);
+					w->n[l] = c.n;
+					w->thr[l] = c.thr;
+				}
 			}
-			w->n[l] = c.n;
-			w->thr[l] = c.thr;
 		}
 	}
 	for (unsigned l = 0; l < nlanes; l++) {

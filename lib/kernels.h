@@ -66,7 +66,7 @@ struct vec_flat_narrow {
 
 struct vec_flat_kernels {
 	const char *name;
-	unsigned qb;           /* lanes (queries) of one wide block */
+	unsigned qb;           /* lanes (queries) of one wide block, <= 64 */
 	void (*wide)(const struct vec_flat_wide *w);
 	void (*narrow)(const struct vec_flat_narrow *w);
 };
