@@ -79,6 +79,7 @@ sub_table_t(const float *qs, const float *ct, size_t dsub, size_t ksub, int l2,
 	__m256 r[16];
 
 	for (size_t e = 0; e < ksub; e += 8) {
+#pragma GCC unroll 16
 		for (size_t i = 0; i < dsub; i++) {
 			__m256 v = _mm256_loadu_ps(ct + i * ksub + e);
 			__m256 qv = _mm256_set1_ps(qs[i]);
@@ -89,7 +90,9 @@ sub_table_t(const float *qs, const float *ct, size_t dsub, size_t ksub, int l2,
 				r[i] = _mm256_mul_ps(v, qv);
 			}
 		}
+#pragma GCC unroll 4
 		for (size_t n = dsub; n > 1; n /= 2)
+#pragma GCC unroll 8
 			for (size_t i = 0; i < n / 2; i++)
 				r[i] = _mm256_add_ps(r[2 * i], r[2 * i + 1]);
 		if (!l2)

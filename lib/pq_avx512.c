@@ -84,6 +84,7 @@ sub_table(const float *qs, const float *c, size_t dsub, size_t ksub, int l2,
  * The same from the transposed centroids (pq->cent_t): register i holds
  * dimension i of 16 centroids, so the terms are in place and the tree is
  * plain adds, paired as pairs() pairs them (the same sums, to the bit).
+ * Unrolled by request: otherwise the registers go through the stack.
  */
 static inline __attribute__((always_inline)) void
 sub_table_t(const float *qs, const float *ct, size_t dsub, size_t ksub, int l2,
@@ -92,6 +93,7 @@ sub_table_t(const float *qs, const float *ct, size_t dsub, size_t ksub, int l2,
 	__m512 r[16];
 
 	for (size_t e = 0; e < ksub; e += 16) {
+#pragma GCC unroll 16
 		for (size_t i = 0; i < dsub; i++) {
 			__m512 v = _mm512_loadu_ps(ct + i * ksub + e);
 			__m512 qv = _mm512_set1_ps(qs[i]);
@@ -102,7 +104,9 @@ sub_table_t(const float *qs, const float *ct, size_t dsub, size_t ksub, int l2,
 				r[i] = _mm512_mul_ps(v, qv);
 			}
 		}
+#pragma GCC unroll 4
 		for (size_t n = dsub; n > 1; n /= 2)
+#pragma GCC unroll 8
 			for (size_t i = 0; i < n / 2; i++)
 				r[i] = _mm512_add_ps(r[2 * i], r[2 * i + 1]);
 		if (!l2)
