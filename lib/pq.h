@@ -56,6 +56,24 @@ struct vec_pq {
 /* cent_t for pq (m x ksub x dsub floats into out). */
 void vec_pq_transpose(const struct vec_pq *pq, float *out);
 
+/*
+ * The SIMD table kernels' loop over the sub-spaces (pq, q, t and ksub in
+ * scope): soa(q_j, cent_t_j, ...) from the transposed centroids when
+ * there are, else aos(q_j, cent_j, ...), each given dsub, ksub, l2 and
+ * the sub-space's table row.
+ */
+#define VEC_PQ_TABLE_LOOP(aos, soa, dsub, l2)                              \
+	do {                                                                \
+		if (pq->cent_t)                                             \
+			for (size_t j = 0; j < pq->m; j++)                  \
+				soa(q + j * (dsub), pq->cent_t + j * ksub * (dsub), \
+				    (dsub), ksub, (l2), t + j * ksub);      \
+		else                                                        \
+			for (size_t j = 0; j < pq->m; j++)                  \
+				aos(q + j * (dsub), pq->cent + j * ksub * (dsub), \
+				    (dsub), ksub, (l2), t + j * ksub);      \
+	} while (0)
+
 /* Bytes of one code: m (8 bits) or (m + 1) / 2 (4 bits). */
 size_t vec_pq_code_size(size_t m, unsigned nbits);
 

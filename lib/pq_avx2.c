@@ -101,19 +101,8 @@ sub_table_t(const float *qs, const float *ct, size_t dsub, size_t ksub, int l2,
 	}
 }
 
-#define TABLE_LOOP(dsub, l2)                                                \
-	do {                                                                \
-		if (pq->cent_t)                                             \
-			for (size_t j = 0; j < pq->m; j++)                  \
-				sub_table_t(q + j * (dsub),                 \
-					    pq->cent_t + j * ksub * (dsub), \
-					    (dsub), ksub, (l2), t + j * ksub); \
-		else                                                        \
-			for (size_t j = 0; j < pq->m; j++)                  \
-				sub_table(q + j * (dsub),                   \
-					  pq->cent + j * ksub * (dsub),     \
-					  (dsub), ksub, (l2), t + j * ksub); \
-	} while (0)
+#define TABLE_LOOP(dsub, l2) \
+	VEC_PQ_TABLE_LOOP(sub_table, sub_table_t, dsub, l2)
 
 int vec_pq_table_avx2(const struct vec_pq *pq, const float *q, int l2,
 		      float *t)
