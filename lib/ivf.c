@@ -113,9 +113,10 @@ struct vec_ivf {
 	 * full vectors only the candidates whose bound lets them reach the
 	 * k best (rerank_coded), with the same answers as re-ranking all.
 	 * rq_head: dim offsets, dim steps, then count bounds (one block, as
-	 * stored).  rq_use is 0 only when a test asks to ignore them.
+	 * stored); NULL: no refine codes.  rq_use is 0 only when a test
+	 * asks to ignore them.
 	 */
-	int rq_on, rq_use;
+	int rq_use;
 	struct vec_sq8 rq;
 	const float *rq_head;
 	const uint8_t *rq_codes;
@@ -349,7 +350,7 @@ static void set_codebook(struct vec_ivf *g, const float *cb)
  * returning that (glove-100: 50 MB more peak memory). */
 static void pq_transpose(struct vec_ivf *g)
 {
-	if (g->codec != VEC_IVF_PQ || !g->own_cbt)
+	if (!g->own_cbt) /* only PQ has the room */
 		return;
 	vec_pq_transpose(&g->pq, g->own_cbt);
 	g->pq.cent_t = g->own_cbt;
@@ -425,6 +426,14 @@ static struct vec_ivf *new_ivf(const struct vec_ivf_params *p, size_t dim,
 }
 
 /* Train the codec on the residuals of (a stride through) the n vectors. */
+/* ns of the n rows of x (dim floats each), evenly spread, into out. */
+static void sample_rows(const float *x, uint64_t n, uint64_t ns, size_t dim,
+			float *out)
+{
+	for (uint64_t i = 0; i < ns; i++)
+		memcpy(out + i * dim, x + (i * n / ns) * dim, dim * sizeof *out);
+}
+
 static int train_codec(struct vec_ivf *g, const float *x, uint64_t n,
 		       int threads, struct vec_errbuf *eb)
 {
@@ -445,9 +454,7 @@ static int train_codec(struct vec_ivf *g, const float *x, uint64_t n,
 		rc = vec_err(eb, VEC_E_NOMEM, "out of memory");
 		goto done;
 	}
-	for (uint64_t i = 0; i < ns; i++) /* evenly spread over the n */
-		memcpy(res + i * g->dim, x + (i * n / ns) * g->dim,
-		       g->dim * sizeof *res);
+	sample_rows(x, n, ns, g->dim, res);
 	rc = vec_kmeans_assign(res, ns, g->dim, g->cent, g->nlist, threads, a,
 			       NULL, eb);
 	if (rc)
@@ -489,7 +496,6 @@ static int rq_attach(struct vec_ivf *g, const float *head, const uint8_t *codes)
 	}
 	g->rq_range = sqrt(r) * (1 + 1e-9);
 	g->rq_lonorm = sqrt(l) * (1 + 1e-9);
-	g->rq_on = 1;
 	g->rq_use = 1;
 	return 0;
 }
@@ -505,9 +511,8 @@ static int rq_reserve(struct vec_ivf *g, uint64_t total)
 
 	if (g->own_rq_head && total <= g->rq_cap)
 		return 0;
-	cap = g->rq_cap > total ? g->rq_cap : total;
-	if (g->own_rq_head)
-		cap = total + total / 2 + 256;
+	/* A file's codes are copied at their size; growth adds half. */
+	cap = g->own_rq_head ? total + total / 2 + 256 : total;
 	head = malloc((2 * dim + cap) * sizeof *head);
 	codes = malloc(cap ? cap * stride : 1);
 	if (!head || !codes) {
@@ -565,9 +570,7 @@ static int rq_train(struct vec_ivf *g, const float *x, uint64_t n)
 			free(head);
 			return -1;
 		}
-		for (uint64_t i = 0; i < ns; i++)
-			memcpy(smp + i * g->dim, x + (i * n / ns) * g->dim,
-			       g->dim * sizeof *smp);
+		sample_rows(x, n, ns, g->dim, smp);
 	}
 	vec_sq8_train(head, head + g->dim, smp ? smp : x, ns, g->dim);
 	free(smp);
@@ -741,13 +744,13 @@ int vec_ivf_add(struct vec_ivf *g, const float *x, uint64_t n, int threads,
 		goto done;
 	/* The refine codes go past count: nothing counts them until the
 	 * lists below have taken the vectors. */
-	if (g->rq_on && rq_reserve(g, total)) {
+	if (g->rq_head && rq_reserve(g, total)) {
 		rc = vec_err(eb, VEC_E_NOMEM, "out of memory");
 		goto done;
 	}
 	if (codes && (rc = encode(g, x, n, a, threads, codes, norms,
-				  g->rq_on ? g->own_rq_codes + g->count * g->rq.stride : NULL,
-				  g->rq_on ? g->own_rq_head + 2 * g->dim + g->count : NULL,
+				  g->rq_head ? g->own_rq_codes + g->count * g->rq.stride : NULL,
+				  g->rq_head ? g->own_rq_head + 2 * g->dim + g->count : NULL,
 				  eb)))
 		goto done;
 	if ((rc = make_owned(g, eb)))
@@ -1343,6 +1346,21 @@ static void scan_pq4(const struct search *s, struct scratch *w,
 }
 
 /* Full-precision distances of the candidates, best k into w->top. */
+static inline void prefetch_vector(const struct search *s, uint32_t id)
+{
+	const char *p = (const char *)(s->v->x + (size_t)id * s->g->dim);
+	for (size_t o = 0; o < s->g->dim * sizeof(float); o += 64)
+		__builtin_prefetch(p + o);
+}
+
+/* The full-precision score of vector id ("smaller is better"). */
+static inline float exact_score(const struct search *s, const float *q,
+				uint32_t id)
+{
+	const float *x = s->v->x + (size_t)id * s->g->dim;
+	return s->l2 ? s->kr->l2sq(q, x, s->g->dim) : -s->kr->dot(q, x, s->g->dim);
+}
+
 static void rerank(const struct search *s, struct scratch *w, const float *q,
 		   size_t n)
 {
@@ -1355,16 +1373,9 @@ static void rerank(const struct search *s, struct scratch *w, const float *q,
 		__builtin_prefetch(s->v->x + (size_t)key_id(c->key[e]) * g->dim);
 	for (size_t e = 0; e < n; e++) {
 		uint32_t id = key_id(c->key[e]);
-		const float *x = s->v->x + (size_t)id * g->dim;
-		float d;
-		if (e + ahead < n) {
-			const char *p = (const char *)(s->v->x +
-				(size_t)key_id(c->key[e + ahead]) * g->dim);
-			for (size_t o = 0; o < g->dim * sizeof(float); o += 64)
-				__builtin_prefetch(p + o);
-		}
-		d = s->l2 ? s->kr->l2sq(q, x, g->dim) : -s->kr->dot(q, x, g->dim);
-		cand_push(&w->top, id, d);
+		if (e + ahead < n)
+			prefetch_vector(s, key_id(c->key[e + ahead]));
+		cand_push(&w->top, id, exact_score(s, q, id));
 	}
 }
 
@@ -1393,13 +1404,6 @@ static void rerank(const struct search *s, struct scratch *w, const float *q,
  *       kernel = -<q, x> computed >= -<q, x> - g |q| (|lo| + r + e).
  * L is then rounded down to a float.
  */
-static inline void prefetch_vector(const struct search *s, uint32_t id)
-{
-	const char *p = (const char *)(s->v->x + (size_t)id * s->g->dim);
-	for (size_t o = 0; o < s->g->dim * sizeof(float); o += 64)
-		__builtin_prefetch(p + o);
-}
-
 static void rerank_coded(const struct search *s, struct scratch *w,
 			 const float *q, size_t n)
 {
@@ -1427,8 +1431,9 @@ static void rerank_coded(const struct search *s, struct scratch *w,
 			qn += (double)q[d] * q[d];
 		}
 		qn = sqrt(qn) * (1 + 4 * u);
-		slack = (gam + 2 * u) * qn * (g->rq_range + g->rq_lonorm) +
-			gam * qn * (g->rq_lonorm + g->rq_range);
+		/* <q, x'>'s rounding and the kernel's: both within
+		 * |q| (|lo| + r) times g + 2u and g. */
+		slack = (2 * gam + 2 * u) * qn * (g->rq_range + g->rq_lonorm);
 	}
 	cands_reset(est);
 	for (size_t e = 0; e < n && e < ahead; e++)
@@ -1469,28 +1474,20 @@ static void rerank_coded(const struct search *s, struct scratch *w,
 	for (size_t i = 0; i < got; i++) {
 		size_t e = key_id(est->key[i]);
 		uint32_t id = key_id(c->key[e]);
-		const float *x = s->v->x + (size_t)id * dim;
 		float d;
 		if (i + 2 < got)
 			prefetch_vector(s, key_id(c->key[key_id(est->key[i + 2])]));
-		d = s->l2 ? s->kr->l2sq(q, x, dim) : -s->kr->dot(q, x, dim);
+		d = exact_score(s, q, id);
 		worst = d > worst ? d : worst;
 		w->rq_lb[e] = NAN; /* done */
 		cand_push(&w->top, id, d);
 	}
 	if (got < s->k)
 		worst = INFINITY; /* fewer candidates than k: keep them all */
-	for (size_t e = 0; e < n; e++) {
-		uint32_t id;
-		const float *x;
-		float d;
-		if (!(w->rq_lb[e] <= worst))
-			continue; /* done, or cannot be among the k best */
-		id = key_id(c->key[e]);
-		x = s->v->x + (size_t)id * dim;
-		d = s->l2 ? s->kr->l2sq(q, x, dim) : -s->kr->dot(q, x, dim);
-		cand_push(&w->top, id, d);
-	}
+	for (size_t e = 0; e < n; e++)
+		if (w->rq_lb[e] <= worst) /* not done, and may be among the k best */
+			cand_push(&w->top, key_id(c->key[e]),
+				  exact_score(s, q, key_id(c->key[e])));
 }
 
 /* One query: scan its probed lists, then refine. */
@@ -1591,7 +1588,7 @@ static void search_task(void *ctx, size_t i, int worker)
 	}
 	got = cands_final(c, s->k2, !s->refine);
 	if (s->refine) {
-		if (g->rq_on && g->rq_use)
+		if (g->rq_head && g->rq_use)
 			rerank_coded(s, w, q, got);
 		else
 			rerank(s, w, q, got);
@@ -1642,7 +1639,7 @@ static int scratch_init(const struct search *s, struct scratch *w,
 	memset(w, 0, sizeof *w);
 	if (cands_init(&w->cand, s->k2) || cands_init(&w->top, s->k))
 		return -1;
-	if (g->rq_on && s->refine) {
+	if (g->rq_head && s->refine) {
 		w->rq_q = calloc(g->rq.stride, sizeof *w->rq_q);
 		w->rq_lb = malloc(s->k2 * sizeof *w->rq_lb);
 		if (!w->rq_q || !w->rq_lb || cands_init(&w->rq_est, s->k))
@@ -1882,7 +1879,7 @@ int vec_ivf_sections(struct vec_ivf *g, struct vec_file_section *secs,
 		secs[ns].data = (const uint8_t *)g->w_norms;
 		secs[ns++].length = g->count * 4;
 	}
-	if (g->rq_on) {
+	if (g->rq_head) {
 		/* Optional: a reader that ignores them re-ranks every
 		 * candidate, with the same answers. */
 		static const uint8_t none[1];
@@ -2199,8 +2196,8 @@ int vec_ivf_check(const struct vec_ivf *g, const struct vec_vectors *v,
 			}
 		}
 	}
-	/* R-IVF-10: each refine code is its vector's, and its bound holds. */
-	if (!rc && g->rq_on && g->count) {
+	/* R-IVF-8, refine codes: each is its vector's, and its bound holds. */
+	if (!rc && g->rq_head && g->count) {
 		uint8_t *rc8 = realloc(want, g->rq.stride);
 		float bd;
 		if (!rc8) {
@@ -2254,7 +2251,7 @@ void vec_ivf_stats(const struct vec_ivf *g, struct vec_ivf_stats *s)
 	}
 	s->code_bytes = code_bytes(g);
 	s->codebook_bytes = g->cb_floats * 4;
-	if (g->rq_on)
+	if (g->rq_head)
 		s->refine_code_bytes = (2 * g->dim + g->count) * 4 +
 				       g->count * g->rq.stride;
 	for (uint32_t j = 0; j < g->nlist; j++)

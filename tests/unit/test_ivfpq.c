@@ -529,6 +529,36 @@ static void refine_codes_hostile(const char *path)
 	EXPECT(vec_index_open_mem(&o, buf, len, 0, &eb) == VEC_E_CORRUPT && !o &&
 	       strstr(eb.msg, "'IVFR': bound 5 is negative"));
 	vec_index_close(o);
+	o = NULL;
+	bd = 1;
+	memcpy(r + (2 * RDIM + 5) * 4, &bd, 4);
+	/* So are a quantiser offset that is not finite and a negative step. */
+	bd = NAN;
+	memcpy(r + 3 * 4, &bd, 4);
+	unit_reseal(buf, len);
+	EXPECT(vec_index_open_mem(&o, buf, len, 0, &eb) == VEC_E_CORRUPT && !o &&
+	       strstr(eb.msg, "'IVFR': quantiser value 3 is not finite or negative"));
+	vec_index_close(o);
+	o = NULL;
+	bd = 0;
+	memcpy(r + 3 * 4, &bd, 4);
+	bd = -0.5f;
+	memcpy(r + (RDIM + 9) * 4, &bd, 4);
+	unit_reseal(buf, len);
+	EXPECT(vec_index_open_mem(&o, buf, len, 0, &eb) == VEC_E_CORRUPT && !o &&
+	       strstr(eb.msg, "'IVFR': quantiser value 265 is not finite or negative"));
+	vec_index_close(o);
+	o = NULL;
+	/* And codes without their quantiser: IVFR renamed in the table. */
+	for (size_t i = 0; i + 4 <= (size_t)(r - buf); i++)
+		if (!memcmp(buf + i, "IVFR", 4)) {
+			buf[i + 3] = 'Z';
+			break;
+		}
+	unit_reseal(buf, len);
+	EXPECT(vec_index_open_mem(&o, buf, len, 0, &eb) == VEC_E_CORRUPT && !o &&
+	       strstr(eb.msg, "section 'IVFS' without 'IVFR'"));
+	vec_index_close(o);
 done:
 	free(buf);
 }
