@@ -52,6 +52,9 @@
 #define ENCODE_CHUNK 1024 /* vectors encoded per task */
 #define RANK_CHUNK 512 /* centroids scored at once, per block of queries */
 #define RANK_PROBE_MAX 4096 /* larger nprobe: ranked by vec_flat_search */
+#define LMAJOR_MIN 8 /* flat payload: batches from this size read each
+			probed list once for all their queries ... */
+#define LMAJOR_HEAP_MAX (1u << 22) /* ... when their heaps hold no more */
 #define PRE_ALIGN ((size_t)2 << 20) /* a huge page */
 
 struct list {
@@ -1194,6 +1197,8 @@ struct scratch {
 	float *rq_q;              /* refine codes: the query against them */
 	float *rq_lb;             /* refine codes: each candidate's bound */
 	struct cands rq_est;      /* refine codes: the k best estimates */
+	uint64_t *loff;           /* list-major: nlist + 1 offsets into byl */
+	float *qblk;              /* list-major: a few queries' rows */
 	uint64_t scanned;
 };
 
@@ -1211,6 +1216,10 @@ struct search {
 	struct scratch *sc;      /* one per worker */
 	uint64_t *ids;           /* this batch's rows of the output */
 	float *scores;
+	/* The list-major scan of a batch (flat payload; NULL: by query). */
+	struct vec_topk *heaps;  /* one per query of the batch */
+	uint32_t *byl;           /* batch x nprobe: query numbers by list */
+	size_t nm, nchunks;      /* the batch's queries; its parts (tasks) */
 };
 
 /* List j's fixed table part, made now if nobody has; NULL: make the
@@ -1491,6 +1500,9 @@ static void rerank_coded(const struct search *s, struct scratch *w,
 }
 
 /* One query: scan its probed lists, then refine. */
+static void finish_query(const struct search *s, struct scratch *w, size_t i,
+			 const float *q, struct vec_topk *heap);
+
 static void search_task(void *ctx, size_t i, int worker)
 {
 	const struct search *s = ctx;
@@ -1498,11 +1510,8 @@ static void search_task(void *ctx, size_t i, int worker)
 	const float *q = s->q + i * g->dim;
 	struct scratch *w = s->sc + worker;
 	struct cands *c = &w->cand;
-	uint64_t *ids = s->ids + i * s->k;
-	float *sc = s->scores + i * s->k;
 	int pq = g->codec == VEC_IVF_PQ, sq = g->codec == VEC_IVF_SQ8;
 	float bias = 0;
-	size_t got;
 
 	cands_reset(c);
 	vec_topk_reset(&w->heap);
@@ -1578,9 +1587,25 @@ static void search_task(void *ctx, size_t i, int worker)
 		for (uint64_t r = 0; r < l->len; r++)
 			cand_push(c, l->ids[r], bias + w->dist[r]);
 	}
+	finish_query(s, w, i, q, &w->heap);
+}
+
+/*
+ * Query i's answer from its candidates (w->cand; for the flat payload,
+ * heap's (list, position) pairs): re-ranked if asked, then written out.
+ */
+static void finish_query(const struct search *s, struct scratch *w, size_t i,
+			 const float *q, struct vec_topk *heap)
+{
+	const struct vec_ivf *g = s->g;
+	struct cands *c = &w->cand;
+	uint64_t *ids = s->ids + i * s->k;
+	float *sc = s->scores + i * s->k;
+	size_t got;
+
 	if (g->codec == VEC_IVF_FLAT) {
 		/* (list, position) to vector ids; ties then go by id. */
-		size_t n = vec_topk_extract(&w->heap, w->hids, w->hsc);
+		size_t n = vec_topk_extract(heap, w->hids, w->hsc);
 		for (size_t e = 0; e < n; e++) {
 			const struct list *l = &g->lists[w->hids[e] >> 32];
 			cand_push(c, l->ids[(uint32_t)w->hids[e]], w->hsc[e]);
@@ -1606,6 +1631,75 @@ static void search_task(void *ctx, size_t i, int worker)
 	}
 }
 
+/*
+ * The flat payload, a part of a batch at a time: the queries' (query,
+ * list) pairs are sorted by list, and each probed list is read once for
+ * all the part's queries that probe it, VEC_FLAT_NARROW_MAX at a time
+ * (one load of a row serves them all), into each query's own heap.  Every
+ * query's heap is offered the same rows with the same scores as by
+ * search_task (the narrow kernel's sums do not depend on how many queries
+ * share a row), and the heap's order is by (score, id), so the answers are
+ * identical; only the rows come in another order.
+ */
+static void lmajor_task(void *ctx, size_t part, int worker)
+{
+	const struct search *s = ctx;
+	const struct vec_ivf *g = s->g;
+	struct scratch *w = s->sc + worker;
+	size_t m = s->nm;
+	size_t a = part * m / s->nchunks, b = (part + 1) * m / s->nchunks;
+	uint64_t *off = w->loff, from = 0;
+	uint32_t *byl = s->byl + a * s->nprobe;
+
+	memset(off, 0, ((size_t)g->nlist + 1) * sizeof *off);
+	for (size_t i = a; i < b; i++) {
+		vec_topk_reset(&s->heaps[i]);
+		for (size_t p = 0; p < s->nprobe; p++) {
+			uint64_t j = s->probe[i * s->nprobe + p];
+			if (j < g->nlist && g->lists[j].len)
+				off[j + 1]++;
+		}
+	}
+	for (uint32_t j = 0; j < g->nlist; j++)
+		off[j + 1] += off[j];
+	for (size_t i = a; i < b; i++)
+		for (size_t p = 0; p < s->nprobe; p++) {
+			uint64_t j = s->probe[i * s->nprobe + p];
+			if (j < g->nlist && g->lists[j].len)
+				byl[off[j]++] = (uint32_t)i;
+		}
+	/* off[j] is now where list j's queries end (and j + 1's begin). */
+	for (uint32_t j = 0; j < g->nlist; from = off[j++]) {
+		const struct list *l = &g->lists[j];
+		struct vec_topk *hp[VEC_FLAT_NARROW_MAX];
+		struct vec_flat_narrow nw;
+
+		nw.x = (const float *)(const void *)l->data;
+		nw.nb = (size_t)l->len;
+		nw.dim = g->dim;
+		nw.id0 = (uint64_t)j << 32;
+		nw.l2 = s->l2;
+		nw.heap = hp;
+		nw.q = w->qblk;
+		for (uint64_t e = from; e < off[j]; e += nw.nq) {
+			nw.nq = off[j] - e < VEC_FLAT_NARROW_MAX ?
+				(unsigned)(off[j] - e) : VEC_FLAT_NARROW_MAX;
+			for (unsigned t = 0; t < nw.nq; t++) {
+				uint32_t i = byl[e + t];
+				memcpy(w->qblk + t * g->dim, s->q + i * g->dim,
+				       g->dim * sizeof *w->qblk);
+				hp[t] = &s->heaps[i];
+			}
+			s->fk->narrow(&nw);
+			w->scanned += l->len * nw.nq;
+		}
+	}
+	for (size_t i = a; i < b; i++) {
+		cands_reset(&w->cand);
+		finish_query(s, w, i, s->q + i * g->dim, &s->heaps[i]);
+	}
+}
+
 static void scratch_free(struct scratch *w)
 {
 	vec_topk_free(&w->heap);
@@ -1614,6 +1708,8 @@ static void scratch_free(struct scratch *w)
 	cands_free(&w->cand);
 	cands_free(&w->top);
 	cands_free(&w->rq_est);
+	free(w->loff);
+	free(w->qblk);
 	free(w->rq_q);
 	free(w->rq_lb);
 	free(w->table);
@@ -1659,6 +1755,12 @@ static int scratch_init(const struct search *s, struct scratch *w,
 	if (g->codec == VEC_IVF_FLAT) {
 		w->hids = malloc(s->k * sizeof *w->hids);
 		w->hsc = malloc(s->k * sizeof *w->hsc);
+		if (s->heaps) {
+			w->loff = malloc(((size_t)g->nlist + 1) * sizeof *w->loff);
+			w->qblk = malloc(VEC_FLAT_NARROW_MAX * g->dim * sizeof *w->qblk);
+			if (!w->loff || !w->qblk)
+				return -1;
+		}
 		return vec_topk_init(&w->heap, s->k) || !w->hids || !w->hsc ? -1 : 0;
 	}
 	if (g->codec != VEC_IVF_PQ)
@@ -1689,7 +1791,7 @@ int vec_ivf_search(const struct vec_ivf *g, const struct vec_vectors *v,
 	size_t rank_workers = 0;
 	uint64_t *probe = NULL, maxlen = 0;
 	float *psc = NULL;
-	size_t nheaps = 0, batch, nprobe = o->nprobe;
+	size_t nheaps = 0, nlheaps = 0, batch, nprobe = o->nprobe;
 	int threads = o->threads, rc = VEC_OK;
 	long refine = o->refine < 0 ? (long)g->refine : o->refine;
 
@@ -1735,6 +1837,20 @@ int vec_ivf_search(const struct vec_ivf *g, const struct vec_vectors *v,
 	s.l2 = g->metric == VEC_METRIC_L2;
 	s.kr = vec_kernels();
 	s.fk = vec_flat_kernels();
+	if (g->codec == VEC_IVF_FLAT && batch >= LMAJOR_MIN &&
+	    batch * k <= LMAJOR_HEAP_MAX) {
+		s.heaps = calloc(batch, sizeof *s.heaps);
+		s.byl = malloc(batch * nprobe * sizeof *s.byl);
+		if (!s.heaps || !s.byl) {
+			rc = vec_err(eb, VEC_E_NOMEM, "out of memory");
+			goto done;
+		}
+		for (nlheaps = 0; nlheaps < batch; nlheaps++)
+			if (vec_topk_init(&s.heaps[nlheaps], k)) {
+				rc = vec_err(eb, VEC_E_NOMEM, "out of memory");
+				goto done;
+			}
+	}
 	probe = malloc(batch * nprobe * sizeof *probe);
 	psc = malloc(batch * nprobe * sizeof *psc);
 	s.sc = calloc((size_t)threads < batch ? (size_t)threads : batch,
@@ -1779,7 +1895,13 @@ int vec_ivf_search(const struct vec_ivf *g, const struct vec_vectors *v,
 		s.psc = psc;
 		s.ids = ids + q0 * k;
 		s.scores = scores + q0 * k;
-		vec_pool_run((int)nheaps, m, search_task, &s);
+		if (s.heaps && m >= LMAJOR_MIN) {
+			s.nm = m;
+			s.nchunks = nheaps < m ? nheaps : m;
+			vec_pool_run((int)nheaps, s.nchunks, lmajor_task, &s);
+		} else {
+			vec_pool_run((int)nheaps, m, search_task, &s);
+		}
 	}
 done:
 	rank_free(&rk, rank_workers);
@@ -1791,6 +1913,10 @@ done:
 		}
 	}
 	free(s.sc);
+	for (size_t e = 0; e < nlheaps; e++)
+		vec_topk_free(&s.heaps[e]);
+	free(s.heaps);
+	free(s.byl);
 	free(probe);
 	free(psc);
 	return rc;
