@@ -501,8 +501,104 @@ static void test_rank_vs_flat(void)
 	free(s2);
 }
 
+/*
+ * A batch reads each probed list once for all its queries (list-major):
+ * every query's answer must be the one it gets alone, to the bit, under
+ * every metric and SIMD level, with exact ties (small integer
+ * coordinates, repeated rows and queries), a dimension with a tail, k
+ * beyond what few lists hold (padding), and one or two threads.
+ */
+#define BDIM 37
+#define BN 2000
+#define BNQ 64
+static void test_batch_vs_one(void)
+{
+	static const size_t nps[] = { 1, 4, 29 };
+	static const size_t ks[] = { 10, 150 };
+	const int saved = vec_kernels()->level;
+	float *x = malloc(BN * BDIM * sizeof *x), *q = malloc(BNQ * BDIM * sizeof *q);
+	uint64_t *i1 = malloc(BNQ * 150 * sizeof *i1), *i2 = malloc(BNQ * 150 * sizeof *i2);
+	float *s1 = malloc(BNQ * 150 * sizeof *s1), *s2 = malloc(BNQ * 150 * sizeof *s2);
+	int compared = 0;
+
+	rs = 4242;
+	for (size_t i = 0; i < BN * BDIM; i++)
+		x[i] = (float)(rnd() % 5) - 2.0f;
+	for (size_t i = 0; i < BN; i += 7) /* repeated rows: exact ties */
+		memcpy(x + (i + 3 < BN ? i + 3 : i) * BDIM, x + i * BDIM, BDIM * sizeof *x);
+	for (size_t i = 0; i < BNQ * BDIM; i++)
+		q[i] = (float)(rnd() % 5) - 2.0f;
+	memcpy(q + 5 * BDIM, x + 10 * BDIM, BDIM * sizeof *q);  /* a stored row */
+	memcpy(q + 6 * BDIM, q + 5 * BDIM, BDIM * sizeof *q);   /* twins */
+	for (int metric = VEC_METRIC_L2; metric <= VEC_METRIC_COS; metric++) {
+		struct vec_index_params p = VEC_INDEX_PARAMS_INIT;
+		struct vec_index *idx = NULL;
+		struct vec_errbuf eb;
+
+		p.metric = metric;
+		p.dim = BDIM;
+		if (vec_index_create(&idx, &p, &eb) ||
+		    vec_index_add(idx, BN, x, NULL, &eb)) {
+			EXPECT_MSG(0, "%s", eb.msg);
+			vec_index_close(idx);
+			continue;
+		}
+		p.type = VEC_TYPE_IVF;
+		p.nlist = 30;
+		p.seed = 9;
+		p.threads = 2;
+		if (vec_index_convert(idx, &p, &eb)) {
+			EXPECT_MSG(0, "%s", eb.msg);
+			vec_index_close(idx);
+			continue;
+		}
+		for (int level = VEC_SIMD_SCALAR; level <= VEC_SIMD_NEON; level++) {
+			if (!vec_kernels_for(level))
+				continue;
+			vec_simd_select(level);
+			for (size_t a = 0; a < sizeof nps / sizeof *nps; a++)
+				for (size_t b = 0; b < sizeof ks / sizeof *ks; b++)
+					for (int t = 1; t <= 2; t++) {
+						struct vec_search_opts so = VEC_SEARCH_OPTS_INIT;
+						size_t k = ks[b];
+						int bad = 0, pad = 0;
+
+						so.nprobe = nps[a];
+						so.threads = t;
+						EXPECT(vec_index_search(idx, BNQ, q, k, &so, i1, s1,
+									NULL) == VEC_OK);
+						for (size_t i = 0; i < BNQ; i++)
+							EXPECT(vec_index_search(idx, 1, q + i * BDIM, k,
+										&so, i2 + i * k,
+										s2 + i * k, NULL) == VEC_OK);
+						for (size_t e = 0; e < BNQ * k; e++) {
+							bad += i1[e] != i2[e] ||
+							       memcmp(&s1[e], &s2[e], sizeof *s1);
+							pad += i1[e] == UINT64_MAX;
+						}
+						EXPECT_MSG(bad == 0, "metric %d level %d nprobe %zu k %zu threads %d: %d differ",
+							   metric, level, nps[a], k, t, bad);
+						/* k = 150 from one list leaves padding. */
+						if (nps[a] == 1 && k == 150)
+							EXPECT(pad > 0);
+						compared++;
+					}
+		}
+		vec_simd_select(saved);
+		vec_index_close(idx);
+	}
+	EXPECT(compared >= 3 * 12);
+	free(x);
+	free(q);
+	free(i1);
+	free(i2);
+	free(s1);
+	free(s2);
+}
+
 void suite_ivf(void)
 {
+	RUN(test_batch_vs_one);
 	RUN(test_rank_vs_flat);
 	RUN(test_round_trip);
 	RUN(test_all_lists_exact);
