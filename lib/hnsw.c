@@ -53,6 +53,7 @@
 #define EF_DEFAULT 80          /* see vec_hnsw_default_ef */
 #define NONE UINT32_MAX
 #define TOUCHED_MAX 16384      /* visited nodes remembered for a reset */
+#define QGROUP 4               /* queries searched in turns on one thread */
 
 #define VEC_SEC_HSQ8 VEC_FOURCC('H', 'S', 'Q', '8')
 #define VEC_SEC_HSQN VEC_FOURCC('H', 'S', 'Q', 'N')
@@ -187,6 +188,10 @@ struct searcher {
 	int32_t *idot;
 	struct ent *cand;           /* M0 + 1: pruning a full list */
 	uint32_t *sel;              /* M0: selected neighbours */
+
+	/* A beam search in progress (beam_start, beam_expand, beam_update). */
+	size_t bn, bcur, bm, bef;   /* pool size, next to expand, ids[] held, ef */
+	unsigned bL;                /* its level */
 };
 
 static void searcher_free(struct searcher *s)
@@ -416,73 +421,108 @@ static inline size_t pool_upper(const struct ent *pool, size_t n, float d)
 /*
  * Beam search on level L from ep: the pool holds the best ef nodes seen,
  * sorted; the closest not yet expanded is expanded next, and the search
- * ends when every node in the pool has been.  Returns the pool's size.
+ * ends when every node in the pool has been.  It runs in two steps a node
+ * so that several queries' searches can take turns (search_group): while
+ * one waits for the rows its expansion prefetched, the others work.
+ * beam_start sets it up; beam_expand takes the next node and gathers its
+ * unseen neighbours (prefetching their rows), or returns 0 when the search
+ * is over; beam_update scores them and moves them into the pool.
  */
+static void beam_start(struct searcher *s, unsigned L, uint32_t ep, float epd,
+		       size_t ef)
+{
+	visit_reset(s);
+	vis_mark(s, ep, 0);
+	s->pool[0].d = epd;
+	s->pool[0].id = ep;
+	s->bn = 1;
+	s->bcur = 0;
+	s->bm = 0;
+	s->bef = ef;
+	s->bL = L;
+}
+
+static int beam_expand(struct searcher *s)
+{
+	const struct ent *pool = s->pool;
+	const uint32_t *nb;
+	size_t deg, m = 0, n = s->bn, cur = s->bcur;
+	unsigned L = s->bL;
+	uint32_t c;
+
+	if (cur >= n)
+		return 0;
+	c = pool[cur].id;
+	vis_mark(s, c, 1);
+	if (L == 0) {
+		/* The lists expanded next are most likely the next
+		 * unexpanded ones now: fetch them during this one. */
+		for (size_t t = cur + 1, got = 0; t < n && t < cur + 8 && got < 2; t++)
+			if (!vis_expanded(s, pool[t].id)) {
+				prefetch_list0(s->g, pool[t].id);
+				got++;
+			}
+	}
+	deg = neighbours(s, c, L, &nb);
+	for (size_t j = 0; j < deg; j++) {
+		uint32_t id = nb[j];
+		if (id >= s->limit || vis_seen(s, id))
+			continue;
+		vis_mark(s, id, 0);
+		s->ids[m++] = id;
+		if (s->quant) { /* start short rows early */
+			const char *r = (const char *)s->g->codes +
+					(size_t)id * s->g->sq.stride;
+			__builtin_prefetch(r);
+			if (s->g->sq.stride <= 256)
+				__builtin_prefetch(r + s->g->sq.stride - 64);
+		}
+	}
+	s->bm = m;
+	return 1;
+}
+
+static void beam_update(struct searcher *s)
+{
+	struct ent *pool = s->pool;
+	size_t n = s->bn, cur = s->bcur, lowest = n, m = s->bm, ef = s->bef;
+
+	if (m)
+		eval(s, s->ids, m, s->dist);
+	for (size_t j = 0; j < m; j++) {
+		float d = s->dist[j];
+		size_t t;
+
+		if (n == ef && !(d < pool[n - 1].d))
+			continue;
+		/* Ties go after equals; a full pool drops its last. */
+		t = pool_upper(pool, n, d);
+		if (n < ef)
+			n++;
+		memmove(pool + t + 1, pool + t, (n - 1 - t) * sizeof *pool);
+		pool[t].d = d;
+		pool[t].id = s->ids[j];
+		if (t < lowest)
+			lowest = t;
+		if (s->bL == 0 && t <= cur + 1) /* expanded soon */
+			prefetch_list0(s->g, s->ids[j]);
+	}
+	cur = lowest <= cur ? lowest : cur + 1;
+	while (cur < n && vis_expanded(s, pool[cur].id))
+		cur++;
+	s->bn = n;
+	s->bcur = cur;
+	s->bm = 0;
+}
+
+/* The whole beam search at once; returns the pool's size. */
 static size_t beam(struct searcher *s, unsigned L, uint32_t ep, float epd,
 		   size_t ef)
 {
-	struct ent *pool = s->pool;
-	size_t n = 1, cur = 0;
-
-	visit_reset(s);
-	vis_mark(s, ep, 0);
-	pool[0].d = epd;
-	pool[0].id = ep;
-	while (cur < n) {
-		const uint32_t *nb;
-		size_t deg, m = 0, lowest = n;
-		uint32_t c = pool[cur].id;
-
-		vis_mark(s, c, 1);
-		if (L == 0) {
-			/* The lists expanded next are most likely the next
-			 * unexpanded ones now: fetch them during this one. */
-			for (size_t t = cur + 1, got = 0; t < n && t < cur + 8 && got < 2; t++)
-				if (!vis_expanded(s, pool[t].id)) {
-					prefetch_list0(s->g, pool[t].id);
-					got++;
-				}
-		}
-		deg = neighbours(s, c, L, &nb);
-		for (size_t j = 0; j < deg; j++) {
-			uint32_t id = nb[j];
-			if (id >= s->limit || vis_seen(s, id))
-				continue;
-			vis_mark(s, id, 0);
-			s->ids[m++] = id;
-			if (s->quant) { /* start short rows early */
-				const char *r = (const char *)s->g->codes +
-						(size_t)id * s->g->sq.stride;
-				__builtin_prefetch(r);
-				if (s->g->sq.stride <= 256)
-					__builtin_prefetch(r + s->g->sq.stride - 64);
-			}
-		}
-		if (m)
-			eval(s, s->ids, m, s->dist);
-		for (size_t j = 0; j < m; j++) {
-			float d = s->dist[j];
-			size_t t;
-
-			if (n == ef && !(d < pool[n - 1].d))
-				continue;
-			/* Ties go after equals; a full pool drops its last. */
-			t = pool_upper(pool, n, d);
-			if (n < ef)
-				n++;
-			memmove(pool + t + 1, pool + t, (n - 1 - t) * sizeof *pool);
-			pool[t].d = d;
-			pool[t].id = s->ids[j];
-			if (t < lowest)
-				lowest = t;
-			if (L == 0 && t <= cur + 1) /* expanded soon */
-				prefetch_list0(s->g, s->ids[j]);
-		}
-		cur = lowest <= cur ? lowest : cur + 1;
-		while (cur < n && vis_expanded(s, pool[cur].id))
-			cur++;
-	}
-	return n;
+	beam_start(s, L, ep, epd, ef);
+	while (beam_expand(s))
+		beam_update(s);
+	return s->bn;
 }
 
 /*
@@ -972,30 +1012,24 @@ static size_t rerank_count(size_t k)
 struct search_ctx {
 	const struct vec_hnsw *g;
 	const float *queries;
-	size_t k, ef;
+	size_t nq, k, ef;
 	uint64_t *ids;
 	float *scores;
 	struct searcher *scr;
 };
 
-/* Best k of the pool re-scored on the full vectors, ties by id. */
-static void search_task(void *ctx, size_t qi, int worker)
+/* Best k of the pool (n entries) re-scored on the full vectors, ties by
+ * id, written as query qi's answer. */
+static void answer(const struct search_ctx *c, struct searcher *s, size_t qi,
+		   size_t n)
 {
-	struct search_ctx *c = ctx;
 	const struct vec_hnsw *g = c->g;
-	struct searcher *s = &c->scr[worker];
 	const float *x = c->queries + qi * g->dim;
 	uint64_t *ids = c->ids + qi * c->k;
 	float *scores = c->scores + qi * c->k;
-	size_t n, kept = 0;
-	uint32_t ep = g->entry;
-	float d;
+	size_t kept = 0;
 	struct ent *best;
 
-	query_prepare(s, x);
-	eval(s, &ep, 1, &d);
-	ep = greedy(s, ep, &d, g->max_level, 0);
-	n = beam(s, 0, ep, d, c->ef);
 	/* Exact scores in place, then a partial insertion sort of k. */
 	if (n > rerank_count(c->k))
 		n = rerank_count(c->k);
@@ -1031,13 +1065,62 @@ static void search_task(void *ctx, size_t qi, int worker)
 	}
 }
 
+/*
+ * Queries [group x QGROUP, ...) at once on one thread: each descends the
+ * upper levels alone, then their level-0 searches take turns a node at a
+ * time, so that the rows one query's expansion prefetched arrive while
+ * the others work (a search alone waits for them: the graph's rows are
+ * scattered over far more memory than the caches hold).  Each query's
+ * steps are the ones it would take alone, so are its answers.
+ */
+static void search_group(void *ctx, size_t group, int worker)
+{
+	struct search_ctx *c = ctx;
+	const struct vec_hnsw *g = c->g;
+	struct searcher *scr = c->scr + (size_t)worker * QGROUP;
+	size_t q0 = group * QGROUP, nq = c->nq - q0 < QGROUP ? c->nq - q0 : QGROUP;
+	size_t live[QGROUP], nlive = 0;
+
+	for (size_t j = 0; j < nq; j++) {
+		struct searcher *s = &scr[j];
+		uint32_t ep = g->entry;
+		float d;
+
+		query_prepare(s, c->queries + (q0 + j) * g->dim);
+		eval(s, &ep, 1, &d);
+		ep = greedy(s, ep, &d, g->max_level, 0);
+		beam_start(s, 0, ep, d, c->ef);
+		if (beam_expand(s))
+			live[nlive++] = j;
+		else
+			answer(c, s, q0 + j, s->bn);
+	}
+	while (nlive) {
+		size_t kept = 0;
+		for (size_t t = 0; t < nlive; t++) {
+			struct searcher *s = &scr[live[t]];
+			beam_update(s);
+			if (s->bcur < s->bn)
+				prefetch_list0(g, s->pool[s->bcur].id);
+		}
+		for (size_t t = 0; t < nlive; t++) {
+			struct searcher *s = &scr[live[t]];
+			if (beam_expand(s))
+				live[kept++] = live[t];
+			else
+				answer(c, s, q0 + live[t], s->bn);
+		}
+		nlive = kept;
+	}
+}
+
 int vec_hnsw_search(const struct vec_hnsw *g, const struct vec_vectors *v,
 		    const float *queries, size_t nq, size_t k, size_t ef,
 		    int threads, uint64_t *ids, float *scores,
 		    struct vec_errbuf *eb)
 {
 	struct search_ctx c;
-	size_t nthreads;
+	size_t nthreads, ngroups, nscr;
 	int rc;
 
 	if (k == 0)
@@ -1059,27 +1142,30 @@ int vec_hnsw_search(const struct vec_hnsw *g, const struct vec_vectors *v,
 		ef = k;
 	if (ef > g->count)
 		ef = (size_t)g->count;
+	ngroups = (nq + QGROUP - 1) / QGROUP;
 	nthreads = threads <= 0 ? (size_t)vec_ncpu() : (size_t)threads;
-	if (nthreads > nq)
-		nthreads = nq;
+	if (nthreads > ngroups)
+		nthreads = ngroups;
+	nscr = nthreads * QGROUP;
 	c.g = g;
 	c.queries = queries;
+	c.nq = nq;
 	c.k = k;
 	c.ef = ef;
 	c.ids = ids;
 	c.scores = scores;
-	c.scr = calloc(nthreads, sizeof *c.scr);
+	c.scr = calloc(nscr, sizeof *c.scr);
 	if (!c.scr)
 		return vec_err(eb, VEC_E_NOMEM, "out of memory");
-	for (size_t t = 0; t < nthreads; t++)
+	for (size_t t = 0; t < nscr; t++)
 		if (searcher_init(&c.scr[t], g, v->x, g->count, ef)) {
 			while (t-- > 0)
 				searcher_free(&c.scr[t]);
 			free(c.scr);
 			return vec_err(eb, VEC_E_NOMEM, "out of memory");
 		}
-	rc = vec_pool_run((int)nthreads, nq, search_task, &c);
-	for (size_t t = 0; t < nthreads; t++)
+	rc = vec_pool_run((int)nthreads, ngroups, search_group, &c);
+	for (size_t t = 0; t < nscr; t++)
 		searcher_free(&c.scr[t]);
 	free(c.scr);
 	(void)rc; /* the work is done even when threads could not start */
