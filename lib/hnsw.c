@@ -192,6 +192,10 @@ struct searcher {
 	/* A beam search in progress (beam_start, beam_expand, beam_update). */
 	size_t bn, bcur, bm, bef;   /* pool size, next to expand, ids[] held, ef */
 	unsigned bL;                /* its level */
+	/* A greedy descent in progress (greedy_expand, greedy_update). */
+	uint32_t gcur;              /* the closest node so far ... */
+	float gd;                   /* ... its distance */
+	unsigned gL, gto;           /* the level, the last level + 1 */
 };
 
 static void searcher_free(struct searcher *s)
@@ -328,32 +332,73 @@ static size_t neighbours(struct searcher *s, uint32_t c, unsigned L,
 	return n;
 }
 
-/* Greedy descent from level `from` down to level `to` + 1. */
+/*
+ * Greedy descent from level `from` down to level `to` + 1: on each level,
+ * move to the closest neighbour while one is closer.  Like the beam
+ * search, in two steps a node (greedy_expand gathers and prefetches the
+ * current node's neighbours, or returns 0 when the descent is over;
+ * greedy_update scores them and moves), so that queries can take turns.
+ */
+static void greedy_start(struct searcher *s, uint32_t cur, float dcur,
+			 unsigned from, unsigned to)
+{
+	s->gcur = cur;
+	s->gd = dcur;
+	s->gL = from;
+	s->gto = to;
+	s->bm = 0;
+}
+
+static int greedy_expand(struct searcher *s)
+{
+	for (; s->gL > s->gto; s->gL--) {
+		const uint32_t *nb;
+		size_t deg = neighbours(s, s->gcur, s->gL, &nb), m = 0;
+
+		for (size_t j = 0; j < deg; j++)
+			if (nb[j] < s->limit) {
+				s->ids[m++] = nb[j];
+				if (s->quant) {
+					const char *r = (const char *)s->g->codes +
+							(size_t)nb[j] * s->g->sq.stride;
+					__builtin_prefetch(r);
+					if (s->g->sq.stride <= 256)
+						__builtin_prefetch(r + s->g->sq.stride - 64);
+				}
+			}
+		if (m) {
+			s->bm = m;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static void greedy_update(struct searcher *s)
+{
+	int changed = 0;
+
+	eval(s, s->ids, s->bm, s->dist);
+	for (size_t j = 0; j < s->bm; j++)
+		if (s->dist[j] < s->gd) {
+			s->gd = s->dist[j];
+			s->gcur = s->ids[j];
+			changed = 1;
+		}
+	s->bm = 0;
+	if (!changed)
+		s->gL--;
+}
+
+/* The whole descent at once; returns the node reached (*dcur its distance). */
 static uint32_t greedy(struct searcher *s, uint32_t cur, float *dcur,
 		       unsigned from, unsigned to)
 {
-	for (unsigned L = from; L > to; L--) {
-		int changed = 1;
-		while (changed) {
-			const uint32_t *nb;
-			size_t deg = neighbours(s, cur, L, &nb), m = 0;
-
-			changed = 0;
-			for (size_t j = 0; j < deg; j++)
-				if (nb[j] < s->limit)
-					s->ids[m++] = nb[j];
-			if (!m)
-				break;
-			eval(s, s->ids, m, s->dist);
-			for (size_t j = 0; j < m; j++)
-				if (s->dist[j] < *dcur) {
-					*dcur = s->dist[j];
-					cur = s->ids[j];
-					changed = 1;
-				}
-		}
-	}
-	return cur;
+	greedy_start(s, cur, *dcur, from, to);
+	while (greedy_expand(s))
+		greedy_update(s);
+	*dcur = s->gd;
+	return s->gcur;
 }
 
 /*
@@ -1080,6 +1125,7 @@ static void search_group(void *ctx, size_t group, int worker)
 	struct searcher *scr = c->scr + (size_t)worker * QGROUP;
 	size_t q0 = group * QGROUP, nq = c->nq - q0 < QGROUP ? c->nq - q0 : QGROUP;
 	size_t live[QGROUP], nlive = 0;
+	int beaming[QGROUP];
 
 	for (size_t j = 0; j < nq; j++) {
 		struct searcher *s = &scr[j];
@@ -1088,27 +1134,40 @@ static void search_group(void *ctx, size_t group, int worker)
 
 		query_prepare(s, c->queries + (q0 + j) * g->dim);
 		eval(s, &ep, 1, &d);
-		ep = greedy(s, ep, &d, g->max_level, 0);
-		beam_start(s, 0, ep, d, c->ef);
-		if (beam_expand(s))
-			live[nlive++] = j;
-		else
-			answer(c, s, q0 + j, s->bn);
+		greedy_start(s, ep, d, g->max_level, 0);
+		beaming[j] = 0;
+		live[nlive++] = j;
 	}
+	/* Each round: score what the last one gathered, then gather anew. */
 	while (nlive) {
 		size_t kept = 0;
 		for (size_t t = 0; t < nlive; t++) {
 			struct searcher *s = &scr[live[t]];
-			beam_update(s);
-			if (s->bcur < s->bn)
-				prefetch_list0(g, s->pool[s->bcur].id);
+			if (!s->bm && !beaming[live[t]])
+				continue; /* first round: nothing gathered yet */
+			if (beaming[live[t]]) {
+				beam_update(s);
+				if (s->bcur < s->bn)
+					prefetch_list0(g, s->pool[s->bcur].id);
+			} else {
+				greedy_update(s);
+			}
 		}
 		for (size_t t = 0; t < nlive; t++) {
-			struct searcher *s = &scr[live[t]];
+			size_t j = live[t];
+			struct searcher *s = &scr[j];
+			if (!beaming[j]) {
+				if (greedy_expand(s)) {
+					live[kept++] = j;
+					continue;
+				}
+				beam_start(s, 0, s->gcur, s->gd, c->ef);
+				beaming[j] = 1;
+			}
 			if (beam_expand(s))
-				live[kept++] = live[t];
+				live[kept++] = j;
 			else
-				answer(c, s, q0 + live[t], s->bn);
+				answer(c, s, q0 + j, s->bn);
 		}
 		nlive = kept;
 	}

@@ -383,6 +383,48 @@ static void test_simd_levels(void)
 	vec_simd_select(VEC_SIMD_NEON); /* the best this CPU has */
 }
 
+/*
+ * A thread's queries take turns a node at a time: each must still get, to
+ * the bit, the answer it gets searched alone, whatever the batch's size
+ * (not a multiple of the turn group), ef, or thread count.
+ */
+static void test_batch_vs_one(void)
+{
+	static const size_t efs[] = { 10, 37, 120 };
+	static const size_t nqs[] = { 1, 3, 5, 13, NQ };
+	uint64_t *ids = malloc(NQ * K * sizeof *ids), one_id[K];
+	float *sc = malloc(NQ * K * sizeof *sc), one_sc[K];
+	const float *q = fx_l2.x + N * DIM;
+	int compared = 0;
+
+	if (!g_l2 || !ids || !sc) {
+		EXPECT(g_l2 != NULL);
+		free(ids);
+		free(sc);
+		return;
+	}
+	for (size_t e = 0; e < sizeof efs / sizeof *efs; e++)
+		for (size_t a = 0; a < sizeof nqs / sizeof *nqs; a++)
+			for (int t = 1; t <= 2; t++) {
+				size_t nq = nqs[a], bad = 0;
+				EXPECT(vec_hnsw_search(g_l2, &fx_l2.v, q, nq, K, efs[e], t,
+						       ids, sc, NULL) == VEC_OK);
+				for (size_t i = 0; i < nq; i++) {
+					EXPECT(vec_hnsw_search(g_l2, &fx_l2.v, q + i * DIM, 1, K,
+							       efs[e], 1, one_id, one_sc,
+							       NULL) == VEC_OK);
+					bad += memcmp(one_id, ids + i * K, sizeof one_id) != 0 ||
+					       memcmp(one_sc, sc + i * K, sizeof one_sc) != 0;
+				}
+				EXPECT_MSG(bad == 0, "ef %zu nq %zu threads %d: %zu queries differ",
+					   efs[e], nq, t, bad);
+				compared++;
+			}
+	EXPECT(compared == 30);
+	free(ids);
+	free(sc);
+}
+
 static void test_few_nodes(void)
 {
 	static const uint64_t sizes[] = { 0, 1, 3 };
@@ -520,6 +562,7 @@ void suite_hnsw(void)
 	RUN(test_growth);
 	RUN(test_threads);
 	RUN(test_simd_levels);
+	RUN(test_batch_vs_one);
 	RUN(test_few_nodes);
 	RUN(test_corrupt);
 	vec_hnsw_free(g_l2);
