@@ -54,7 +54,9 @@
 #define RANK_PROBE_MAX 4096 /* larger nprobe: ranked by vec_flat_search */
 #define LMAJOR_MIN 8 /* flat payload: batches from this size read each
 			probed list once for all their queries ... */
-#define LMAJOR_HEAP_MAX (1u << 22) /* ... when their heaps hold no more */
+#define LMAJOR_HEAP_MAX (1u << 22) /* ... when their heaps hold no more,
+				      and their (query, list) pairs are at
+				      least nlist / 4 */
 #define PRE_ALIGN ((size_t)2 << 20) /* a huge page */
 
 struct list {
@@ -1499,10 +1501,10 @@ static void rerank_coded(const struct search *s, struct scratch *w,
 				  exact_score(s, q, key_id(c->key[e])));
 }
 
-/* One query: scan its probed lists, then refine. */
 static void finish_query(const struct search *s, struct scratch *w, size_t i,
 			 const float *q, struct vec_topk *heap);
 
+/* One query: scan its probed lists, then refine. */
 static void search_task(void *ctx, size_t i, int worker)
 {
 	const struct search *s = ctx;
@@ -1837,8 +1839,10 @@ int vec_ivf_search(const struct vec_ivf *g, const struct vec_vectors *v,
 	s.l2 = g->metric == VEC_METRIC_L2;
 	s.kr = vec_kernels();
 	s.fk = vec_flat_kernels();
+	/* List-major when a batch's (query, list) pairs are not too few for
+	 * its nlist (a part's pass over the list offsets is O(nlist)). */
 	if (g->codec == VEC_IVF_FLAT && batch >= LMAJOR_MIN &&
-	    batch * k <= LMAJOR_HEAP_MAX) {
+	    batch * k <= LMAJOR_HEAP_MAX && 4 * (uint64_t)batch * nprobe >= g->nlist) {
 		s.heaps = calloc(batch, sizeof *s.heaps);
 		s.byl = malloc(batch * nprobe * sizeof *s.byl);
 		if (!s.heaps || !s.byl) {
