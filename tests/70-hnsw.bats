@@ -89,6 +89,18 @@ BIG="${VEC_DATA:-$BATS_TEST_DIRNAME/../../shared/data}"
 	assert_eq "$(cut -f3 <<<"$output" | tr '\n' ' ')" "1692 1693 1694 1695 1696 "
 }
 
+@test "queries of a batch take turns: the same answers as one query at a time" {
+	run --separate-stderr vec_build -q -t hnsw -o d.vec "$DATA/digits/base.fvecs"
+	expect_ok
+	for ef in 10 40; do
+		vec_query -k 10 --ef $ef -j 1 d.vec "$DATA/digits/query.fvecs" >batch.tsv
+		vec_query -k 10 --ef $ef -j 2 --batch 7 d.vec "$DATA/digits/query.fvecs" >b7.tsv
+		vec_query -k 10 --ef $ef --batch 1 d.vec "$DATA/digits/query.fvecs" >one.tsv
+		assert_same batch.tsv one.tsv
+		assert_same b7.tsv one.tsv
+	done
+}
+
 @test "one thread and a fixed seed build the same file twice" {
 	vec_build -q -t hnsw -j 1 --seed 7 -o a.vec "$DATA/digits/base.fvecs"
 	vec_build -q -t hnsw -j 1 --seed 7 -o b.vec "$DATA/digits/base.fvecs"
