@@ -946,16 +946,25 @@ static void cands_free(struct cands *c)
 /* ---- ranking the lists ---- */
 
 /*
- * The nprobe best lists of a batch of queries.  Blocks of qb queries go
- * through the exact search's wide kernel, which writes the scores of a
- * chunk of centroids into a buffer ("smaller is better": |c|^2 - 2 <q, c>
- * for l2, -<q, c> for ip); each query then keeps its best with the
- * candidate buffer above (a compare and a store per centroid, where a
- * heap offer would sift), and sorts them by (score, id) at the end, as
- * vec_flat_search orders its results.  Under l2 the kept lists are scored
- * again directly, |q - c|^2, and ordered by that, again as
- * vec_flat_search does.  The queries too few to fill a block go through
- * vec_flat_search itself.
+ * The nprobe best lists of a batch of queries.  A list's rank is decided
+ * by its canonical score: |q - c|^2 (l2) or -<q, c> (ip), as the distance
+ * kernel (vec_kernels()) computes it for that one pair, then the list
+ * number.  That is what makes a query's lists the same whether it comes
+ * alone or in a batch of any size: the fast kernels sum in orders that
+ * depend on how many queries share a block, and their scores differ in
+ * the last bits.
+ *
+ * Blocks of qb queries go through the exact search's wide kernel, which
+ * writes the scores of a chunk of centroids into a buffer ("smaller is
+ * better": |c|^2 - 2 <q, c> for l2, -<q, c> for ip); each query keeps
+ * every centroid whose fast score is within a margin of its nprobe-th
+ * best (a compare and a store per centroid, where a heap offer would
+ * sift).  The margin is twice a bound on the difference between a fast
+ * score (plus |q|^2 for l2) and the canonical one, so no centroid among
+ * the canonical nprobe best is dropped; the kept ones are then scored
+ * canonically and the best nprobe taken.  The queries too few to fill a
+ * block, and a lane whose margin holds too many centroids to keep, are
+ * scored canonically against every centroid.
  */
 struct rank {
 	const struct vec_ivf *g;
@@ -963,6 +972,7 @@ struct rank {
 	const struct vec_kernels *kr;
 	const float *q;           /* m queries */
 	const float *cnorms;      /* l2: |c|^2 of each centroid; ip: NULL */
+	double cmax;              /* the largest |c| */
 	size_t nwide, nprobe, cap;
 	uint64_t *probe;          /* m x nprobe out */
 	float *psc;               /* m x nprobe out (l2: |q - c|, ip: <q, c>) */
@@ -975,8 +985,95 @@ struct rank_scratch {
 	uint64_t *key;            /* qb x cap candidate keys */
 	size_t *n;                /* qb: keys held */
 	float *thr;               /* qb: their thresholds */
-	uint64_t *tmp;            /* nprobe: l2's re-scored order */
+	float *mrg;               /* qb: their margins */
+	unsigned char *all;       /* qb: the margin held too many: score all */
+	uint64_t *tmp;            /* max(cap, nlist): canonical keys */
 };
+
+/* Canonical key of list j for query q (see above). */
+static inline uint64_t canon_key(const struct rank *r, const float *q, uint32_t j)
+{
+	const float *c = r->g->cent + (size_t)j * r->g->dim;
+	float d = r->cnorms ? r->kr->l2sq(q, c, r->g->dim) : -r->kr->dot(q, c, r->g->dim);
+
+	return cand_key(d + 0.0f, j); /* -0 as +0 */
+}
+
+/* The best keep of keys k[0..n) (canonical), written as probe and psc. */
+static void canon_out(const struct rank *r, uint64_t *k, size_t n,
+		      uint64_t *pr, float *ps)
+{
+	size_t keep = r->nprobe, got;
+	struct cands c;
+
+	c.key = k;
+	c.n = n;
+	got = cands_final(&c, keep, 1);
+	for (size_t e = 0; e < got; e++) {
+		float d = key_score(k[e]);
+		pr[e] = key_id(k[e]);
+		ps[e] = r->cnorms ? sqrtf(d > 0 ? d : 0) : -d;
+	}
+	for (size_t e = got; e < keep; e++) {
+		pr[e] = UINT64_MAX;
+		ps[e] = r->cnorms ? INFINITY : -INFINITY;
+	}
+}
+
+/* Query q against every centroid, canonically (tmp: nlist keys). */
+static void rank_all(const struct rank *r, const float *q, uint64_t *tmp,
+		     uint64_t *pr, float *ps)
+{
+	for (uint32_t j = 0; j < r->g->nlist; j++)
+		tmp[j] = canon_key(r, q, j);
+	canon_out(r, tmp, r->g->nlist, pr, ps);
+}
+
+/*
+ * The margin of a query of norm qn, in fast-score units: twice a bound on
+ * |fast (+ |q|^2) - canonical|.  Each is a float sum of at most dim + 2
+ * terms; with u = 2^-24 and g = (dim + 4) u / (1 - (dim + 4) u), each is
+ * within g (|q| + |c|)^2 (l2: the terms of |c|^2, 2 <q, c> and |q - c|^2
+ * are bounded by it) or g |q| |c| (ip) of the exact value; the bound
+ * below doubles that once more for the rounding of the sums of sums.
+ */
+static float rank_margin(const struct rank *r, double qn)
+{
+	const double u = 1.0 / 16777216.0, n = (double)r->g->dim + 4;
+	double g = n * u / (1 - n * u), e;
+
+	e = r->cnorms ? (qn + r->cmax) * (qn + r->cmax) : qn * r->cmax;
+	e = 8 * g * e;
+	return e < 3.0e38 ? (float)e : INFINITY;
+}
+
+/*
+ * Keys k[0..*n) of one lane, the buffer full: keep the keep best and every
+ * other within the margin of the worst of them; the lane's threshold
+ * becomes that worst plus the margin.  Returns 0, or 1 when more than half
+ * the buffer is still held (then the lane is scored in full instead).
+ */
+static int margin_shrink(uint64_t *k, size_t *n, size_t keep, size_t cap,
+			 float mrg, float *thr)
+{
+	struct cands c;
+	uint64_t worst = 0;
+	size_t m = 0;
+	float lim;
+
+	c.key = k;
+	c.n = *n;
+	cands_select(&c, keep);
+	for (size_t i = 0; i < keep && i < *n; i++)
+		worst = k[i] > worst ? k[i] : worst;
+	lim = key_score(worst) + mrg;
+	for (size_t i = 0; i < *n; i++)
+		if (i < keep || key_score(k[i]) <= lim)
+			k[m++] = k[i];
+	*n = m;
+	*thr = lim;
+	return m > cap / 2;
+}
 
 static void rank_task(void *ctx, size_t b, int worker)
 {
@@ -994,6 +1091,13 @@ static void rank_task(void *ctx, size_t b, int worker)
 			w->qp[d * qb + l] = l < nlanes ? src[d] : 0.0f;
 		w->n[l] = 0;
 		w->thr[l] = INFINITY;
+		w->all[l] = 0;
+		if (l < nlanes) {
+			double qn = 0;
+			for (size_t d = 0; d < dim; d++)
+				qn += (double)src[d] * src[d];
+			w->mrg[l] = rank_margin(r, sqrt(qn));
+		}
 	}
 	memset(&ww, 0, sizeof ww);
 	ww.qp = w->qp;
@@ -1018,54 +1122,45 @@ static void rank_task(void *ctx, size_t b, int worker)
 				unsigned l = (unsigned)__builtin_ctzll(mask);
 				uint64_t *key = w->key + (size_t)l * r->cap;
 				mask &= mask - 1;
-				/* -0 as +0, as the heap */
 				key[w->n[l]] = cand_key(o[l] + 0.0f, (uint32_t)(c0 + e));
-				if (++w->n[l] == r->cap) {
-					struct cands c;
-					c.key = key;
-					c.n = w->n[l];
-					c.keep = keep;
-					c.cap = r->cap;
-					c.thr = w->thr[l];
-					cands_shrink(&c);
-					w->n[l] = c.n;
-					w->thr[l] = c.thr;
+				if (++w->n[l] == r->cap &&
+				    margin_shrink(key, &w->n[l], keep, r->cap, w->mrg[l],
+						  &w->thr[l])) {
+					w->all[l] = 1;
+					w->n[l] = 0;
+					w->thr[l] = -INFINITY; /* nothing more */
 				}
 			}
 		}
 	}
 	for (unsigned l = 0; l < nlanes; l++) {
-		struct cands c;
+		uint64_t *key = w->key + (size_t)l * r->cap;
 		uint64_t *pr = r->probe + (first + l) * keep;
 		float *ps = r->psc + (first + l) * keep;
 		const float *q = r->q + (first + l) * dim;
-		size_t got;
-		c.key = w->key + (size_t)l * r->cap;
-		c.n = w->n[l];
-		got = cands_final(&c, keep, 1);
-		if (r->cnorms) {
-			/* |q - c|^2 directly, then ordered by it and the id */
-			for (size_t e = 0; e < got; e++) {
-				uint32_t j = key_id(c.key[e]);
-				w->tmp[e] = cand_key(r->kr->l2sq(q, g->cent + (size_t)j * dim,
-							       dim), j);
-			}
-			sort_keys(w->tmp, got);
-			for (size_t e = 0; e < got; e++) {
-				float d = key_score(w->tmp[e]);
-				pr[e] = key_id(w->tmp[e]);
-				ps[e] = sqrtf(d > 0 ? d : 0);
-			}
-		} else {
-			for (size_t e = 0; e < got; e++) {
-				pr[e] = key_id(c.key[e]);
-				ps[e] = -key_score(c.key[e]);
-			}
+		size_t n = w->n[l], m = 0;
+		float lim = 0;
+
+		if (w->all[l]) {
+			rank_all(r, q, w->tmp, pr, ps);
+			continue;
 		}
-		for (size_t e = got; e < keep; e++) {
-			pr[e] = UINT64_MAX;
-			ps[e] = r->cnorms ? INFINITY : -INFINITY;
+		/* Every centroid within the margin of the keep-th fast score,
+		 * scored canonically. */
+		if (n > keep) {
+			struct cands c;
+			uint64_t worst = 0;
+			c.key = key;
+			c.n = n;
+			cands_select(&c, keep);
+			for (size_t i = 0; i < keep; i++)
+				worst = key[i] > worst ? key[i] : worst;
+			lim = key_score(worst) + w->mrg[l];
 		}
+		for (size_t i = 0; i < n; i++)
+			if (n <= keep || i < keep || key_score(key[i]) <= lim)
+				w->tmp[m++] = canon_key(r, q, key_id(key[i]));
+		canon_out(r, w->tmp, m, pr, ps);
 	}
 }
 
@@ -1078,6 +1173,8 @@ static void rank_free(struct rank *r, size_t nworkers)
 			free(r->rs[i].key);
 			free(r->rs[i].n);
 			free(r->rs[i].thr);
+			free(r->rs[i].mrg);
+			free(r->rs[i].all);
 			free(r->rs[i].tmp);
 		}
 	free(r->rs);
@@ -1100,6 +1197,12 @@ static int rank_init(struct rank *r, const struct vec_ivf *g, size_t nprobe,
 	r->nprobe = nprobe;
 	r->cap = 4 * nprobe > 64 ? 4 * nprobe : 64;
 	qb = r->fk->qb;
+	for (uint32_t j = 0; j < g->nlist; j++) {
+		double cn = r->kr->dot(g->cent + (size_t)j * dim,
+				       g->cent + (size_t)j * dim, dim);
+		r->cmax = sqrt(cn) > r->cmax ? sqrt(cn) : r->cmax;
+	}
+	r->cmax *= 1 + 1e-6; /* the norms' own rounding */
 	if (l2) {
 		float *cn = malloc((size_t)g->nlist * sizeof *cn);
 		if (!cn)
@@ -1120,8 +1223,11 @@ static int rank_init(struct rank *r, const struct vec_ivf *g, size_t nprobe,
 		w->key = malloc(qb * r->cap * sizeof *w->key);
 		w->n = malloc(qb * sizeof *w->n);
 		w->thr = malloc(qb * sizeof *w->thr);
-		w->tmp = malloc(nprobe * sizeof *w->tmp);
-		if (!w->qp || !w->out || !w->key || !w->n || !w->thr || !w->tmp)
+		w->mrg = calloc(qb, sizeof *w->mrg);
+		w->all = malloc(qb);
+		w->tmp = malloc((r->cap > g->nlist ? r->cap : g->nlist) * sizeof *w->tmp);
+		if (!w->qp || !w->out || !w->key || !w->n || !w->thr || !w->mrg ||
+		    !w->all || !w->tmp)
 			return -1;
 	}
 	return 0;
@@ -1129,12 +1235,11 @@ static int rank_init(struct rank *r, const struct vec_ivf *g, size_t nprobe,
 
 /* The nprobe best lists of the m queries q (see struct rank; q unit
  * length for cos, as vec_ivf_search gets them). */
-static int rank_lists(struct rank *r, const float *q, size_t m, int l2,
+static int rank_lists(struct rank *r, const float *q, size_t m,
 		      int threads, uint64_t *probe, float *psc)
 {
 	const struct vec_ivf *g = r->g;
 	size_t qb = r->fk->qb, nblocks = m / qb;
-	int rc;
 
 	if ((m % qb) * 3 >= qb)
 		nblocks++;
@@ -1144,13 +1249,12 @@ static int rank_lists(struct rank *r, const float *q, size_t m, int l2,
 	r->psc = psc;
 	if (nblocks)
 		vec_pool_run(threads, nblocks, rank_task, r);
-	if (r->nwide == m)
-		return VEC_OK;
-	rc = vec_flat_search(g->cent, NULL, g->nlist, g->dim,
-			     l2 ? VEC_METRIC_L2 : VEC_METRIC_IP, q + r->nwide * g->dim,
-			     m - r->nwide, r->nprobe, threads,
-			     probe + r->nwide * r->nprobe, psc + r->nwide * r->nprobe);
-	return rc;
+	/* The few left: every centroid, canonically (worker 0's scratch:
+	 * the pool has returned). */
+	for (size_t i = r->nwide; i < m; i++)
+		rank_all(r, q + i * g->dim, r->rs[0].tmp, probe + i * r->nprobe,
+			 psc + i * r->nprobe);
+	return VEC_OK;
 }
 
 int vec_ivf_rank(const struct vec_ivf *g, const float *q, size_t nq,
@@ -1173,7 +1277,7 @@ int vec_ivf_rank(const struct vec_ivf *g, const float *q, size_t nq,
 		rank_free(&r, workers);
 		return vec_err(eb, VEC_E_NOMEM, "out of memory");
 	}
-	rc = rank_lists(&r, q, nq, l2, (int)workers, probe, psc);
+	rc = rank_lists(&r, q, nq, (int)workers, probe, psc);
 	rank_free(&r, workers);
 	return rc ? vec_err(eb, rc, "search failed: %s", vec_strerror(rc)) : VEC_OK;
 }
@@ -1885,7 +1989,7 @@ int vec_ivf_search(const struct vec_ivf *g, const struct vec_vectors *v,
 		const float *q = queries + q0 * g->dim;
 		/* The nprobe best lists of each query, by its centroid. */
 		if (use_rank)
-			rc = rank_lists(&rk, q, m, s.l2, (int)rank_workers,
+			rc = rank_lists(&rk, q, m, (int)rank_workers,
 					probe, psc);
 		else
 			rc = vec_flat_search(g->cent, NULL, g->nlist, g->dim,

@@ -59,6 +59,20 @@ REC=$((4 + 64 * 4)) # bytes of one digits fvecs record
 	done
 }
 
+@test "a query's answer does not depend on the batch it comes in (list-major batches, one at a time)" {
+	for m in l2 ip cos; do
+		run --separate-stderr vec_build -q -t ivf -m $m -o d-$m.vec "$B"
+		expect_ok
+		for np in 1 4 20; do
+			vec_query -k 10 --nprobe $np -j 1 d-$m.vec "$Q" >batch.tsv
+			vec_query -k 10 --nprobe $np -j 2 --batch 9 d-$m.vec "$Q" >b9.tsv
+			vec_query -k 10 --nprobe $np --batch 1 d-$m.vec "$Q" >one.tsv
+			assert_same batch.tsv one.tsv
+			assert_same b9.tsv one.tsv
+		done
+	done
+}
+
 @test "one thread or two, a fixed seed builds the same file; another seed another" {
 	vec_build -q -t ivf -j 1 --seed 7 -o a.vec "$B"
 	vec_build -q -t ivf -j 2 --seed 7 -o b.vec "$B"
