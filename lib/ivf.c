@@ -109,6 +109,10 @@ struct vec_ivf {
 	 */
 	float *pre;
 	_Atomic unsigned char *pre_state;
+	/* The largest centroid norm (list ranking), made by the first
+	 * search: cmax_state 0 none, 1 being made, 2 made. */
+	double cmax;
+	_Atomic unsigned char cmax_state;
 
 	/*
 	 * Refine codes (sections IVFR, IVFS; coded payloads that keep the
@@ -1183,6 +1187,33 @@ static void rank_free(struct rank *r, size_t nworkers)
 	r->cnorms = NULL;
 }
 
+/* The largest |c| of the centroids, summed in double (so within a few
+ * ulps; the ranking's margin has a factor of 2 to spare), made once. */
+static double centroid_max(const struct vec_ivf *g)
+{
+	struct vec_ivf *m = (struct vec_ivf *)(uintptr_t)g; /* the cache */
+	unsigned char st = atomic_load_explicit(&m->cmax_state, memory_order_acquire);
+	double mx = 0;
+
+	if (st == 2)
+		return m->cmax;
+	if (st != 0 || !atomic_compare_exchange_strong(&m->cmax_state, &st, 1)) {
+		while (atomic_load_explicit(&m->cmax_state, memory_order_acquire) != 2)
+			sched_yield();
+		return m->cmax;
+	}
+	for (uint32_t j = 0; j < g->nlist; j++) {
+		const float *c = g->cent + (size_t)j * g->dim;
+		double s = 0;
+		for (size_t d = 0; d < g->dim; d++)
+			s += (double)c[d] * c[d];
+		mx = s > mx ? s : mx;
+	}
+	m->cmax = sqrt(mx) * (1 + 1e-12);
+	atomic_store_explicit(&m->cmax_state, 2, memory_order_release);
+	return m->cmax;
+}
+
 /* Scratch for ranking through the wide kernel on threads workers; nonzero:
  * no memory (then rank_free). */
 static int rank_init(struct rank *r, const struct vec_ivf *g, size_t nprobe,
@@ -1197,12 +1228,7 @@ static int rank_init(struct rank *r, const struct vec_ivf *g, size_t nprobe,
 	r->nprobe = nprobe;
 	r->cap = 4 * nprobe > 64 ? 4 * nprobe : 64;
 	qb = r->fk->qb;
-	for (uint32_t j = 0; j < g->nlist; j++) {
-		double cn = r->kr->dot(g->cent + (size_t)j * dim,
-				       g->cent + (size_t)j * dim, dim);
-		r->cmax = sqrt(cn) > r->cmax ? sqrt(cn) : r->cmax;
-	}
-	r->cmax *= 1 + 1e-6; /* the norms' own rounding */
+	r->cmax = centroid_max(g);
 	if (l2) {
 		float *cn = malloc((size_t)g->nlist * sizeof *cn);
 		if (!cn)
