@@ -991,46 +991,51 @@ struct rank_scratch {
 	float *thr;               /* qb: their thresholds */
 	float *mrg;               /* qb: their margins */
 	unsigned char *all;       /* qb: the margin held too many: score all */
-	uint64_t *tmp;            /* max(cap, nlist): canonical keys */
+	struct vec_topk heap;     /* nprobe: the canonical best */
 };
 
-/* Canonical key of list j for query q (see above). */
-static inline uint64_t canon_key(const struct rank *r, const float *q, uint32_t j)
+/*
+ * Canonical scores of centroids [j0, j0 + nb) for query q, offered to h
+ * (nprobe, by score then id): the narrow kernel's for one query, whose sum
+ * for a row does not depend on the rows scored with it (kernels.h).
+ */
+static void canon_rows(const struct rank *r, const float *q, uint32_t j0,
+		       size_t nb, struct vec_topk *h)
 {
-	const float *c = r->g->cent + (size_t)j * r->g->dim;
-	float d = r->cnorms ? r->kr->l2sq(q, c, r->g->dim) : -r->kr->dot(q, c, r->g->dim);
+	struct vec_flat_narrow nw;
 
-	return cand_key(d + 0.0f, j); /* -0 as +0 */
+	nw.q = q;
+	nw.nq = 1;
+	nw.x = r->g->cent + (size_t)j0 * r->g->dim;
+	nw.nb = nb;
+	nw.dim = r->g->dim;
+	nw.id0 = j0;
+	nw.l2 = r->cnorms != NULL;
+	nw.heap = &h;
+	r->fk->narrow(&nw);
 }
 
-/* The best keep of keys k[0..n) (canonical), written as probe and psc. */
-static void canon_out(const struct rank *r, uint64_t *k, size_t n,
-		      uint64_t *pr, float *ps)
+/* The heap's lists, best first, as probe and psc (padded). */
+static void canon_out(const struct rank *r, struct vec_topk *h, uint64_t *pr,
+		      float *ps)
 {
-	size_t keep = r->nprobe, got;
-	struct cands c;
+	size_t got = vec_topk_extract(h, pr, ps);
 
-	c.key = k;
-	c.n = n;
-	got = cands_final(&c, keep, 1);
-	for (size_t e = 0; e < got; e++) {
-		float d = key_score(k[e]);
-		pr[e] = key_id(k[e]);
-		ps[e] = r->cnorms ? sqrtf(d > 0 ? d : 0) : -d;
-	}
-	for (size_t e = got; e < keep; e++) {
+	for (size_t e = 0; e < got; e++)
+		ps[e] = r->cnorms ? sqrtf(ps[e] > 0 ? ps[e] : 0) : -ps[e];
+	for (size_t e = got; e < r->nprobe; e++) {
 		pr[e] = UINT64_MAX;
 		ps[e] = r->cnorms ? INFINITY : -INFINITY;
 	}
 }
 
-/* Query q against every centroid, canonically (tmp: nlist keys). */
-static void rank_all(const struct rank *r, const float *q, uint64_t *tmp,
+/* Query q against every centroid, canonically. */
+static void rank_all(const struct rank *r, const float *q, struct vec_topk *h,
 		     uint64_t *pr, float *ps)
 {
-	for (uint32_t j = 0; j < r->g->nlist; j++)
-		tmp[j] = canon_key(r, q, j);
-	canon_out(r, tmp, r->g->nlist, pr, ps);
+	vec_topk_reset(h);
+	canon_rows(r, q, 0, r->g->nlist, h);
+	canon_out(r, h, pr, ps);
 }
 
 /*
@@ -1142,11 +1147,11 @@ static void rank_task(void *ctx, size_t b, int worker)
 		uint64_t *pr = r->probe + (first + l) * keep;
 		float *ps = r->psc + (first + l) * keep;
 		const float *q = r->q + (first + l) * dim;
-		size_t n = w->n[l], m = 0;
+		size_t n = w->n[l];
 		float lim = 0;
 
 		if (w->all[l]) {
-			rank_all(r, q, w->tmp, pr, ps);
+			rank_all(r, q, &w->heap, pr, ps);
 			continue;
 		}
 		/* Every centroid within the margin of the keep-th fast score,
@@ -1161,10 +1166,11 @@ static void rank_task(void *ctx, size_t b, int worker)
 				worst = key[i] > worst ? key[i] : worst;
 			lim = key_score(worst) + w->mrg[l];
 		}
+		vec_topk_reset(&w->heap);
 		for (size_t i = 0; i < n; i++)
 			if (n <= keep || i < keep || key_score(key[i]) <= lim)
-				w->tmp[m++] = canon_key(r, q, key_id(key[i]));
-		canon_out(r, w->tmp, m, pr, ps);
+				canon_rows(r, q, key_id(key[i]), 1, &w->heap);
+		canon_out(r, &w->heap, pr, ps);
 	}
 }
 
@@ -1179,7 +1185,7 @@ static void rank_free(struct rank *r, size_t nworkers)
 			free(r->rs[i].thr);
 			free(r->rs[i].mrg);
 			free(r->rs[i].all);
-			free(r->rs[i].tmp);
+			vec_topk_free(&r->rs[i].heap);
 		}
 	free(r->rs);
 	free((void *)r->cnorms);
@@ -1251,9 +1257,8 @@ static int rank_init(struct rank *r, const struct vec_ivf *g, size_t nprobe,
 		w->thr = malloc(qb * sizeof *w->thr);
 		w->mrg = calloc(qb, sizeof *w->mrg);
 		w->all = malloc(qb);
-		w->tmp = malloc((r->cap > g->nlist ? r->cap : g->nlist) * sizeof *w->tmp);
 		if (!w->qp || !w->out || !w->key || !w->n || !w->thr || !w->mrg ||
-		    !w->all || !w->tmp)
+		    !w->all || vec_topk_init(&w->heap, nprobe))
 			return -1;
 	}
 	return 0;
@@ -1278,7 +1283,7 @@ static int rank_lists(struct rank *r, const float *q, size_t m,
 	/* The few left: every centroid, canonically (worker 0's scratch:
 	 * the pool has returned). */
 	for (size_t i = r->nwide; i < m; i++)
-		rank_all(r, q + i * g->dim, r->rs[0].tmp, probe + i * r->nprobe,
+		rank_all(r, q + i * g->dim, &r->rs[0].heap, probe + i * r->nprobe,
 			 psc + i * r->nprobe);
 	return VEC_OK;
 }
