@@ -951,12 +951,14 @@ static void cands_free(struct cands *c)
 
 /*
  * The nprobe best lists of a batch of queries.  A list's rank is decided
- * by its canonical score: |q - c|^2 (l2) or -<q, c> (ip), as the distance
- * kernel (vec_kernels()) computes it for that one pair, then the list
- * number.  That is what makes a query's lists the same whether it comes
- * alone or in a batch of any size: the fast kernels sum in orders that
- * depend on how many queries share a block, and their scores differ in
- * the last bits.
+ * by its canonical score: |q - c|^2 (l2) or -<q, c> (ip) as the narrow
+ * kernel sums it for that query alone (its sum for a row does not depend
+ * on the rows scored with it), then the list number.  That is what makes
+ * a query's lists the same whether it comes alone or in a batch of any
+ * size: the wide kernel sums in another order, and its scores differ in
+ * the last bits.  (nprobe above RANK_PROBE_MAX goes through
+ * vec_flat_search, whose choice at a near-tie can still depend on the
+ * batch.)
  *
  * Blocks of qb queries go through the exact search's wide kernel, which
  * writes the scores of a chunk of centroids into a buffer ("smaller is
