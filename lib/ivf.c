@@ -1059,13 +1059,12 @@ static float rank_margin(const struct rank *r, double qn)
 }
 
 /*
- * Keys k[0..*n) of one lane, the buffer full: keep the keep best and every
- * other within the margin of the worst of them; the lane's threshold
- * becomes that worst plus the margin.  Returns 0, or 1 when more than half
- * the buffer is still held (then the lane is scored in full instead).
+ * Keys k[0..*n) of one lane (*n > keep): keep the keep best and every
+ * other within the margin of the worst of them; *thr becomes that worst
+ * plus the margin.
  */
-static int margin_shrink(uint64_t *k, size_t *n, size_t keep, size_t cap,
-			 float mrg, float *thr)
+static void margin_keep(uint64_t *k, size_t *n, size_t keep, float mrg,
+			float *thr)
 {
 	struct cands c;
 	uint64_t worst = 0;
@@ -1075,7 +1074,7 @@ static int margin_shrink(uint64_t *k, size_t *n, size_t keep, size_t cap,
 	c.key = k;
 	c.n = *n;
 	cands_select(&c, keep);
-	for (size_t i = 0; i < keep && i < *n; i++)
+	for (size_t i = 0; i < keep; i++)
 		worst = k[i] > worst ? k[i] : worst;
 	lim = key_score(worst) + mrg;
 	for (size_t i = 0; i < *n; i++)
@@ -1083,7 +1082,6 @@ static int margin_shrink(uint64_t *k, size_t *n, size_t keep, size_t cap,
 			k[m++] = k[i];
 	*n = m;
 	*thr = lim;
-	return m > cap / 2;
 }
 
 static void rank_task(void *ctx, size_t b, int worker)
@@ -1134,9 +1132,12 @@ static void rank_task(void *ctx, size_t b, int worker)
 				uint64_t *key = w->key + (size_t)l * r->cap;
 				mask &= mask - 1;
 				key[w->n[l]] = cand_key(o[l] + 0.0f, (uint32_t)(c0 + e));
-				if (++w->n[l] == r->cap &&
-				    margin_shrink(key, &w->n[l], keep, r->cap, w->mrg[l],
-						  &w->thr[l])) {
+				if (++w->n[l] < r->cap)
+					continue;
+				/* Full: shrink to the margin; if that still
+				 * holds over half, score the lane in full. */
+				margin_keep(key, &w->n[l], keep, w->mrg[l], &w->thr[l]);
+				if (w->n[l] > r->cap / 2) {
 					w->all[l] = 1;
 					w->n[l] = 0;
 					w->thr[l] = -INFINITY; /* nothing more */
@@ -1150,7 +1151,7 @@ static void rank_task(void *ctx, size_t b, int worker)
 		float *ps = r->psc + (first + l) * keep;
 		const float *q = r->q + (first + l) * dim;
 		size_t n = w->n[l];
-		float lim = 0;
+		float lim;
 
 		if (w->all[l]) {
 			rank_all(r, q, &w->heap, pr, ps);
@@ -1158,20 +1159,11 @@ static void rank_task(void *ctx, size_t b, int worker)
 		}
 		/* Every centroid within the margin of the keep-th fast score,
 		 * scored canonically. */
-		if (n > keep) {
-			struct cands c;
-			uint64_t worst = 0;
-			c.key = key;
-			c.n = n;
-			cands_select(&c, keep);
-			for (size_t i = 0; i < keep; i++)
-				worst = key[i] > worst ? key[i] : worst;
-			lim = key_score(worst) + w->mrg[l];
-		}
+		if (n > keep)
+			margin_keep(key, &n, keep, w->mrg[l], &lim);
 		vec_topk_reset(&w->heap);
 		for (size_t i = 0; i < n; i++)
-			if (n <= keep || i < keep || key_score(key[i]) <= lim)
-				canon_rows(r, q, key_id(key[i]), 1, &w->heap);
+			canon_rows(r, q, key_id(key[i]), 1, &w->heap);
 		canon_out(r, &w->heap, pr, ps);
 	}
 }

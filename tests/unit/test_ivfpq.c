@@ -470,6 +470,18 @@ done:
  */
 #define RDIM 256
 #define RN 1000
+/* The file in buf (resealed first) is refused at open with msg. */
+static void refused_at_open(uint8_t *buf, size_t len, const char *msg)
+{
+	struct vec_index *o = NULL;
+	struct vec_errbuf eb;
+
+	unit_reseal(buf, len);
+	EXPECT_MSG(vec_index_open_mem(&o, buf, len, 0, &eb) == VEC_E_CORRUPT && !o &&
+		   strstr(eb.msg, msg), "expected \"%s\"", msg);
+	vec_index_close(o);
+}
+
 static void refine_codes_hostile(const char *path)
 {
 	struct vec_index *o = NULL;
@@ -525,40 +537,25 @@ static void refine_codes_hostile(const char *path)
 	/* A negative bound is refused at open. */
 	bd = -1;
 	memcpy(r + (2 * RDIM + 5) * 4, &bd, 4);
-	unit_reseal(buf, len);
-	EXPECT(vec_index_open_mem(&o, buf, len, 0, &eb) == VEC_E_CORRUPT && !o &&
-	       strstr(eb.msg, "'IVFR': bound 5 is negative"));
-	vec_index_close(o);
-	o = NULL;
+	refused_at_open(buf, len, "'IVFR': bound 5 is negative");
 	bd = 1;
 	memcpy(r + (2 * RDIM + 5) * 4, &bd, 4);
 	/* So are a quantiser offset that is not finite and a negative step. */
 	bd = NAN;
 	memcpy(r + 3 * 4, &bd, 4);
-	unit_reseal(buf, len);
-	EXPECT(vec_index_open_mem(&o, buf, len, 0, &eb) == VEC_E_CORRUPT && !o &&
-	       strstr(eb.msg, "'IVFR': quantiser value 3 is not finite or negative"));
-	vec_index_close(o);
-	o = NULL;
+	refused_at_open(buf, len, "'IVFR': quantiser value 3 is not finite or negative");
 	bd = 0;
 	memcpy(r + 3 * 4, &bd, 4);
 	bd = -0.5f;
 	memcpy(r + (RDIM + 9) * 4, &bd, 4);
-	unit_reseal(buf, len);
-	EXPECT(vec_index_open_mem(&o, buf, len, 0, &eb) == VEC_E_CORRUPT && !o &&
-	       strstr(eb.msg, "'IVFR': quantiser value 265 is not finite or negative"));
-	vec_index_close(o);
-	o = NULL;
+	refused_at_open(buf, len, "'IVFR': quantiser value 265 is not finite or negative");
 	/* And codes without their quantiser: IVFR renamed in the table. */
 	for (size_t i = 0; i + 4 <= (size_t)(r - buf); i++)
 		if (!memcmp(buf + i, "IVFR", 4)) {
 			buf[i + 3] = 'Z';
 			break;
 		}
-	unit_reseal(buf, len);
-	EXPECT(vec_index_open_mem(&o, buf, len, 0, &eb) == VEC_E_CORRUPT && !o &&
-	       strstr(eb.msg, "section 'IVFS' without 'IVFR'"));
-	vec_index_close(o);
+	refused_at_open(buf, len, "section 'IVFS' without 'IVFR'");
 done:
 	free(buf);
 }
