@@ -109,10 +109,13 @@ struct vec_ivf {
 	 */
 	float *pre;
 	_Atomic unsigned char *pre_state;
-	/* The largest centroid norm (list ranking), made by the first
-	 * search: cmax_state 0 none, 1 being made, 2 made. */
+	/* For the list ranking, made by the first search: the largest
+	 * centroid norm and each centroid's squared norm (summed in double,
+	 * rounded once, so the same at every SIMD level); cstat_state 0
+	 * none, 1 being made, 2 made. */
 	double cmax;
-	_Atomic unsigned char cmax_state;
+	float *cnorm;
+	_Atomic unsigned char cstat_state;
 
 	/*
 	 * Refine codes (sections IVFR, IVFS; coded payloads that keep the
@@ -225,6 +228,7 @@ void vec_ivf_free(struct vec_ivf *g)
 	free(g->own_cb);
 	free(g->pre);
 	free((void *)g->pre_state);
+	free(g->cnorm);
 	free(g->own_cbt);
 	free(g->own_rq_head);
 	free(g->own_rq_codes);
@@ -1182,36 +1186,46 @@ static void rank_free(struct rank *r, size_t nworkers)
 			vec_topk_free(&r->rs[i].heap);
 		}
 	free(r->rs);
-	free((void *)r->cnorms);
 	r->rs = NULL;
-	r->cnorms = NULL;
 }
 
-/* The largest |c| of the centroids, summed in double (so within a few
- * ulps; the ranking's margin has a factor of 2 to spare), made once. */
-static double centroid_max(const struct vec_ivf *g)
+/* The centroids' squared norms and the largest norm, made once per
+ * index by the first search that needs them (g->cnorm, g->cmax); the
+ * largest is within a few ulps (the ranking's margin has a factor of 2
+ * to spare).  Nonzero: no memory (another search may try again). */
+static int centroid_stats(const struct vec_ivf *g)
 {
 	struct vec_ivf *m = (struct vec_ivf *)(uintptr_t)g; /* the cache */
-	unsigned char st = atomic_load_explicit(&m->cmax_state, memory_order_acquire);
 	double mx = 0;
+	float *cn;
 
-	if (st == 2)
-		return m->cmax;
-	if (st != 0 || !atomic_compare_exchange_strong(&m->cmax_state, &st, 1)) {
-		while (atomic_load_explicit(&m->cmax_state, memory_order_acquire) != 2)
-			sched_yield();
-		return m->cmax;
+	for (;;) {
+		unsigned char st = atomic_load_explicit(&m->cstat_state,
+						       memory_order_acquire);
+		if (st == 2)
+			return 0;
+		if (st == 0 &&
+		    atomic_compare_exchange_strong(&m->cstat_state, &st, 1))
+			break;
+		sched_yield();
+	}
+	cn = malloc(((size_t)g->nlist + 1) * sizeof *cn);
+	if (!cn) {
+		atomic_store_explicit(&m->cstat_state, 0, memory_order_release);
+		return -1;
 	}
 	for (uint32_t j = 0; j < g->nlist; j++) {
 		const float *c = g->cent + (size_t)j * g->dim;
 		double s = 0;
 		for (size_t d = 0; d < g->dim; d++)
 			s += (double)c[d] * c[d];
+		cn[j] = (float)s;
 		mx = s > mx ? s : mx;
 	}
+	m->cnorm = cn;
 	m->cmax = sqrt(mx) * (1 + 1e-12);
-	atomic_store_explicit(&m->cmax_state, 2, memory_order_release);
-	return m->cmax;
+	atomic_store_explicit(&m->cstat_state, 2, memory_order_release);
+	return 0;
 }
 
 /* Scratch for ranking through the wide kernel on threads workers; nonzero:
@@ -1228,16 +1242,10 @@ static int rank_init(struct rank *r, const struct vec_ivf *g, size_t nprobe,
 	r->nprobe = nprobe;
 	r->cap = 4 * nprobe > 64 ? 4 * nprobe : 64;
 	qb = r->fk->qb;
-	r->cmax = centroid_max(g);
-	if (l2) {
-		float *cn = malloc((size_t)g->nlist * sizeof *cn);
-		if (!cn)
-			return -1;
-		for (uint32_t j = 0; j < g->nlist; j++)
-			cn[j] = r->kr->dot(g->cent + (size_t)j * dim,
-					   g->cent + (size_t)j * dim, dim);
-		r->cnorms = cn;
-	}
+	if (centroid_stats(g))
+		return -1;
+	r->cmax = g->cmax;
+	r->cnorms = l2 ? g->cnorm : NULL;
 	r->rs = calloc((size_t)threads, sizeof *r->rs);
 	if (!r->rs)
 		return -1;
