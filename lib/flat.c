@@ -85,10 +85,16 @@ static void wide_portable(const struct vec_flat_wide *w)
 		}
 		for (size_t r = 0; r < rows; r++) {
 			if (w->out) {
-				for (unsigned l = 0; l < PQB; l++)
-					w->out[(j + r) * PQB + l] =
-						w->norms ? w->norms[j + r] - 2 * acc[r][l]
-							 : -acc[r][l];
+				uint64_t m = 0;
+				for (unsigned l = 0; l < PQB; l++) {
+					float s = w->norms ? w->norms[j + r] - 2 * acc[r][l]
+							   : -acc[r][l];
+					w->out[(j + r) * PQB + l] = s;
+					m |= (uint64_t)(l < w->nlanes && w->pass &&
+							s <= w->pthr[l]) << l;
+				}
+				if (w->pass)
+					w->pass[j + r] = m;
 				continue;
 			}
 			for (unsigned l = 0; l < w->nlanes; l++) {
@@ -234,6 +240,7 @@ static void search_task(void *ctx, size_t task, int worker)
 				struct vec_flat_wide w;
 				size_t first = b * qb;
 				w.out = NULL;
+				w.pass = NULL;
 				w.qp = s->qp + b * s->dim * qb;
 				w.x = x;
 				w.norms = s->norms ? s->norms + c : NULL;
@@ -683,6 +690,7 @@ static void over_task(void *ctx, size_t b, int worker)
 
 	(void)worker;
 	w.out = NULL;
+	w.pass = NULL;
 	w.qp = s->op + b * s->dim * qb;
 	w.dim = s->dim;
 	w.nlanes = (unsigned)(s->nover - first < qb ? s->nover - first : qb);

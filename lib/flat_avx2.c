@@ -63,6 +63,10 @@ ALWAYS_INLINE void wide_tile(const struct vec_flat_wide *w, size_t j0,
 		if (w->out) {
 			_mm256_storeu_ps(w->out + (j0 + r) * QB, s0);
 			_mm256_storeu_ps(w->out + (j0 + r) * QB + 8, s1);
+			if (w->pass)
+				w->pass[j0 + r] = valid &
+					((unsigned)_mm256_movemask_ps(_mm256_cmp_ps(s0, *t0, _CMP_LE_OQ)) |
+					 ((unsigned)_mm256_movemask_ps(_mm256_cmp_ps(s1, *t1, _CMP_LE_OQ)) << 8));
 			continue;
 		}
 		m = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(s0, *t0, _CMP_LE_OQ)) |
@@ -93,8 +97,9 @@ static void wide_avx2(const struct vec_flat_wide *w)
 	size_t j = 0;
 
 	for (unsigned l = 0; l < QB; l++)
-		thr[l] = l < w->nlanes && !w->out ? vec_topk_worst(w->heap[l])
-				       : -__builtin_inff();
+		thr[l] = l >= w->nlanes ? -__builtin_inff()
+			 : w->out ? (w->pass ? w->pthr[l] : -__builtin_inff())
+				  : vec_topk_worst(w->heap[l]);
 	t0 = _mm256_load_ps(thr);
 	t1 = _mm256_load_ps(thr + 8);
 	for (; j + RB <= w->nb; j += RB)

@@ -64,6 +64,10 @@ ALWAYS_INLINE void wide_tile(const struct vec_flat_wide *w, size_t j0,
 		if (w->out) {
 			_mm512_storeu_ps(w->out + (j0 + r) * QB, s0);
 			_mm512_storeu_ps(w->out + (j0 + r) * QB + 16, s1);
+			if (w->pass)
+				w->pass[j0 + r] = valid &
+					((__mmask32)_mm512_cmp_ps_mask(s0, *t0, _CMP_LE_OQ) |
+					 ((__mmask32)_mm512_cmp_ps_mask(s1, *t1, _CMP_LE_OQ) << 16));
 			continue;
 		}
 		m = (__mmask32)_mm512_cmp_ps_mask(s0, *t0, _CMP_LE_OQ) |
@@ -95,8 +99,9 @@ static void wide_avx512(const struct vec_flat_wide *w)
 	size_t j = 0;
 
 	for (unsigned l = 0; l < QB; l++)
-		thr[l] = l < w->nlanes && !w->out ? vec_topk_worst(w->heap[l])
-				       : -__builtin_inff();
+		thr[l] = l >= w->nlanes ? -__builtin_inff()
+			 : w->out ? (w->pass ? w->pthr[l] : -__builtin_inff())
+				  : vec_topk_worst(w->heap[l]);
 	t0 = _mm512_load_ps(thr);
 	t1 = _mm512_load_ps(thr + 16);
 	for (; j + RB <= w->nb; j += RB)

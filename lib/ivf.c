@@ -997,6 +997,7 @@ struct rank_scratch {
 	float *thr;               /* qb: their thresholds */
 	float *mrg;               /* qb: their margins */
 	unsigned char *all;       /* qb: the margin held too many: score all */
+	uint64_t *pass;           /* RANK_CHUNK lane masks (kernels.h) */
 	struct vec_topk heap;     /* nprobe: the canonical best */
 };
 
@@ -1117,24 +1118,31 @@ static void rank_task(void *ctx, size_t b, int worker)
 	ww.dim = dim;
 	ww.nlanes = nlanes;
 	ww.out = w->out;
-	for (size_t c0 = 0; c0 < g->nlist; c0 += RANK_CHUNK) {
-		size_t nb = g->nlist - c0 < RANK_CHUNK ? g->nlist - c0 : RANK_CHUNK;
+	ww.pthr = w->thr;
+	ww.pass = w->pass;
+	/* The first chunk fills each lane's list once, and sets its
+	 * threshold. */
+	for (size_t c0 = 0, nb; c0 < g->nlist; c0 += nb) {
+		nb = c0 || r->cap > RANK_CHUNK ? RANK_CHUNK : r->cap;
+		nb = g->nlist - c0 < nb ? g->nlist - c0 : nb;
 		ww.x = g->cent + c0 * dim;
 		ww.norms = r->cnorms ? r->cnorms + c0 : NULL;
 		ww.nb = nb;
 		ww.id0 = c0;
 		r->fk->wide(&ww);
-		/* A centroid's scores for all the lanes against their
-		 * thresholds at once; the few that pass are appended. */
+		/* The kernel compared each centroid's scores with the
+		 * thresholds at the chunk's start (qb <= 64, kernels.h); those
+		 * that pass are checked against the current ones (which only
+		 * come down) and appended. */
 		for (size_t e = 0; e < nb; e++) {
 			const float *o = w->out + e * qb;
-			uint64_t mask = 0; /* qb <= 64 (kernels.h) */
-			for (unsigned l = 0; l < nlanes; l++)
-				mask |= (uint64_t)(o[l] <= w->thr[l]) << l;
+			uint64_t mask = w->pass[e];
 			while (mask) {
 				unsigned l = (unsigned)__builtin_ctzll(mask);
 				uint64_t *key = w->key + (size_t)l * r->cap;
 				mask &= mask - 1;
+				if (!(o[l] <= w->thr[l]))
+					continue;
 				key[w->n[l]] = cand_key(o[l] + 0.0f, (uint32_t)(c0 + e));
 				if (++w->n[l] < r->cap)
 					continue;
@@ -1183,6 +1191,7 @@ static void rank_free(struct rank *r, size_t nworkers)
 			free(r->rs[i].thr);
 			free(r->rs[i].mrg);
 			free(r->rs[i].all);
+			free(r->rs[i].pass);
 			vec_topk_free(&r->rs[i].heap);
 		}
 	free(r->rs);
@@ -1259,8 +1268,9 @@ static int rank_init(struct rank *r, const struct vec_ivf *g, size_t nprobe,
 		w->thr = malloc(qb * sizeof *w->thr);
 		w->mrg = calloc(qb, sizeof *w->mrg);
 		w->all = malloc(qb);
+		w->pass = malloc(RANK_CHUNK * sizeof *w->pass);
 		if (!w->qp || !w->out || !w->key || !w->n || !w->thr || !w->mrg ||
-		    !w->all || vec_topk_init(&w->heap, nprobe))
+		    !w->all || !w->pass || vec_topk_init(&w->heap, nprobe))
 			return -1;
 	}
 	return 0;

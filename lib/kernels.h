@@ -34,7 +34,10 @@ extern const struct vec_kernels vec_kernels_neon;
  *
  * With out set, nothing is offered (heap is not read): the scores of every
  * row and all qb lanes, padding included, go to out[row * qb + lane]
- * instead, for callers that select from them their own way.
+ * instead, for callers that select from them their own way.  With pass
+ * set too, pass[row] gets the lanes < nlanes whose score is <= pthr[lane]
+ * (qb thresholds), bit lane set: a caller scanning for the few scores
+ * that pass then reads only those.
  */
 struct vec_flat_wide {
 	const float *qp;       /* dim * qb packed query floats */
@@ -45,6 +48,8 @@ struct vec_flat_wide {
 	unsigned nlanes;       /* real queries in the block, 1..qb */
 	struct vec_topk **heap; /* qb heaps (only nlanes are read) */
 	float *out;            /* NULL, or nb x qb scores (see above) */
+	const float *pthr;     /* with out and pass: qb thresholds */
+	uint64_t *pass;        /* NULL, or nb lane masks (see above) */
 };
 
 /*

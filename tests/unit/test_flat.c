@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "unit.h"
 #include "vec.h"
 
@@ -579,6 +580,71 @@ done:
 	free(s1);
 }
 
+/*
+ * The wide kernel's pass masks (kernels.h): with out and pass set, bit l
+ * of pass[row] is set exactly when lane l is real and its score is <= its
+ * threshold, ties included; at every level, with padded lanes, L2 and IP,
+ * a tail of rows, and thresholds +-inf, NaN and equal to a score.
+ */
+static void test_wide_pass(void)
+{
+	const size_t dim = 21, nb = 37;
+	float *x = malloc(nb * dim * sizeof *x), norms[37];
+	float *qp = aligned_alloc(64, dim * 64 * sizeof *qp);
+	float *out = malloc(nb * 64 * sizeof *out), thr[64];
+	uint64_t pass[37];
+	const struct vec_kernels *best = vec_kernels();
+	int bad = 0, checked = 0;
+
+	for (size_t e = 0; e < nb * dim; e++)
+		x[e] = frand();
+	for (size_t j = 0; j < nb; j++)
+		norms[j] = vec_kernels()->dot(x + j * dim, x + j * dim, dim);
+	for (int lv = VEC_SIMD_SCALAR; lv <= VEC_SIMD_NEON; lv++) {
+		const struct vec_flat_kernels *fk;
+		if (!vec_kernels_for((enum vec_simd)lv))
+			continue;
+		vec_simd_select((enum vec_simd)lv);
+		fk = vec_flat_kernels();
+		for (int l2 = 0; l2 < 2; l2++)
+			for (unsigned nl = fk->qb - 3; nl <= fk->qb; nl += 3) {
+				struct vec_flat_wide w;
+				memset(&w, 0, sizeof w);
+				for (size_t e = 0; e < dim * fk->qb; e++)
+					qp[e] = e % fk->qb < nl ? frand() : 0;
+				w.qp = qp;
+				w.x = x;
+				w.norms = l2 ? norms : NULL;
+				w.nb = nb;
+				w.dim = dim;
+				w.nlanes = nl;
+				w.out = out;
+				fk->wide(&w); /* scores first, for the ties */
+				for (unsigned l = 0; l < fk->qb; l++)
+					thr[l] = l % 5 == 0 ? out[(l % nb) * fk->qb + l]
+						 : l % 5 == 1 ? INFINITY
+						 : l % 5 == 2 ? -INFINITY
+						 : l % 5 == 3 ? NAN
+							      : (float)(frand() * 2);
+				w.pthr = thr;
+				w.pass = pass;
+				fk->wide(&w);
+				for (size_t j = 0; j < nb; j++)
+					for (unsigned l = 0; l < fk->qb; l++) {
+						int want = l < nl && out[j * fk->qb + l] <= thr[l];
+						bad += want != (int)(pass[j] >> l & 1);
+						checked += want;
+					}
+			}
+	}
+	vec_simd_select(best->level);
+	EXPECT_MSG(bad == 0, "%d pass bits wrong", bad);
+	EXPECT(checked > 0);
+	free(x);
+	free(qp);
+	free(out);
+}
+
 void suite_flat(void)
 {
 	RUN(test_flat_random);
@@ -587,4 +653,5 @@ void suite_flat(void)
 	RUN(test_flat_edges);
 	RUN(test_flat_prefilter_exact);
 	RUN(test_flat_prefilter_vs_avx2);
+	RUN(test_wide_pass);
 }
