@@ -448,20 +448,67 @@ static void bf16_probe(void)
 	bf16_cpu = __builtin_cpu_supports("avx512bf16") ? 1 : 0;
 }
 
+int vec_flat_bf16_usable(void)
+{
+	const char *env = getenv("VEC_FLAT_BF16");
+
+	if (vec_flat_kernels() != &vec_flat_avx512 || (env && !strcmp(env, "0")))
+		return 0;
+	pthread_once(&bf16_once, bf16_probe);
+	return bf16_cpu;
+}
+
 /* Does this call qualify (sizes, level, CPU; VEC_FLAT_BF16=0 is off)?  The
  * variable is read per call so that a program (the tests) may toggle it. */
 static int bf16_wanted(const struct search *s, size_t nq, int threads)
 {
-	const char *env;
-
 	if (s->fk != &vec_flat_avx512 || s->n < BF16_MIN_ROWS ||
 	    s->dim > BF16_MAX_DIM || nq < BF16_THREAD_QUERIES * (size_t)threads)
 		return 0;
-	env = getenv("VEC_FLAT_BF16");
-	if (env && !strcmp(env, "0"))
-		return 0;
-	pthread_once(&bf16_once, bf16_probe);
-	return bf16_cpu;
+	return vec_flat_bf16_usable();
+}
+
+int vec_flat_bf16_rows(const float *x, size_t n, size_t dim, size_t npairs,
+		       const float *norms, uint32_t *xb, float *rc)
+{
+	double st[3 * BF16_SLICE], g = g32(dim), ab = abs_allowance(dim);
+	double two = norms ? 2 : 1;
+
+	for (size_t lo = 0; lo < n; lo += BF16_SLICE) {
+		size_t m = n - lo < BF16_SLICE ? n - lo : BF16_SLICE;
+		if (vec_flat_bf16_convert(x + lo * dim, m, dim, npairs,
+					  xb + lo * npairs, st))
+			return 1;
+		for (size_t j = 0; j < m; j++) {
+			const double *r = st + 3 * j;
+			float *o = rc + 4 * (lo + j);
+			double nrm = norms ? norms[lo + j] : 0;
+
+			if (!(r[0] <= BF16_MAX_SQ && r[1] <= BF16_MAX_SQ) ||
+			    !(fabs(nrm) <= BF16_MAX_NRM))
+				return 1;
+			o[0] = (float)nrm;
+			o[1] = up(two * (sqrt(r[2]) + g * sqrt(r[0])));
+			o[2] = up(two * sqrt(r[1]));
+			o[3] = up(ab + (norms ? 0x1p-20 * fabs(nrm) : 0));
+		}
+	}
+	return 0;
+}
+
+int vec_flat_bf16_query(const float *q, size_t dim, size_t npairs,
+			uint32_t *row, float *qa, float *qc)
+{
+	double st[3];
+
+	if (dim > BF16_MAX_DIM ||
+	    vec_flat_bf16_convert(q, 1, dim, npairs, row, st) ||
+	    !(st[0] <= BF16_MAX_SQ && st[1] <= BF16_MAX_SQ))
+		return 1;
+	*qa = up(sqrt(st[0]) * (1 + 0x1p-18));
+	*qc = up((sqrt(st[2]) + (gbf(dim) + 0x1p-20) * sqrt(st[1])) *
+		 (1 + 0x1p-18));
+	return 0;
 }
 
 /*
@@ -471,30 +518,8 @@ static int bf16_wanted(const struct search *s, size_t nq, int threads)
 static int bf16_rows(const struct search *s, size_t c, size_t nb,
 		     uint32_t *xb, float *rc)
 {
-	double st[3 * BF16_SLICE], g = g32(s->dim), ab = abs_allowance(s->dim);
-	double two = s->l2 ? 2 : 1;
-
-	for (size_t lo = 0; lo < nb; lo += BF16_SLICE) {
-		size_t m = nb - lo < BF16_SLICE ? nb - lo : BF16_SLICE;
-		if (vec_flat_bf16_convert(s->base + (c + lo) * s->dim, m,
-					  s->dim, s->npairs,
-					  xb + lo * s->npairs, st))
-			return 1;
-		for (size_t j = 0; j < m; j++) {
-			const double *r = st + 3 * j;
-			float *o = rc + 4 * (lo + j);
-			double nrm = s->l2 ? s->norms[c + lo + j] : 0;
-
-			if (!(r[0] <= BF16_MAX_SQ && r[1] <= BF16_MAX_SQ) ||
-			    !(fabs(nrm) <= BF16_MAX_NRM))
-				return 1;
-			o[0] = (float)nrm;
-			o[1] = up(two * (sqrt(r[2]) + g * sqrt(r[0])));
-			o[2] = up(two * sqrt(r[1]));
-			o[3] = up(ab + (s->l2 ? 0x1p-20 * fabs(nrm) : 0));
-		}
-	}
-	return 0;
+	return vec_flat_bf16_rows(s->base + c * s->dim, nb, s->dim, s->npairs,
+				  s->l2 ? s->norms + c : NULL, xb, rc);
 }
 
 /*
@@ -504,7 +529,6 @@ static int bf16_rows(const struct search *s, size_t c, size_t nb,
 static int bf16_queries(struct search *s)
 {
 	const unsigned qb = VEC_FLAT_BF16_QB;
-	double gb = gbf(s->dim);
 	uint32_t *row = malloc(s->npairs * sizeof *row);
 	int ok = 1;
 
@@ -514,24 +538,20 @@ static int bf16_queries(struct search *s)
 		uint32_t *dst = s->qpb + b * s->npairs * qb;
 		for (unsigned l = 0; l < qb; l++) {
 			size_t i = b * qb + l;
-			double st[3];
 			if (i >= s->nwide) {
 				for (size_t p = 0; p < s->npairs; p++)
 					dst[p * qb + l] = 0;
 				s->qa[i] = s->qc[i] = 0;
 				continue;
 			}
-			if (vec_flat_bf16_convert(s->q + i * s->dim, 1, s->dim,
-						  s->npairs, row, st) ||
-			    !(st[0] <= BF16_MAX_SQ && st[1] <= BF16_MAX_SQ)) {
+			if (vec_flat_bf16_query(s->q + i * s->dim, s->dim,
+						s->npairs, row, s->qa + i,
+						s->qc + i)) {
 				ok = 0;
 				break;
 			}
 			for (size_t p = 0; p < s->npairs; p++)
 				dst[p * qb + l] = row[p];
-			s->qa[i] = up(sqrt(st[0]) * (1 + 0x1p-18));
-			s->qc[i] = up((sqrt(st[2]) + (gb + 0x1p-20) * sqrt(st[1])) *
-				      (1 + 0x1p-18));
 		}
 	}
 	free(row);
@@ -546,6 +566,8 @@ static void bf16_block(const struct search *s, size_t b, const uint32_t *xb,
 	struct vec_flat_bf16_wide w;
 	struct vec_flat_cands *cl[VEC_FLAT_BF16_QB];
 	size_t first = b * qb;
+
+	w.out = NULL;
 
 	w.qp = s->qpb + b * s->npairs * qb;
 	w.x = xb;
@@ -828,6 +850,30 @@ static void bf16_free(struct search *s)
 	s->over = NULL;
 	s->op = NULL;
 	s->use_bf16 = 0;
+}
+#else
+int vec_flat_bf16_usable(void)
+{
+	return 0;
+}
+
+int vec_flat_bf16_rows(const float *x, size_t n, size_t dim, size_t npairs,
+		       const float *norms, uint32_t *xb, float *rc)
+{
+	(void)x, (void)n, (void)dim, (void)npairs, (void)norms, (void)xb, (void)rc;
+	return 1;
+}
+
+int vec_flat_bf16_query(const float *q, size_t dim, size_t npairs,
+			uint32_t *row, float *qa, float *qc)
+{
+	(void)q, (void)dim, (void)npairs, (void)row, (void)qa, (void)qc;
+	return 1;
+}
+
+void vec_flat_bf16_wide(const struct vec_flat_bf16_wide *w)
+{
+	(void)w; /* never called: vec_flat_bf16_usable() is 0 */
 }
 #endif
 

@@ -63,6 +63,14 @@ ALWAYS_INLINE void bf16_tile(const struct vec_flat_bf16_wide *w, size_t j0,
 			s0 = _mm512_mul_ps(a0[r], neg);
 			s1 = _mm512_mul_ps(a1[r], neg);
 		}
+		if (w->out) {
+			_mm512_storeu_ps(w->out + (j0 + r) * QB, s0);
+			_mm512_storeu_ps(w->out + (j0 + r) * QB + 16, s1);
+			w->pass[j0 + r] = valid &
+				((__mmask32)_mm512_cmp_ps_mask(s0, *t0, _CMP_LE_OQ) |
+				 ((__mmask32)_mm512_cmp_ps_mask(s1, *t1, _CMP_LE_OQ) << 16));
+			continue;
+		}
 		e0 = _mm512_fmadd_ps(qa[0], bv, _mm512_fmadd_ps(qc[0], dv, nv));
 		e1 = _mm512_fmadd_ps(qa[1], bv, _mm512_fmadd_ps(qc[1], dv, nv));
 		m = (__mmask32)_mm512_cmp_ps_mask(_mm512_sub_ps(s0, e0), *t0,
@@ -99,15 +107,19 @@ void vec_flat_bf16_wide(const struct vec_flat_bf16_wide *w)
 	size_t j = 0;
 
 	for (unsigned l = 0; l < QB; l++)
-		thr[l] = l < w->nlanes && !w->cand[l]->overflow
-				 ? vec_topk_worst(w->cand[l]->ub)
-				 : -__builtin_inff();
+		thr[l] = l >= w->nlanes ? -__builtin_inff()
+			 : w->out ? w->pthr[l]
+			 : !w->cand[l]->overflow ? vec_topk_worst(w->cand[l]->ub)
+						 : -__builtin_inff();
 	t0 = _mm512_load_ps(thr);
 	t1 = _mm512_load_ps(thr + 16);
-	qa[0] = _mm512_loadu_ps(w->qa);
-	qa[1] = _mm512_loadu_ps(w->qa + 16);
-	qc[0] = _mm512_loadu_ps(w->qc);
-	qc[1] = _mm512_loadu_ps(w->qc + 16);
+	qa[0] = qa[1] = qc[0] = qc[1] = _mm512_setzero_ps();
+	if (!w->out) {
+		qa[0] = _mm512_loadu_ps(w->qa);
+		qa[1] = _mm512_loadu_ps(w->qa + 16);
+		qc[0] = _mm512_loadu_ps(w->qc);
+		qc[1] = _mm512_loadu_ps(w->qc + 16);
+	}
 	for (; j + RB <= w->nb; j += RB)
 		bf16_tile(w, j, RB, thr, &t0, &t1, valid, qa, qc);
 	for (; j + 4 <= w->nb; j += 4)

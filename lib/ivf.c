@@ -51,6 +51,7 @@
 				 what k-means samples for 256 centroids */
 #define ENCODE_CHUNK 1024 /* vectors encoded per task */
 #define RANK_CHUNK 512 /* centroids scored at once, per block of queries */
+#define RANK_FIRST 64  /* the first chunk: then each lane's threshold is set */
 #define RANK_PROBE_MAX 4096 /* larger nprobe: ranked by vec_flat_search */
 #define LMAJOR_MIN 8 /* flat payload: batches from this size read each
 			probed list once for all their queries ... */
@@ -116,6 +117,16 @@ struct vec_ivf {
 	double cmax;
 	float *cnorm;
 	_Atomic unsigned char cstat_state;
+	/* The centroids in bf16 pairs with their bound factors (kernels.h)
+	 * and the largest of each factor, for ranking on CPUs with
+	 * AVX512_BF16: made by the first search that can use them
+	 * (cbf_state as cstat_state); cbf NULL: not made (unfit values, or
+	 * no memory).  cbf_l2: the factors are for l2. */
+	uint32_t *cbf;
+	float *cbf_row;
+	double cbf_max[3];
+	int cbf_l2;
+	_Atomic unsigned char cbf_state;
 
 	/*
 	 * Refine codes (sections IVFR, IVFS; coded payloads that keep the
@@ -229,6 +240,8 @@ void vec_ivf_free(struct vec_ivf *g)
 	free(g->pre);
 	free((void *)g->pre_state);
 	free(g->cnorm);
+	free(g->cbf);
+	free(g->cbf_row);
 	free(g->own_cbt);
 	free(g->own_rq_head);
 	free(g->own_rq_codes);
@@ -983,6 +996,7 @@ struct rank {
 	const float *q;           /* m queries */
 	const float *cnorms;      /* l2: |c|^2 of each centroid; ip: NULL */
 	double cmax;              /* the largest |c| */
+	int bf;                   /* blocks rank on g->cbf (bf16) */
 	size_t nwide, nprobe, cap;
 	uint64_t *probe;          /* m x nprobe out */
 	float *psc;               /* m x nprobe out (l2: |q - c|, ip: <q, c>) */
@@ -998,6 +1012,7 @@ struct rank_scratch {
 	float *mrg;               /* qb: their margins */
 	unsigned char *all;       /* qb: the margin held too many: score all */
 	uint64_t *pass;           /* RANK_CHUNK lane masks (kernels.h) */
+	uint32_t *qrow;           /* bf16: one query's pairs */
 	struct vec_topk heap;     /* nprobe: the canonical best */
 };
 
@@ -1096,21 +1111,44 @@ static void rank_task(void *ctx, size_t b, int worker)
 	struct rank_scratch *w = r->rs + worker;
 	unsigned qb = r->fk->qb, nlanes;
 	size_t first = b * qb, dim = g->dim, keep = r->nprobe;
+	size_t np = (dim + 1) / 2;
 	struct vec_flat_wide ww;
+	struct vec_flat_bf16_wide bw;
+	uint32_t *qbp = (uint32_t *)(void *)w->qp; /* bf16: npairs x qb */
+	double bfe[64];
+	int bf = r->bf;
 
 	nlanes = (unsigned)(r->nwide - first < qb ? r->nwide - first : qb);
+	/* bf16: each lane's scores are within E = A max B + C max D +
+	 * max N of the fp32 path's (kernels.h), which are within half
+	 * rank_margin of the canonical ones; so the margin grows by 2 E. */
+	for (unsigned l = 0; bf && l < qb; l++) {
+		float qa = 0, qc = 0;
+		if (l < nlanes &&
+		    vec_flat_bf16_query(r->q + (first + l) * dim, dim, np,
+					w->qrow, &qa, &qc)) {
+			bf = 0; /* a value unfit for the bound */
+			break;
+		}
+		for (size_t p = 0; p < np; p++)
+			qbp[p * qb + l] = l < nlanes ? w->qrow[p] : 0;
+		bfe[l] = 2 * ((double)qa * g->cbf_max[0] + (double)qc * g->cbf_max[1] +
+			      g->cbf_max[2]) * (1 + 0x1p-10);
+	}
 	for (unsigned l = 0; l < qb; l++) {
 		const float *src = r->q + (first + l) * dim;
-		for (size_t d = 0; d < dim; d++)
+		for (size_t d = 0; !bf && d < dim; d++)
 			w->qp[d * qb + l] = l < nlanes ? src[d] : 0.0f;
 		w->n[l] = 0;
 		w->thr[l] = INFINITY;
 		w->all[l] = 0;
 		if (l < nlanes) {
-			double qn = 0;
+			double qn = 0, e;
 			for (size_t d = 0; d < dim; d++)
 				qn += (double)src[d] * src[d];
-			w->mrg[l] = rank_margin(r, sqrt(qn));
+			e = rank_margin(r, sqrt(qn)) * (1 + 0x1p-20);
+			e += bf ? bfe[l] : 0;
+			w->mrg[l] = e < 3.0e38 ? (float)e : INFINITY;
 		}
 	}
 	memset(&ww, 0, sizeof ww);
@@ -1120,16 +1158,31 @@ static void rank_task(void *ctx, size_t b, int worker)
 	ww.out = w->out;
 	ww.pthr = w->thr;
 	ww.pass = w->pass;
-	/* The first chunk fills each lane's list once, and sets its
-	 * threshold. */
+	memset(&bw, 0, sizeof bw);
+	bw.qp = qbp;
+	bw.npairs = np;
+	bw.l2 = r->cnorms != NULL;
+	bw.nlanes = nlanes;
+	bw.out = w->out;
+	bw.pthr = w->thr;
+	bw.pass = w->pass;
+	/* After a short first chunk, each lane's threshold is set. */
 	for (size_t c0 = 0, nb; c0 < g->nlist; c0 += nb) {
-		nb = c0 || r->cap > RANK_CHUNK ? RANK_CHUNK : r->cap;
+		nb = c0 ? RANK_CHUNK : RANK_FIRST;
 		nb = g->nlist - c0 < nb ? g->nlist - c0 : nb;
 		ww.x = g->cent + c0 * dim;
 		ww.norms = r->cnorms ? r->cnorms + c0 : NULL;
 		ww.nb = nb;
 		ww.id0 = c0;
-		r->fk->wide(&ww);
+		if (bf) {
+			bw.x = g->cbf + c0 * np;
+			bw.row = g->cbf_row + 4 * c0;
+			bw.nb = nb;
+			bw.id0 = c0;
+			vec_flat_bf16_wide(&bw);
+		} else {
+			r->fk->wide(&ww);
+		}
 		/* The kernel compared each centroid's scores with the
 		 * thresholds at the chunk's start (qb <= 64, kernels.h); those
 		 * that pass are checked against the current ones (which only
@@ -1156,6 +1209,10 @@ static void rank_task(void *ctx, size_t b, int worker)
 				}
 			}
 		}
+		for (unsigned l = 0; c0 == 0 && l < nlanes; l++)
+			if (!w->all[l] && w->n[l] > keep)
+				margin_keep(w->key + (size_t)l * r->cap, &w->n[l],
+					    keep, w->mrg[l], &w->thr[l]);
 	}
 	for (unsigned l = 0; l < nlanes; l++) {
 		uint64_t *key = w->key + (size_t)l * r->cap;
@@ -1192,6 +1249,7 @@ static void rank_free(struct rank *r, size_t nworkers)
 			free(r->rs[i].mrg);
 			free(r->rs[i].all);
 			free(r->rs[i].pass);
+			free(r->rs[i].qrow);
 			vec_topk_free(&r->rs[i].heap);
 		}
 	free(r->rs);
@@ -1237,6 +1295,48 @@ static int centroid_stats(const struct vec_ivf *g)
 	return 0;
 }
 
+/*
+ * The bf16 copy of the centroids (g->cbf), made once per index; 0 if it
+ * is there for l2 (l2 != 0) or ip.
+ */
+static int centroid_bf16(const struct vec_ivf *g, int l2)
+{
+	struct vec_ivf *m = (struct vec_ivf *)(uintptr_t)g; /* the cache */
+	size_t np = (g->dim + 1) / 2;
+	uint32_t *xb;
+	float *rc;
+
+	for (;;) {
+		unsigned char st = atomic_load_explicit(&m->cbf_state,
+						       memory_order_acquire);
+		if (st == 2)
+			return g->cbf && g->cbf_l2 == l2 ? 0 : -1;
+		if (st == 0 &&
+		    atomic_compare_exchange_strong(&m->cbf_state, &st, 1))
+			break;
+		sched_yield();
+	}
+	xb = malloc((size_t)g->nlist * np * sizeof *xb);
+	rc = malloc((size_t)g->nlist * 4 * sizeof *rc);
+	if (!xb || !rc || vec_flat_bf16_rows(g->cent, g->nlist, g->dim, np,
+					     l2 ? g->cnorm : NULL, xb, rc)) {
+		free(xb);
+		free(rc);
+		xb = NULL;
+		rc = NULL;
+	}
+	m->cbf_max[0] = m->cbf_max[1] = m->cbf_max[2] = 0;
+	for (uint32_t j = 0; rc && j < g->nlist; j++)
+		for (int f = 0; f < 3; f++)
+			if (rc[4 * j + 1 + f] > m->cbf_max[f])
+				m->cbf_max[f] = rc[4 * j + 1 + f];
+	m->cbf = xb;
+	m->cbf_row = rc;
+	m->cbf_l2 = l2;
+	atomic_store_explicit(&m->cbf_state, 2, memory_order_release);
+	return xb ? 0 : -1;
+}
+
 /* Scratch for ranking through the wide kernel on threads workers; nonzero:
  * no memory (then rank_free). */
 static int rank_init(struct rank *r, const struct vec_ivf *g, size_t nprobe,
@@ -1255,6 +1355,12 @@ static int rank_init(struct rank *r, const struct vec_ivf *g, size_t nprobe,
 		return -1;
 	r->cmax = g->cmax;
 	r->cnorms = l2 ? g->cnorm : NULL;
+	/* bf16 dot products, twice the fp32 rate: a wider margin (below)
+	 * keeps a few more centroids for the canonical scores. */
+	r->bf = r->fk->qb == VEC_FLAT_BF16_QB && vec_flat_bf16_usable() &&
+		centroid_bf16(g, l2) == 0;
+	if (r->bf)
+		r->cap = 4 * nprobe > 256 ? 4 * nprobe : 256;
 	r->rs = calloc((size_t)threads, sizeof *r->rs);
 	if (!r->rs)
 		return -1;
@@ -1269,8 +1375,10 @@ static int rank_init(struct rank *r, const struct vec_ivf *g, size_t nprobe,
 		w->mrg = calloc(qb, sizeof *w->mrg);
 		w->all = malloc(qb);
 		w->pass = malloc(RANK_CHUNK * sizeof *w->pass);
+		w->qrow = malloc((dim + 1) / 2 * sizeof *w->qrow);
 		if (!w->qp || !w->out || !w->key || !w->n || !w->thr || !w->mrg ||
-		    !w->all || !w->pass || vec_topk_init(&w->heap, nprobe))
+		    !w->all || !w->pass || !w->qrow ||
+		    vec_topk_init(&w->heap, nprobe))
 			return -1;
 	}
 	return 0;

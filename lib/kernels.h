@@ -120,6 +120,11 @@ void vec_flat_cand_offer(struct vec_flat_cands *c, float *thr, uint64_t id,
  *   qa, qc: A and C of each lane.
  * The score is s = nrm - 2 a (L2) or -a (IP) with a the bf16 dot product,
  * its bound e = A B + C D + N, and the interval [s - e, s + e].
+ *
+ * With out set, no candidate is offered (cand, qa and qc are not read):
+ * the scores s of every row and lane go to out[row * 32 + lane], and
+ * pass[row] gets the lanes < nlanes with s <= pthr[lane], as the fp32
+ * wide kernel's score mode does; a caller bounds e itself.
  */
 struct vec_flat_bf16_wide {
 	const uint32_t *qp;
@@ -131,6 +136,9 @@ struct vec_flat_bf16_wide {
 	int l2;
 	unsigned nlanes;
 	struct vec_flat_cands **cand; /* 32 lists (nlanes are read) */
+	float *out;            /* NULL, or nb x 32 scores (see above) */
+	const float *pthr;     /* with out: 32 thresholds */
+	uint64_t *pass;        /* with out: nb lane masks */
 };
 #define VEC_FLAT_BF16_QB 32
 
@@ -145,6 +153,23 @@ void vec_flat_bf16_wide(const struct vec_flat_bf16_wide *w);
  */
 int vec_flat_bf16_convert(const float *x, size_t n, size_t dim,
 			  size_t npairs, uint32_t *out, double *st);
+
+/*
+ * For callers of vec_flat_bf16_wide outside flat.c (flat.c has the bound):
+ *  - usable: the CPU has AVX512_BF16, the AVX-512 level is in use, and
+ *    VEC_FLAT_BF16 is not "0" (read per call);
+ *  - rows: rows [0, n) of x to bf16 pairs in xb with their factors
+ *    { nrm, B, D, N } in rc[4 * j ..] (norms: the rows' squared norms for
+ *    L2, NULL for IP);
+ *  - query: one query to bf16 pairs in row (npairs), with A and C.
+ * rows and query return nonzero if a value is unfit for the bound (not
+ * finite, or too large); then the caller must not use the bf16 path.
+ */
+int vec_flat_bf16_usable(void);
+int vec_flat_bf16_rows(const float *x, size_t n, size_t dim, size_t npairs,
+		       const float *norms, uint32_t *xb, float *rc);
+int vec_flat_bf16_query(const float *q, size_t dim, size_t npairs,
+			uint32_t *row, float *qa, float *qc);
 
 /*
  * out[i] = <q, x_ids[i]> summed exactly as the wide fp32 kernels sum one
