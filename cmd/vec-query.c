@@ -50,7 +50,8 @@ static const char usage_text[] =
 	"                          queries were answered and the time spent\n"
 	"                          searching (not reading or writing); for the\n"
 	"                          ivf types also how many list entries were\n"
-	"                          scanned\n"
+	"                          scanned; with several inputs, a line for each\n"
+	"                          input first\n"
 	CMD_INPUT_HELP
 	"  -j, --threads=N         worker threads (default: all cores)\n"
 	"  -q, --quiet             no progress line\n"
@@ -217,6 +218,19 @@ static double now(void)
 }
 
 /* Answer every query of one input, a batch at a time. */
+/* The --stats line: of one input (name), or of all (NULL). */
+static void put_stats(const char *name, uint64_t nq, double s, int ivf,
+		      uint64_t scanned)
+{
+	fprintf(stderr, "%s: %s%s%llu queries, %.6f s searching (%.0f queries/s)",
+		progname, name ? name : "", name ? ": " : "",
+		(unsigned long long)nq, s, s > 0 ? (double)nq / s : 0.0);
+	if (ivf)
+		fprintf(stderr, ", scanned %llu list entries",
+			(unsigned long long)scanned);
+	fputc('\n', stderr);
+}
+
 static int run_input(struct query_ctx *c, const char *path,
 		     const struct vec_reader_opts *ro)
 {
@@ -478,17 +492,18 @@ int main(int argc, char **argv)
 	if (optind >= argc) {
 		status = run_input(&c, "-", &ro);
 	} else {
-		for (int i = optind; i < argc && !status; i++)
+		for (int i = optind; i < argc && !status; i++) {
+			uint64_t q0 = c.next_query, s0 = scanned;
+			double t0 = c.search_s;
 			status = run_input(&c, argv[i], &ro);
+			/* Several inputs: each one's own figures too. */
+			if (stats && !status && argc - optind > 1)
+				put_stats(argv[i], c.next_query - q0,
+					  c.search_s - t0, ivf, scanned - s0);
+		}
 	}
 	if (stats) {
-		fprintf(stderr, "%s: %llu queries, %.6f s searching (%.0f queries/s)",
-			progname, (unsigned long long)c.next_query, c.search_s,
-			c.search_s > 0 ? (double)c.next_query / c.search_s : 0.0);
-		if (ivf)
-			fprintf(stderr, ", scanned %llu list entries",
-				(unsigned long long)scanned);
-		fputc('\n', stderr);
+		put_stats(NULL, c.next_query, c.search_s, ivf, scanned);
 	}
 done:
 	free(c.ids);

@@ -15,6 +15,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -334,6 +335,43 @@ def first_line(raw):
     message, before the "Try '... --help'" line."""
     lines = raw.decode(errors="replace").strip().splitlines()
     return lines[0] if lines else "(no message)"
+
+
+# BENCH_VEC_WARM=1 (the default): vec-query answers the query set twice in
+# one process (the file given twice) and the second pass is timed, so that
+# every side is timed on an index whose pages its process has touched: the
+# in-process sides load or build theirs before the clock starts, while
+# vec-query maps its file and pays the first touch of each page inside its
+# first pass.  That first pass is kept as the "cold" time.  0: one pass.
+VEC_WARM = os.environ.get("BENCH_VEC_WARM", "1") != "0"
+
+_STATS_RE = re.compile(rb"^vec-query: (?:(.*): )?([0-9]+) queries, "
+                       rb"([0-9.]+(?:e[-+]?[0-9]+)?) s searching"
+                       rb"(?:.*scanned ([0-9]+))?", re.M)
+
+
+def vec_query_stats(err):
+    """vec-query --stats lines from its error output: a list of
+    (input name or None for the total, queries, seconds, scanned or None),
+    in order; the per-input lines come first when it read several."""
+    return [(m.group(1).decode(errors="replace") if m.group(1) else None,
+             int(m.group(2)), float(m.group(3)),
+             int(m.group(4)) if m.group(4) else None)
+            for m in _STATS_RE.finditer(err)]
+
+
+def vec_query_timing(err, passes):
+    """(seconds, scanned, cold seconds or None) of the timed pass: with
+    passes == 2 the second input's line (cold: the first's), else the
+    total; None when vec-query printed no such line."""
+    st = vec_query_stats(err)
+    per = [x for x in st if x[0] is not None]
+    tot = [x for x in st if x[0] is None]
+    if passes == 2 and len(per) >= 2:
+        return per[1][2], per[1][3], per[0][2]
+    if tot:
+        return tot[-1][2], tot[-1][3], None
+    return None
 
 
 def run_vec(argv, stdout=subprocess.DEVNULL, stdin=None):

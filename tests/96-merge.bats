@@ -351,6 +351,26 @@ IDX() { echo "$BATS_FILE_TMPDIR/$1"; }
 	[[ "$stderr" == "vec-query: 100 queries, "*" s searching ("*" queries/s)" ]]
 }
 
+@test "--stats over several query inputs: a line for each input, then the total" {
+	part 0 900 >a.fvecs
+	vec_build -q -t ivf --nlist 16 -o a.vec a.fvecs
+	head -c $((30 * (4 + 64 * 4))) "$Q" >q30.fvecs
+	run --separate-stderr vec_query --stats --nprobe 3 a.vec q30.fvecs "$Q"
+	expect_ok
+	[ "${#lines[@]}" -eq $((130 * 10)) ]
+	mapfile -t err <<<"$stderr"
+	[ "${#err[@]}" -eq 3 ]
+	[[ "${err[0]}" =~ ^vec-query:\ q30.fvecs:\ 30\ queries,\ .*\ s\ searching\ \(.*\ queries/s\),\ scanned\ ([0-9]+)\ list\ entries$ ]]
+	a=${BASH_REMATCH[1]}
+	[[ "${err[1]}" =~ ^vec-query:\ "$Q":\ 100\ queries,\ .*\ s\ searching\ \(.*\ queries/s\),\ scanned\ ([0-9]+)\ list\ entries$ ]]
+	b=${BASH_REMATCH[1]}
+	[[ "${err[2]}" == "vec-query: 130 queries, "*" s searching ("*" queries/s), scanned $((a + b)) list entries" ]]
+	# one input: the total alone, as before
+	run --separate-stderr vec_query --stats --nprobe 3 a.vec "$Q"
+	expect_ok
+	[[ "$stderr" == "vec-query: 100 queries, "*" s searching ("*" queries/s), scanned $b list entries" ]]
+}
+
 @test "the manual's example: GNU parallel runs a query per shard, vec-query --merge merges" {
 	command -v parallel >/dev/null || skip "GNU parallel is not installed"
 	cd "$BATS_FILE_TMPDIR"
