@@ -22,6 +22,26 @@ char *unit_tmp_path(const char *name)
 	return p;
 }
 
+uint8_t *unit_slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *b = NULL;
+	long n;
+
+	if (!f)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
+	    fseek(f, 0, SEEK_SET) == 0 && (b = malloc((size_t)n + 1)) != NULL &&
+	    fread(b, 1, (size_t)n, f) != (size_t)n) {
+		free(b);
+		b = NULL;
+	}
+	fclose(f);
+	if (b)
+		*len = (size_t)n;
+	return b;
+}
+
 void unit_reseal(uint8_t *b, size_t len)
 {
 	uint64_t toc_off = vec_get_le64(b + 40);

@@ -46,26 +46,6 @@ static int make_index(const char *path, int metric)
 	return rc;
 }
 
-static unsigned char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	unsigned char *b;
-	long n;
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	rewind(f);
-	b = malloc((size_t)n + 1);
-	if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-		free(b);
-		b = NULL;
-	}
-	fclose(f);
-	*len = (size_t)n;
-	return b;
-}
-
 static void spit(const char *path, const unsigned char *b, size_t len)
 {
 	FILE *f = fopen(path, "wb");
@@ -238,7 +218,7 @@ static void test_bad_magic(void)
 	struct vec_errbuf eb = { 0 };
 
 	EXPECT(make_index(unit_tmp_path("m.vec"), VEC_METRIC_L2) == 0);
-	b = slurp(unit_tmp_path("m.vec"), &len);
+	b = unit_slurp(unit_tmp_path("m.vec"), &len);
 	if (!b)
 		return;
 	b[1] = 'X';
@@ -254,7 +234,7 @@ static void test_header_flip(void)
 	struct vec_errbuf eb = { 0 };
 
 	EXPECT(make_index(unit_tmp_path("h.vec"), VEC_METRIC_L2) == 0);
-	b = slurp(unit_tmp_path("h.vec"), &len);
+	b = unit_slurp(unit_tmp_path("h.vec"), &len);
 	if (!b)
 		return;
 	b[33] ^= 0x10; /* count */
@@ -270,7 +250,7 @@ static void test_toc_flip(void)
 	struct vec_errbuf eb = { 0 };
 
 	EXPECT(make_index(unit_tmp_path("t.vec"), VEC_METRIC_L2) == 0);
-	b = slurp(unit_tmp_path("t.vec"), &len);
+	b = unit_slurp(unit_tmp_path("t.vec"), &len);
 	if (!b)
 		return;
 	b[64 + 16] ^= 1; /* first section's length */
@@ -287,7 +267,7 @@ static void test_section_flip(void)
 	uint32_t off;
 
 	EXPECT(make_index(unit_tmp_path("v.vec"), VEC_METRIC_L2) == 0);
-	b = slurp(unit_tmp_path("v.vec"), &len);
+	b = unit_slurp(unit_tmp_path("v.vec"), &len);
 	if (!b)
 		return;
 	off = le32(b + 64 + 8); /* VECS offset */
@@ -307,7 +287,7 @@ static void test_truncated(void)
 	struct vec_errbuf eb = { 0 };
 
 	EXPECT(make_index(unit_tmp_path("tr.vec"), VEC_METRIC_L2) == 0);
-	b = slurp(unit_tmp_path("tr.vec"), &len);
+	b = unit_slurp(unit_tmp_path("tr.vec"), &len);
 	if (!b)
 		return;
 	EXPECT(open_bytes(b, len - 100, 0, &eb) == VEC_E_CORRUPT);
@@ -326,7 +306,7 @@ static void test_future_version(void)
 	struct vec_errbuf eb = { 0 };
 
 	EXPECT(make_index(unit_tmp_path("f.vec"), VEC_METRIC_L2) == 0);
-	b = slurp(unit_tmp_path("f.vec"), &len);
+	b = unit_slurp(unit_tmp_path("f.vec"), &len);
 	if (!b)
 		return;
 	b[8] = 2; /* read version 2 */
@@ -351,7 +331,7 @@ static void test_unknown_sections(void)
 	uint32_t n, i, norm = 0;
 
 	EXPECT(make_index(unit_tmp_path("u.vec"), VEC_METRIC_L2) == 0);
-	b = slurp(unit_tmp_path("u.vec"), &len);
+	b = unit_slurp(unit_tmp_path("u.vec"), &len);
 	if (!b)
 		return;
 	n = le32(b + 48);
@@ -378,7 +358,7 @@ static void test_hostile_sizes(void)
 	struct vec_errbuf eb = { 0 };
 
 	EXPECT(make_index(unit_tmp_path("z.vec"), VEC_METRIC_L2) == 0);
-	b = slurp(unit_tmp_path("z.vec"), &len);
+	b = unit_slurp(unit_tmp_path("z.vec"), &len);
 	if (!b)
 		return;
 	/* A count that the VECS section does not hold. */
@@ -437,7 +417,7 @@ static void test_open_mem(void)
 	struct vec_index_info info;
 
 	EXPECT(make_index(unit_tmp_path("mem.vec"), VEC_METRIC_IP) == 0);
-	b = slurp(unit_tmp_path("mem.vec"), &len);
+	b = unit_slurp(unit_tmp_path("mem.vec"), &len);
 	if (!b)
 		return;
 	EXPECT(vec_index_open_mem(&idx, b, len, VEC_OPEN_VERIFY, NULL) == 0);
@@ -481,7 +461,7 @@ static void test_populate(void)
 
 	fill(x, N, DIM, 3);
 	EXPECT(make_index(unit_tmp_path("pop.vec"), VEC_METRIC_L2) == 0);
-	b = slurp(unit_tmp_path("pop.vec"), &len);
+	b = unit_slurp(unit_tmp_path("pop.vec"), &len);
 	EXPECT(b && vec_populate_worth(N, len));
 	EXPECT(vec_index_open(&f, unit_tmp_path("pop.vec"), 0, NULL) == 0);
 	EXPECT(b && vec_index_open_mem(&m, b, len, 0, NULL) == 0);

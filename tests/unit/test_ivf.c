@@ -86,28 +86,6 @@ static int search(const struct vec_index *idx, const float *q, size_t nprobe,
 	return vec_index_search(idx, NQ, q, K, &so, ids, sc, NULL);
 }
 
-/* Read a whole file into malloc'd memory. */
-static uint8_t *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	uint8_t *b;
-	long l;
-
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	l = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	b = malloc((size_t)l);
-	if (b && fread(b, 1, (size_t)l, f) != (size_t)l) {
-		free(b);
-		b = NULL;
-	}
-	fclose(f);
-	*len = (size_t)l;
-	return b;
-}
-
 static void test_round_trip(void)
 {
 	float *x = points(N + NQ);
@@ -140,7 +118,7 @@ static void test_round_trip(void)
 		vec_index_close(o);
 	}
 	/* From memory, too; and the default nprobe gives sane rows. */
-	buf = slurp(path, &len);
+	buf = unit_slurp(path, &len);
 	EXPECT(buf != NULL);
 	if (buf && vec_index_open_mem(&o, buf, len, VEC_OPEN_VERIFY, NULL) == VEC_OK) {
 		EXPECT(search(o, x + N * DIM, 4, ids2, sc2) == VEC_OK);
@@ -340,7 +318,7 @@ static void test_hostile(void)
 		goto done;
 	snprintf(path, sizeof path, "%s/hostile.vec", unit_tmpdir);
 	EXPECT(vec_index_save(idx, path, NULL) == VEC_OK);
-	buf = slurp(path, &len);
+	buf = unit_slurp(path, &len);
 	if (!buf || vec_file_parse(&f, "h", buf, len, NULL) != VEC_OK)
 		goto done;
 	pp = sec_data(&f, VEC_SEC_IVFP);

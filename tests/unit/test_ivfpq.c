@@ -376,26 +376,14 @@ static void test_hostile(void)
 	uint8_t *buf = NULL, *pp, *pq, save[64];
 	uint64_t qlen;
 	size_t len;
-	FILE *fp;
-	long l;
 
 	if (!idx)
 		goto done;
 	snprintf(path, sizeof path, "%s/hostile-pq.vec", unit_tmpdir);
 	EXPECT(vec_index_save(idx, path, NULL) == VEC_OK);
-	fp = fopen(path, "rb");
-	if (!fp)
+	buf = unit_slurp(path, &len);
+	if (!buf)
 		goto done;
-	fseek(fp, 0, SEEK_END);
-	l = ftell(fp);
-	fseek(fp, 0, SEEK_SET);
-	len = (size_t)l;
-	buf = malloc(len);
-	if (!buf || fread(buf, 1, len, fp) != len) {
-		fclose(fp);
-		goto done;
-	}
-	fclose(fp);
 	if (vec_file_parse(&f, "h", buf, len, NULL) != VEC_OK)
 		goto done;
 	pp = sec(&f, VEC_SEC_IVFP, NULL);
@@ -490,26 +478,17 @@ static void refine_codes_hostile(const char *path)
 	uint8_t *buf = NULL, *r, *c;
 	uint64_t rlen, clen;
 	size_t len;
-	long l;
 	float bd;
-	FILE *fp = fopen(path, "rb");
 
-	EXPECT(fp != NULL);
-	if (!fp)
+	buf = unit_slurp(path, &len);
+	EXPECT(buf != NULL);
+	if (!buf)
 		return;
-	fseek(fp, 0, SEEK_END);
-	l = ftell(fp);
-	fseek(fp, 0, SEEK_SET);
-	len = (size_t)l;
-	buf = malloc(len);
-	if (!buf || fread(buf, 1, len, fp) != len ||
-	    vec_file_parse(&f, "h", buf, len, NULL) != VEC_OK) {
+	if (vec_file_parse(&f, "h", buf, len, NULL) != VEC_OK) {
 		EXPECT(0);
-		fclose(fp);
 		free(buf);
 		return;
 	}
-	fclose(fp);
 	r = sec(&f, VEC_SEC_IVFR, &rlen);
 	c = sec(&f, VEC_SEC_IVFS, &clen);
 	EXPECT(r && c && rlen == (2 * RDIM + RN) * 4 && clen == (uint64_t)RN * RDIM);

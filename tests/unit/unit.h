@@ -92,5 +92,8 @@ void unit_reseal(uint8_t *b, size_t len);
 extern char unit_tmpdir[];
 /* unit_tmpdir/name, in one of 8 rotating buffers. */
 char *unit_tmp_path(const char *name);
+/* A whole file in malloc'd memory (one byte more, so that an empty file
+ * is not a NULL), its size in *len; NULL if it cannot be read. */
+uint8_t *unit_slurp(const char *path, size_t *len);
 
 #endif
