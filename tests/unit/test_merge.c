@@ -115,7 +115,7 @@ static struct vec_index *shard(const float *x, size_t from, size_t to,
 	struct vec_index *idx = NULL;
 	struct vec_errbuf eb = { 0 };
 	float pad[DIM];
-	char kb[N][16];
+	char kb[N][24]; /* "v" and any size_t */
 	const char *kp[N];
 
 	for (int d = 0; d < DIM; d++)
