@@ -663,7 +663,8 @@ class HnswBench:
                      res["set"], res["metric"], res["n"], res["dim"], K, K, res["M"],
                      res["ef_construction"]))
         note = "vecutils: %s; others: search call in process" % (
-            "search time (vec-query --stats)" if VEC_SEARCH_TIME else
+            ("search time (vec-query --stats%s)" %
+             (", second pass" if bl.VEC_WARM else "")) if VEC_SEARCH_TIME else
             "whole vec-query process per 1000 queries")
         why = bl.plot_recall_qps(
             png, title, curves,

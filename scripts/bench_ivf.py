@@ -668,8 +668,8 @@ class IvfBench:
                  "bytes, refine %d, 1 thread" % (
                      res["set"], res["metric"], res["n"], res["dim"], K,
                      res["nlist"], res["pq_m_8bit"] or 0, res["refine"]))
-        note = ("vecutils (solid): search time (vec-query --stats); FAISS (dashed): "
-                "index.search in process")
+        note = ("vecutils (solid): search time (vec-query --stats%s); FAISS (dashed): "
+                "index.search in process" % (", second pass" if bl.VEC_WARM else ""))
         why = bl.plot_recall_qps(png, title, curves,
                                  "queries per second (wall time; log scale)", note,
                                  self.tmp)

@@ -465,6 +465,9 @@ static void test_rank_canonical(void)
 			q[i] = 8 * noise();
 		memcpy(q + 7 * DIM, q + 3 * DIM, DIM * sizeof *q); /* twins */
 		memset(q + 9 * DIM, 0, DIM * sizeof *q);            /* all ties under ip */
+		/* Too large for the bf16 bound: its block of queries ranks in
+		 * fp32, the next ones in bf16 (where the CPU has it). */
+		q[11 * DIM + 5] = 1e18f;
 		for (int level = VEC_SIMD_SCALAR; level <= VEC_SIMD_NEON; level++) {
 			if (!vec_kernels_for(level))
 				continue;
