@@ -633,6 +633,9 @@ void vec_pq4_lut(const float *t, size_t m, uint8_t *lut, float *delta,
 	for (;;) {
 		unsigned long total = 0;
 		inv = 1.0f / fd;
+		/* Entries are at most 255: m of them cannot overflow. */
+		if (m * 255 <= 65535)
+			break;
 		for (size_t j = 0; j < m; j++) {
 			float r;
 			memcpy(&r, lut + j * 16 + 4, sizeof r);
