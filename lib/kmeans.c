@@ -18,11 +18,12 @@
 
 #define ASSIGN_BATCH 65536 /* vectors searched against the centroids at once */
 /*
- * ... and at most about this many bytes of them.  Small enough that the
- * search's copy of a batch stays below the sizes malloc keeps for reuse
- * once freed: with 16 MiB, the freed copies and the lists growing between
- * them left a fashion-mnist build's peak at 2.1x the raw vectors instead
- * of 1.5x (same index, no slower).
+ * ... and at most about this many bytes of them.  The search copies its
+ * batch.  With 16 MiB batches, glibc's malloc (which raises its threshold
+ * for mapping a block on its own as such blocks are freed) came to take
+ * the copies from its heap, where the lists growing between them kept the
+ * freed space from being returned: a fashion-mnist build peaked at 2.1x
+ * the raw vectors instead of 1.5x (same index, no slower now).
  */
 #define ASSIGN_BYTES (2u << 20)
 #define SPLIT_EPS (1.0f / 1024) /* relative nudge of a split centroid */
