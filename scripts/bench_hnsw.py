@@ -630,22 +630,12 @@ class HnswBench:
         if "vecutils" in res["at_recall"] and "hnswlib" in res["at_recall"]:
             print("  %-40s" % "vecutils / hnswlib native (target >= 2)" + "".join(
                 "%12s" % fmt_ratio(res, "%.2f" % r) for r in TARGETS))
-        # vec-query's first pass over the queries (BENCH_VEC_WARM), which
-        # pays the first touch of the index file's pages.
-        cold = [(p["recall"], p["cold_qps"])
-                for p in res["sweep"].get("vecutils", []) if p.get("cold_qps")]
+        cold = bl.report_first_pass(res["sweep"].get("vecutils", []),
+                                    res["at_recall"].get("hnswlib"), TARGETS, 40,
+                                    "vecutils, first pass",
+                                    "vecutils first pass / hnswlib native")
         if cold:
-            row = [qps_at(cold, r) for r in TARGETS]
-            res["vec_cold_at_recall"] = {"%.2f" % r: {"qps": v, "how": h}
-                                         for r, (v, h) in zip(TARGETS, row)}
-            print("  %-40s" % "vecutils, first pass" + "".join(
-                "%12s" % fmt_qps(v, h) for v, h in row))
-            nat = res["at_recall"].get("hnswlib", {})
-            if nat:
-                print("  %-40s" % "vecutils first pass / hnswlib native" + "".join(
-                    "%12s" % ("%.2fx" % (v / nat["%.2f" % r]["qps"])
-                              if v and nat.get("%.2f" % r, {}).get("qps") else "-")
-                    for r, (v, h) in zip(TARGETS, row)))
+            res["vec_cold_at_recall"] = cold
         sys.stdout.flush()
 
     def plot(self, res, plot_dir):

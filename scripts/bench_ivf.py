@@ -627,22 +627,11 @@ class IvfBench:
         if len(mres["at_recall"]) == 2:
             print("  %-12s" % "vec/faiss" + "".join(
                 "%12s" % fmt_ratio(mres, "%.2f" % r) for r in TARGETS))
-        # The first pass over the queries, which pays the first touch of
-        # the index file's pages (BENCH_VEC_WARM), for comparison.
-        cold = [(p["recall"], p["cold_qps"])
-                for p in mres["sweep"].get("vecutils", []) if p.get("cold_qps")]
+        cold = bl.report_first_pass(mres["sweep"].get("vecutils", []),
+                                    mres["at_recall"].get("faiss"), TARGETS, 12,
+                                    "vec 1st pass", "1st/faiss")
         if cold:
-            row = [qps_at(cold, r) for r in TARGETS]
-            mres["cold_at_recall"] = {"%.2f" % r: {"qps": v, "how": h}
-                                      for r, (v, h) in zip(TARGETS, row)}
-            print("  %-12s" % "vec 1st pass" + "".join(
-                "%12s" % fmt_qps(v, h) for v, h in row))
-            f = mres["at_recall"].get("faiss", {})
-            if f:
-                print("  %-12s" % "1st/faiss" + "".join(
-                    "%12s" % ("%.2fx" % (v / f["%.2f" % r]["qps"])
-                              if v and f.get("%.2f" % r, {}).get("qps") else "-")
-                    for r, (v, h) in zip(TARGETS, row)))
+            mres["cold_at_recall"] = cold
         sys.stdout.flush()
 
     def plot(self, res, plot_dir):

@@ -237,6 +237,25 @@ def qps_at(points, target):
     return None, "n/a"
 
 
+def report_first_pass(sweep, other, targets, width, label, ratio_label):
+    """vec-query's first pass over the queries (VEC_WARM: the points'
+    cold_qps), which pays the first touch of the index file's pages: a row
+    of q/s at each target recall, and its ratio to the other side's
+    at-recall row (other: {"0.90": {"qps": ...}, ...}, or None).  Returns
+    the at-recall figures for the JSON, or None without such points."""
+    cold = [(p["recall"], p["cold_qps"]) for p in sweep if p.get("cold_qps")]
+    if not cold:
+        return None
+    row = [qps_at(cold, r) for r in targets]
+    print("  %-*s" % (width, label) + "".join("%12s" % fmt_qps(v, h) for v, h in row))
+    if other:
+        print("  %-*s" % (width, ratio_label) + "".join(
+            "%12s" % ("%.2fx" % (v / other["%.2f" % r]["qps"])
+                      if v and other.get("%.2f" % r, {}).get("qps") else "-")
+            for r, (v, h) in zip(targets, row)))
+    return {"%.2f" % r: {"qps": v, "how": h} for r, (v, h) in zip(targets, row)}
+
+
 def fmt_qps(v, how):
     if v is None:
         return "n/a"
