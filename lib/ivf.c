@@ -53,11 +53,13 @@
 #define RANK_CHUNK 512 /* centroids scored at once, per block of queries */
 #define RANK_FIRST 64  /* the first chunk: then each lane's threshold is set */
 #define RANK_PROBE_MAX 4096 /* larger nprobe: ranked by vec_flat_search */
-#define LMAJOR_MIN 8 /* flat payload: batches from this size read each
-			probed list once for all their queries ... */
-#define LMAJOR_HEAP_MAX (1u << 22) /* ... when their heaps hold no more,
-				      and their (query, list) pairs are at
-				      least nlist / 4 */
+#define LMAJOR_MIN 8 /* batches from this size read each probed list
+			once for all their queries (lmajor_fits) ... */
+#define LMAJOR_HEAP_MAX (1u << 22) /* ... flat: when their heaps hold no
+				      more, and their (query, list) pairs
+				      are at least nlist / 4 ... */
+#define LMAJOR_CANDS_MAX (1u << 20) /* ... coded: when their candidates
+				       are no more (4 x as many keys) */
 #define PRE_ALIGN ((size_t)2 << 20) /* a huge page */
 
 struct list {
@@ -1474,8 +1476,10 @@ struct search {
 	uint64_t *ids;           /* this batch's rows of the output */
 	float *scores;
 	/* The list-major scan of a batch (flat payload; NULL: by query). */
-	struct vec_topk *heaps;  /* one per query of the batch */
-	uint32_t *byl;           /* batch x nprobe: query numbers by list */
+	struct vec_topk *heaps;  /* flat: one per query of the batch */
+	struct cands *qc;        /* coded: one per query of the batch */
+	uint32_t *byl;           /* batch x nprobe: (query, probe) pairs
+				    (query x nprobe + probe) by list */
 	size_t nm, nchunks;      /* the batch's queries; its parts (tasks) */
 };
 
@@ -1627,11 +1631,10 @@ static inline float exact_score(const struct search *s, const float *q,
 	return s->l2 ? s->kr->l2sq(q, x, s->g->dim) : -s->kr->dot(q, x, s->g->dim);
 }
 
-static void rerank(const struct search *s, struct scratch *w, const float *q,
-		   size_t n)
+static void rerank(const struct search *s, struct scratch *w,
+		   const struct cands *c, const float *q, size_t n)
 {
 	const struct vec_ivf *g = s->g;
-	struct cands *c = &w->cand;
 	const size_t ahead = 8;
 
 	cands_reset(&w->top);
@@ -1671,11 +1674,11 @@ static void rerank(const struct search *s, struct scratch *w, const float *q,
  * L is then rounded down to a float.
  */
 static void rerank_coded(const struct search *s, struct scratch *w,
-			 const float *q, size_t n)
+			 const struct cands *c, const float *q, size_t n)
 {
 	const struct vec_ivf *g = s->g;
 	const struct vec_sq8_kernels *sk = vec_sq8_kernels();
-	struct cands *c = &w->cand, *est = &w->rq_est;
+	struct cands *est = &w->rq_est;
 	size_t dim = g->dim, stride = g->rq.stride, lines = stride / 64;
 	const size_t ahead = 4;
 	const float *bound = g->rq_head + 2 * dim;
@@ -1757,24 +1760,19 @@ static void rerank_coded(const struct search *s, struct scratch *w,
 }
 
 static void finish_query(const struct search *s, struct scratch *w, size_t i,
-			 const float *q, struct vec_topk *heap);
+			 const float *q, struct vec_topk *heap, struct cands *c);
 
-/* One query: scan its probed lists, then refine. */
-static void search_task(void *ctx, size_t i, int worker)
+/*
+ * What a query's lists share, in w: inner products: one table (or
+ * quantised query) for every list, plus <q, c> per list; l2 with the
+ * lists' fixed parts: the query's part -2 <q_i, b_ic>, for every list.
+ */
+static void query_setup(const struct search *s, struct scratch *w,
+			const float *q)
 {
-	const struct search *s = ctx;
 	const struct vec_ivf *g = s->g;
-	const float *q = s->q + i * g->dim;
-	struct scratch *w = s->sc + worker;
-	struct cands *c = &w->cand;
 	int pq = g->codec == VEC_IVF_PQ, sq = g->codec == VEC_IVF_SQ8;
-	float bias = 0;
 
-	cands_reset(c);
-	vec_topk_reset(&w->heap);
-	/* Inner products: one table (or quantised query) for every list,
-	 * plus <q, c> per list.  l2 with the lists' fixed parts: the query's
-	 * part -2 <q_i, b_ic>, for every list. */
 	if (pq && s->l2 && g->pre) {
 		vec_pq_table(&g->pq, q, 0, w->qtab);
 		for (size_t e = 0; e < g->pq.m * g->pq.ksub; e++)
@@ -1787,64 +1785,86 @@ static void search_task(void *ctx, size_t i, int worker)
 	}
 	if (sq && !s->l2)
 		sq8_query2(g, q, w);
-	for (size_t p = 0; p < s->nprobe; p++) {
-		uint64_t j = s->probe[i * s->nprobe + p];
-		const struct list *l;
-		const float *cj;
-		if (j >= g->nlist)
-			continue; /* padding: fewer lists than nprobe */
-		l = &g->lists[j];
-		if (l->len == 0)
-			continue;
-		w->scanned += l->len;
-		if (g->codec == VEC_IVF_FLAT) {
-			scan_flat(s, w, j, l, q);
-			continue;
-		}
-		cj = g->cent + j * g->dim;
-		if (sq) {
-			/* l2: |q - c - r|^2 = |q - c|^2 - 2 <q - c, r> + |r|^2;
-			 * ip: <q, c + r> = <q, c> + <q, r>. */
-			if (s->l2) {
-				for (size_t d = 0; d < g->dim; d++)
-					w->qres[d] = q[d] - cj[d];
-				sq8_query2(g, w->qres, w);
-				bias = s->kr->dot(w->qres, w->qres, g->dim);
-			} else {
-				bias = -s->psc[i * s->nprobe + p];
-			}
-			sq8_scores2(g, w, l, w->dist);
-			for (uint64_t r = 0; r < l->len; r++)
-				cand_push(c, l->ids[r], bias + w->dist[r]);
-			continue;
-		}
+}
+
+/*
+ * Query i's p-th list j (not empty) into its candidates c, the query's
+ * shared part being in w (query_setup); the flat payload into w->heap.
+ */
+static void scan_pair(const struct search *s, struct scratch *w, size_t i,
+		      size_t p, uint64_t j, struct cands *c)
+{
+	const struct vec_ivf *g = s->g;
+	const struct list *l = &g->lists[j];
+	const float *q = s->q + i * g->dim, *cj = g->cent + j * g->dim;
+	float bias = 0;
+
+	w->scanned += l->len;
+	if (g->codec == VEC_IVF_FLAT) {
+		scan_flat(s, w, j, l, q);
+		return;
+	}
+	if (g->codec == VEC_IVF_SQ8) {
+		/* l2: |q - c - r|^2 = |q - c|^2 - 2 <q - c, r> + |r|^2;
+		 * ip: <q, c + r> = <q, c> + <q, r>. */
 		if (s->l2) {
-			float dc = s->psc[i * s->nprobe + p]; /* |q - c| */
-			const float *pre = list_pre(g, j);
-			if (pre) {
-				add_tables(w->table, pre, w->qtab, g->pq.m * g->pq.ksub);
-				bias = dc * dc;
-			} else {
-				for (size_t d = 0; d < g->dim; d++)
-					w->qres[d] = q[d] - cj[d];
-				vec_pq_table(&g->pq, w->qres, 1, w->table);
-				bias = 0;
-			}
-			if (pq4(g))
-				vec_pq4_lut(w->table, g->pq.m, w->lut, &w->delta,
-					    &w->lbias);
+			for (size_t d = 0; d < g->dim; d++)
+				w->qres[d] = q[d] - cj[d];
+			sq8_query2(g, w->qres, w);
+			bias = s->kr->dot(w->qres, w->qres, g->dim);
 		} else {
-			bias = -s->psc[i * s->nprobe + p]; /* -<q, c> */
+			bias = -s->psc[i * s->nprobe + p];
 		}
-		if (pq4(g)) {
-			scan_pq4(s, w, l, bias, c);
-			continue;
-		}
-		vec_pq_scan8(w->table, g->pq.m, l->data, (size_t)l->len, w->dist);
+		sq8_scores2(g, w, l, w->dist);
 		for (uint64_t r = 0; r < l->len; r++)
 			cand_push(c, l->ids[r], bias + w->dist[r]);
+		return;
 	}
-	finish_query(s, w, i, q, &w->heap);
+	if (s->l2) {
+		float dc = s->psc[i * s->nprobe + p]; /* |q - c| */
+		const float *pre = list_pre(g, j);
+		if (pre) {
+			add_tables(w->table, pre, w->qtab, g->pq.m * g->pq.ksub);
+			bias = dc * dc;
+		} else {
+			for (size_t d = 0; d < g->dim; d++)
+				w->qres[d] = q[d] - cj[d];
+			vec_pq_table(&g->pq, w->qres, 1, w->table);
+			bias = 0;
+		}
+		if (pq4(g))
+			vec_pq4_lut(w->table, g->pq.m, w->lut, &w->delta,
+				    &w->lbias);
+	} else {
+		bias = -s->psc[i * s->nprobe + p]; /* -<q, c> */
+	}
+	if (pq4(g)) {
+		scan_pq4(s, w, l, bias, c);
+		return;
+	}
+	vec_pq_scan8(w->table, g->pq.m, l->data, (size_t)l->len, w->dist);
+	for (uint64_t r = 0; r < l->len; r++)
+		cand_push(c, l->ids[r], bias + w->dist[r]);
+}
+
+/* One query: scan its probed lists, best first, then refine. */
+static void search_task(void *ctx, size_t i, int worker)
+{
+	const struct search *s = ctx;
+	const struct vec_ivf *g = s->g;
+	const float *q = s->q + i * g->dim;
+	struct scratch *w = s->sc + worker;
+
+	cands_reset(&w->cand);
+	vec_topk_reset(&w->heap);
+	query_setup(s, w, q);
+	for (size_t p = 0; p < s->nprobe; p++) {
+		uint64_t j = s->probe[i * s->nprobe + p];
+		/* j >= nlist: padding (fewer lists than nprobe) */
+		if (j < g->nlist && g->lists[j].len)
+			scan_pair(s, w, i, p, j, &w->cand);
+	}
+	finish_query(s, w, i, q, &w->heap, &w->cand);
 }
 
 /*
@@ -1852,10 +1872,9 @@ static void search_task(void *ctx, size_t i, int worker)
  * heap's (list, position) pairs): re-ranked if asked, then written out.
  */
 static void finish_query(const struct search *s, struct scratch *w, size_t i,
-			 const float *q, struct vec_topk *heap)
+			 const float *q, struct vec_topk *heap, struct cands *c)
 {
 	const struct vec_ivf *g = s->g;
-	struct cands *c = &w->cand;
 	uint64_t *ids = s->ids + i * s->k;
 	float *sc = s->scores + i * s->k;
 	size_t got;
@@ -1871,9 +1890,9 @@ static void finish_query(const struct search *s, struct scratch *w, size_t i,
 	got = cands_final(c, s->k2, !s->refine);
 	if (s->refine) {
 		if (g->rq_head && g->rq_use)
-			rerank_coded(s, w, q, got);
+			rerank_coded(s, w, c, q, got);
 		else
-			rerank(s, w, q, got);
+			rerank(s, w, c, q, got);
 		c = &w->top;
 		got = cands_final(c, s->k, 1);
 	}
@@ -1889,30 +1908,37 @@ static void finish_query(const struct search *s, struct scratch *w, size_t i,
 }
 
 /*
- * The flat payload, a part of a batch at a time: the queries' (query,
- * list) pairs are sorted by list, and each probed list is read once for
- * all the part's queries that probe it, VEC_FLAT_NARROW_MAX at a time
- * (one load of a row serves them all), into each query's own heap.  Every
- * query's heap is offered the same rows with the same scores as by
- * search_task (the narrow kernel's sums do not depend on how many queries
- * share a row), and the heap's order is by (score, id), so the answers are
- * identical; only the rows come in another order.
+ * List-major, a part of a batch at a time: the part's (query, list) pairs
+ * are sorted by list, and each probed list is read once for all the
+ * part's queries that probe it, while it is in cache.  The flat payload
+ * takes VEC_FLAT_NARROW_MAX queries at a time (one load of a row serves
+ * them all) into each query's own heap; coded payloads scan the list for
+ * each query in turn into the query's own candidates (s->qc).  Every
+ * query's heap or candidates are offered the same entries with the same
+ * scores as by search_task (the narrow kernel's sums do not depend on how
+ * many queries share a row; a list's table is made the same way), and
+ * both keep the best by (score, id) whatever the order the entries come
+ * in, so the answers are identical; only the entries come in another
+ * order.
  */
 static void lmajor_task(void *ctx, size_t part, int worker)
 {
 	const struct search *s = ctx;
 	const struct vec_ivf *g = s->g;
 	struct scratch *w = s->sc + worker;
-	size_t m = s->nm;
+	size_t m = s->nm, np = s->nprobe;
 	size_t a = part * m / s->nchunks, b = (part + 1) * m / s->nchunks;
 	uint64_t *off = w->loff, from = 0;
-	uint32_t *byl = s->byl + a * s->nprobe;
+	uint32_t *byl = s->byl + a * np;
 
 	memset(off, 0, ((size_t)g->nlist + 1) * sizeof *off);
 	for (size_t i = a; i < b; i++) {
-		vec_topk_reset(&s->heaps[i]);
-		for (size_t p = 0; p < s->nprobe; p++) {
-			uint64_t j = s->probe[i * s->nprobe + p];
+		if (s->heaps)
+			vec_topk_reset(&s->heaps[i]);
+		else
+			cands_reset(&s->qc[i]);
+		for (size_t p = 0; p < np; p++) {
+			uint64_t j = s->probe[i * np + p];
 			if (j < g->nlist && g->lists[j].len)
 				off[j + 1]++;
 		}
@@ -1920,17 +1946,24 @@ static void lmajor_task(void *ctx, size_t part, int worker)
 	for (uint32_t j = 0; j < g->nlist; j++)
 		off[j + 1] += off[j];
 	for (size_t i = a; i < b; i++)
-		for (size_t p = 0; p < s->nprobe; p++) {
-			uint64_t j = s->probe[i * s->nprobe + p];
+		for (size_t p = 0; p < np; p++) {
+			uint64_t j = s->probe[i * np + p];
 			if (j < g->nlist && g->lists[j].len)
-				byl[off[j]++] = (uint32_t)i;
+				byl[off[j]++] = (uint32_t)(i * np + p);
 		}
-	/* off[j] is now where list j's queries end (and j + 1's begin). */
+	/* off[j] is now where list j's pairs end (and j + 1's begin). */
 	for (uint32_t j = 0; j < g->nlist; from = off[j++]) {
 		const struct list *l = &g->lists[j];
 		struct vec_topk *hp[VEC_FLAT_NARROW_MAX];
 		struct vec_flat_narrow nw;
 
+		if (!s->heaps) {
+			for (uint64_t e = from; e < off[j]; e++) {
+				size_t i = byl[e] / np;
+				scan_pair(s, w, i, byl[e] % np, j, &s->qc[i]);
+			}
+			continue;
+		}
 		nw.x = (const float *)(const void *)l->data;
 		nw.nb = (size_t)l->len;
 		nw.dim = g->dim;
@@ -1942,7 +1975,7 @@ static void lmajor_task(void *ctx, size_t part, int worker)
 			nw.nq = off[j] - e < VEC_FLAT_NARROW_MAX ?
 				(unsigned)(off[j] - e) : VEC_FLAT_NARROW_MAX;
 			for (unsigned t = 0; t < nw.nq; t++) {
-				uint32_t i = byl[e + t];
+				size_t i = byl[e + t] / np;
 				memcpy(w->qblk + t * g->dim, s->q + i * g->dim,
 				       g->dim * sizeof *w->qblk);
 				hp[t] = &s->heaps[i];
@@ -1953,7 +1986,11 @@ static void lmajor_task(void *ctx, size_t part, int worker)
 	}
 	for (size_t i = a; i < b; i++) {
 		cands_reset(&w->cand);
-		finish_query(s, w, i, s->q + i * g->dim, &s->heaps[i]);
+		if (s->heaps)
+			finish_query(s, w, i, s->q + i * g->dim, &s->heaps[i],
+				     &w->cand);
+		else
+			finish_query(s, w, i, s->q + i * g->dim, NULL, &s->qc[i]);
 	}
 }
 
@@ -1992,6 +2029,11 @@ static int scratch_init(const struct search *s, struct scratch *w,
 	memset(w, 0, sizeof *w);
 	if (cands_init(&w->cand, s->k2) || cands_init(&w->top, s->k))
 		return -1;
+	if (s->qc) {
+		w->loff = malloc(((size_t)g->nlist + 1) * sizeof *w->loff);
+		if (!w->loff)
+			return -1;
+	}
 	if (g->rq_head && s->refine) {
 		w->rq_q = calloc(g->rq.stride, sizeof *w->rq_q);
 		w->rq_lb = malloc(s->k2 * sizeof *w->rq_lb);
@@ -2035,6 +2077,23 @@ static int scratch_init(const struct search *s, struct scratch *w,
 			return -1;
 	}
 	return 0;
+}
+
+/*
+ * Whether a batch of this many queries is searched list-major: the flat
+ * payload when its heaps hold at most LMAJOR_HEAP_MAX entries; the codes
+ * whose list tables need nothing made per query (l2: 4-bit codes and
+ * sq8), when their candidates hold at most LMAJOR_CANDS_MAX.
+ */
+static int lmajor_fits(const struct search *s, size_t batch)
+{
+	const struct vec_ivf *g = s->g;
+
+	if (g->codec == VEC_IVF_FLAT)
+		return batch * s->k <= LMAJOR_HEAP_MAX;
+	if (!s->l2 || (g->codec == VEC_IVF_PQ && !pq4(g)))
+		return 0;
+	return batch * s->k2 <= LMAJOR_CANDS_MAX;
 }
 
 int vec_ivf_search(const struct vec_ivf *g, const struct vec_vectors *v,
@@ -2096,16 +2155,20 @@ int vec_ivf_search(const struct vec_ivf *g, const struct vec_vectors *v,
 	s.fk = vec_flat_kernels();
 	/* List-major when a batch's (query, list) pairs are not too few for
 	 * its nlist (a part's pass over the list offsets is O(nlist)). */
-	if (g->codec == VEC_IVF_FLAT && batch >= LMAJOR_MIN &&
-	    batch * k <= LMAJOR_HEAP_MAX && 4 * (uint64_t)batch * nprobe >= g->nlist) {
-		s.heaps = calloc(batch, sizeof *s.heaps);
+	if (batch >= LMAJOR_MIN && 4 * (uint64_t)batch * nprobe >= g->nlist &&
+	    lmajor_fits(&s, batch)) {
 		s.byl = malloc(batch * nprobe * sizeof *s.byl);
-		if (!s.heaps || !s.byl) {
+		if (g->codec == VEC_IVF_FLAT)
+			s.heaps = calloc(batch, sizeof *s.heaps);
+		else
+			s.qc = calloc(batch, sizeof *s.qc);
+		if ((!s.heaps && !s.qc) || !s.byl) {
 			rc = vec_err(eb, VEC_E_NOMEM, "out of memory");
 			goto done;
 		}
 		for (nlheaps = 0; nlheaps < batch; nlheaps++)
-			if (vec_topk_init(&s.heaps[nlheaps], k)) {
+			if (s.heaps ? vec_topk_init(&s.heaps[nlheaps], k) :
+			    cands_init(&s.qc[nlheaps], s.k2)) {
 				rc = vec_err(eb, VEC_E_NOMEM, "out of memory");
 				goto done;
 			}
@@ -2154,7 +2217,7 @@ int vec_ivf_search(const struct vec_ivf *g, const struct vec_vectors *v,
 		s.psc = psc;
 		s.ids = ids + q0 * k;
 		s.scores = scores + q0 * k;
-		if (s.heaps && m >= LMAJOR_MIN) {
+		if ((s.heaps || s.qc) && m >= LMAJOR_MIN) {
 			s.nm = m;
 			s.nchunks = nheaps < m ? nheaps : m;
 			vec_pool_run((int)nheaps, s.nchunks, lmajor_task, &s);
@@ -2173,8 +2236,12 @@ done:
 	}
 	free(s.sc);
 	for (size_t e = 0; e < nlheaps; e++)
-		vec_topk_free(&s.heaps[e]);
+		if (s.heaps)
+			vec_topk_free(&s.heaps[e]);
+		else
+			cands_free(&s.qc[e]);
 	free(s.heaps);
+	free(s.qc);
 	free(s.byl);
 	free(probe);
 	free(psc);

@@ -629,6 +629,73 @@ done:
 	free(s2);
 }
 
+/*
+ * A batch of coded queries is searched list-major (each probed list once
+ * for all the queries that probe it) where the list tables need nothing
+ * made per query: every query's answer must be the one it gets alone, to
+ * the bit, for each coded kind, metric and SIMD level, with and without
+ * refine, with exact ties (small integers, repeated rows, twin queries).
+ */
+static void test_batch_vs_one(void)
+{
+	static const int metrics[] = { VEC_METRIC_L2, VEC_METRIC_IP, VEC_METRIC_COS };
+	const int saved = vec_kernels()->level;
+	float *x = malloc(N * DIM * sizeof *x), *q = malloc(NQ * DIM * sizeof *q);
+	uint64_t *i1 = malloc(NQ * K * sizeof *i1), *i2 = malloc(NQ * K * sizeof *i2);
+	float *s1 = malloc(NQ * K * sizeof *s1), *s2 = malloc(NQ * K * sizeof *s2);
+	int compared = 0;
+
+	if (!x || !q || !i1 || !i2 || !s1 || !s2)
+		goto done;
+	rs = 777;
+	for (size_t i = 0; i < N * DIM; i++)
+		x[i] = (float)(rnd() % 9) - 2.0f;
+	for (size_t i = 0; i < N; i += 5) /* repeated rows: exact ties */
+		memcpy(x + (i + 2 < N ? i + 2 : i) * DIM, x + i * DIM, DIM * sizeof *x);
+	for (size_t i = 0; i < NQ * DIM; i++)
+		q[i] = (float)(rnd() % 9) - 2.0f;
+	memcpy(q + 7 * DIM, q + 3 * DIM, DIM * sizeof *q); /* twins */
+	for (size_t t = 0; t < NKINDS; t++) {
+		if (kinds[t].type != VEC_TYPE_IVFPQ && kinds[t].type != VEC_TYPE_IVFSQ8)
+			continue;
+		for (size_t mi = 0; mi < 3; mi++)
+			for (uint32_t refine = 0; refine <= 4; refine += 4) {
+				struct vec_index *idx = make(&kinds[t], metrics[mi], refine,
+							     x, N);
+				if (!idx)
+					continue;
+				for (int level = VEC_SIMD_SCALAR; level <= VEC_SIMD_NEON; level++) {
+					if (!vec_kernels_for(level))
+						continue;
+					vec_simd_select(level);
+					for (size_t np = 1; np <= 7; np += 6) {
+						int bad = 0;
+						EXPECT(search(idx, q, NQ, np, -1, i1, s1) == VEC_OK);
+						for (size_t i = 0; i < NQ; i++)
+							EXPECT(search(idx, q + i * DIM, 1, np, -1,
+								      i2 + i * K, s2 + i * K) == VEC_OK);
+						for (size_t e = 0; e < NQ * K; e++)
+							bad += i1[e] != i2[e] ||
+							       memcmp(&s1[e], &s2[e], sizeof *s1);
+						EXPECT_MSG(bad == 0, "%s metric %d refine %u level %d nprobe %zu: %d differ",
+							   kinds[t].name, metrics[mi], refine, level, np, bad);
+						compared++;
+					}
+				}
+				vec_simd_select(saved);
+				vec_index_close(idx);
+			}
+	}
+	EXPECT(compared >= 4 * 3 * 2 * 2);
+done:
+	free(x);
+	free(q);
+	free(i1);
+	free(i2);
+	free(s1);
+	free(s2);
+}
+
 void suite_ivfpq(void)
 {
 	RUN(test_round_trip);
@@ -637,4 +704,5 @@ void suite_ivfpq(void)
 	RUN(test_params);
 	RUN(test_hostile);
 	RUN(test_refine_codes);
+	RUN(test_batch_vs_one);
 }
