@@ -104,18 +104,16 @@ struct vec_ivf {
 	 * 8-bit PQ under l2: the part of each list's table that does not
 	 * depend on the query, pre[j][i][c] = |b_ic|^2 + 2 <c_j, b_ic> (b_ic centroid c
 	 * of sub-space i, c_j list j's centroid, in that sub-space), made the
-	 * first time a search probes list j.  Searches run concurrently on
-	 * one index: a list's state goes 0 -> 1 (one thread makes it) -> 2
-	 * (ready, published with release order); a thread that finds 1 waits
-	 * the few microseconds that takes, so that every search computes its
-	 * tables the same way.  NULL: not used (or no memory).
+	 * first time a search probes list j (pre_state[j]: once_begin), so
+	 * that every search computes its tables the same way.  NULL: not
+	 * used (or no memory).
 	 */
 	float *pre;
 	_Atomic unsigned char *pre_state;
 	/* For the list ranking, made by the first search: the largest
 	 * centroid norm and each centroid's squared norm (summed in double,
-	 * rounded once, so the same at every SIMD level); cstat_state 0
-	 * none, 1 being made, 2 made. */
+	 * rounded once, so the same at every SIMD level); cstat_state: see
+	 * once_begin. */
 	double cmax;
 	float *cnorm;
 	_Atomic unsigned char cstat_state;
@@ -1258,6 +1256,32 @@ static void rank_free(struct rank *r, size_t nworkers)
 	r->rs = NULL;
 }
 
+/*
+ * Things a search makes once per index and then shares (list_pre,
+ * centroid_stats, centroid_bf16) each have a state: 0 not made, 1 being
+ * made by one thread, 2 made (published with release order).  once_begin
+ * returns 1 when the caller is to make the thing (it moved the state from
+ * 0 to 1) and 0 when it is made (having waited the few microseconds that
+ * takes if another thread was at it); the maker ends with once_end, ok or
+ * not (not ok: back to 0, for a later search to try again).
+ */
+static int once_begin(_Atomic unsigned char *st)
+{
+	for (;;) {
+		unsigned char v = atomic_load_explicit(st, memory_order_acquire);
+		if (v == 2)
+			return 0;
+		if (v == 0 && atomic_compare_exchange_strong(st, &v, 1))
+			return 1;
+		sched_yield();
+	}
+}
+
+static void once_end(_Atomic unsigned char *st, int ok)
+{
+	atomic_store_explicit(st, ok ? 2 : 0, memory_order_release);
+}
+
 /* The centroids' squared norms and the largest norm, made once per
  * index by the first search that needs them (g->cnorm, g->cmax); the
  * largest is within a few ulps (the ranking's margin has a factor of 2
@@ -1268,19 +1292,11 @@ static int centroid_stats(const struct vec_ivf *g)
 	double mx = 0;
 	float *cn;
 
-	for (;;) {
-		unsigned char st = atomic_load_explicit(&m->cstat_state,
-						       memory_order_acquire);
-		if (st == 2)
-			return 0;
-		if (st == 0 &&
-		    atomic_compare_exchange_strong(&m->cstat_state, &st, 1))
-			break;
-		sched_yield();
-	}
+	if (!once_begin(&m->cstat_state))
+		return 0;
 	cn = malloc(((size_t)g->nlist + 1) * sizeof *cn);
 	if (!cn) {
-		atomic_store_explicit(&m->cstat_state, 0, memory_order_release);
+		once_end(&m->cstat_state, 0);
 		return -1;
 	}
 	for (uint32_t j = 0; j < g->nlist; j++) {
@@ -1293,7 +1309,7 @@ static int centroid_stats(const struct vec_ivf *g)
 	}
 	m->cnorm = cn;
 	m->cmax = sqrt(mx) * (1 + 1e-12);
-	atomic_store_explicit(&m->cstat_state, 2, memory_order_release);
+	once_end(&m->cstat_state, 1);
 	return 0;
 }
 
@@ -1308,16 +1324,8 @@ static int centroid_bf16(const struct vec_ivf *g, int l2)
 	uint32_t *xb;
 	float *rc;
 
-	for (;;) {
-		unsigned char st = atomic_load_explicit(&m->cbf_state,
-						       memory_order_acquire);
-		if (st == 2)
-			return g->cbf && g->cbf_l2 == l2 ? 0 : -1;
-		if (st == 0 &&
-		    atomic_compare_exchange_strong(&m->cbf_state, &st, 1))
-			break;
-		sched_yield();
-	}
+	if (!once_begin(&m->cbf_state))
+		return g->cbf && g->cbf_l2 == l2 ? 0 : -1;
 	xb = malloc((size_t)g->nlist * np * sizeof *xb);
 	rc = malloc((size_t)g->nlist * 4 * sizeof *rc);
 	if (!xb || !rc || vec_flat_bf16_rows(g->cent, g->nlist, g->dim, np,
@@ -1335,7 +1343,7 @@ static int centroid_bf16(const struct vec_ivf *g, int l2)
 	m->cbf = xb;
 	m->cbf_row = rc;
 	m->cbf_l2 = l2;
-	atomic_store_explicit(&m->cbf_state, 2, memory_order_release);
+	once_end(&m->cbf_state, 1); /* made, or found unfit: not tried again */
 	return xb ? 0 : -1;
 }
 
@@ -1488,20 +1496,13 @@ struct search {
 static const float *list_pre(const struct vec_ivf *g, uint64_t j)
 {
 	size_t nt = g->pq.m * g->pq.ksub, dsub = g->pq.dsub;
-	unsigned char st;
 	float *pre;
 
 	if (!g->pre)
 		return NULL;
 	pre = g->pre + j * nt;
-	st = atomic_load_explicit(&g->pre_state[j], memory_order_acquire);
-	if (st == 2)
+	if (!once_begin(&g->pre_state[j]))
 		return pre;
-	if (st != 0 || !atomic_compare_exchange_strong(&g->pre_state[j], &st, 1)) {
-		while (atomic_load_explicit(&g->pre_state[j], memory_order_acquire) != 2)
-			sched_yield();
-		return pre;
-	}
 	for (size_t i = 0; i < g->pq.m; i++) {
 		const float *c = g->cent + j * g->dim + i * dsub;
 		const float *b = g->pq.cent + i * g->pq.ksub * dsub;
@@ -1514,7 +1515,7 @@ static const float *list_pre(const struct vec_ivf *g, uint64_t j)
 			pre[i * g->pq.ksub + e] = bb + 2 * cb;
 		}
 	}
-	atomic_store_explicit(&g->pre_state[j], 2, memory_order_release);
+	once_end(&g->pre_state[j], 1);
 	return pre;
 }
 
