@@ -58,8 +58,12 @@
 #define LMAJOR_HEAP_MAX (1u << 22) /* ... flat: when their heaps hold no
 				      more, and their (query, list) pairs
 				      are at least nlist / 4 ... */
-#define LMAJOR_CANDS_MAX (1u << 20) /* ... coded: when their candidates
-				       are no more (4 x as many keys) */
+#define LMAJOR_CODED_LIST 4096 /* ... coded: when their lists average
+				  this many bytes, ... */
+#define LMAJOR_CANDS_MAX (1u << 20) /* ... their candidates are no more
+				       (4 x as many keys) ... */
+#define LMAJOR_QPART_MAX ((size_t)16 << 20) /* ... and their queries' own
+					       tables no more bytes */
 #define PRE_ALIGN ((size_t)2 << 20) /* a huge page */
 
 struct list {
@@ -140,6 +144,8 @@ struct vec_ivf {
 	 * asks to ignore them.
 	 */
 	int rq_use;
+	int lmajor; /* tests: -1 list-major as lmajor_fits says, 0 never,
+		       1 whenever the batch allows it */
 	struct vec_sq8 rq;
 	const float *rq_head;
 	const uint8_t *rq_codes;
@@ -390,6 +396,7 @@ static struct vec_ivf *new_ivf(const struct vec_ivf_params *p, size_t dim,
 	if (!g)
 		return NULL;
 	g->nlist = nlist;
+	g->lmajor = -1;
 	g->dim = dim;
 	g->metric = metric;
 	g->seed = p->seed ? p->seed : VEC_KMEANS_DEFAULT_SEED;
@@ -610,6 +617,11 @@ static int rq_train(struct vec_ivf *g, const float *x, uint64_t n)
 void vec_ivf_use_refine_codes(struct vec_ivf *g, int use)
 {
 	g->rq_use = use;
+}
+
+void vec_ivf_list_major(struct vec_ivf *g, int mode)
+{
+	g->lmajor = mode;
 }
 
 int vec_ivf_train(struct vec_ivf **out, const struct vec_ivf_params *p,
@@ -1485,7 +1497,8 @@ struct search {
 	float *scores;
 	/* The list-major scan of a batch (flat payload; NULL: by query). */
 	struct vec_topk *heaps;  /* flat: one per query of the batch */
-	struct cands *qc;        /* coded: one per query of the batch */
+	struct cands *qc;        /* coded: one per query of the batch ... */
+	unsigned char *qpart;    /* ... and its query_setup (qpart_bytes) */
 	uint32_t *byl;           /* batch x nprobe: (query, probe) pairs
 				    (query x nprobe + probe) by list */
 	size_t nm, nchunks;      /* the batch's queries; its parts (tasks) */
@@ -1789,6 +1802,58 @@ static void query_setup(const struct search *s, struct scratch *w,
 }
 
 /*
+ * The bytes of what query_setup makes for a query, kept for each query of
+ * a list-major batch: 0 when the lists' tables need nothing per query.
+ */
+static size_t qpart_bytes(const struct search *s)
+{
+	const struct vec_ivf *g = s->g;
+	size_t nt = g->pq.m * g->pq.ksub * sizeof(float);
+
+	if (g->codec == VEC_IVF_PQ && s->l2)
+		return g->pre ? nt : 0;
+	if (g->codec == VEC_IVF_PQ)
+		return pq4(g) ? vec_pq4_lut_size(g->pq.m) + 2 * sizeof(float) : nt;
+	if (g->codec == VEC_IVF_SQ8 && !s->l2)
+		return 2 * g->esize + 2 * sizeof(float);
+	return 0;
+}
+
+/* Copy what query_setup made in w to b (save) or back from b. */
+static void qpart_copy(const struct search *s, struct scratch *w,
+		       unsigned char *b, int save)
+{
+	const struct vec_ivf *g = s->g;
+	size_t nt = g->pq.m * g->pq.ksub * sizeof(float);
+	struct {
+		void *p;
+		size_t n;
+	} f[4] = { { NULL, 0 } };
+
+	if (g->codec == VEC_IVF_PQ && s->l2) {
+		f[0].p = w->qtab, f[0].n = nt;
+	} else if (g->codec == VEC_IVF_PQ && !pq4(g)) {
+		f[0].p = w->table, f[0].n = nt;
+	} else if (g->codec == VEC_IVF_PQ) {
+		f[0].p = w->lut, f[0].n = vec_pq4_lut_size(g->pq.m);
+		f[1].p = &w->delta, f[1].n = sizeof w->delta;
+		f[2].p = &w->lbias, f[2].n = sizeof w->lbias;
+	} else {
+		f[0].p = w->cq, f[0].n = g->esize;
+		f[1].p = w->cq2, f[1].n = g->esize;
+		f[2].p = &w->t, f[2].n = sizeof w->t;
+		f[3].p = &w->qlo, f[3].n = sizeof w->qlo;
+	}
+	for (int e = 0; e < 4 && f[e].n; e++) {
+		if (save)
+			memcpy(b, f[e].p, f[e].n);
+		else
+			memcpy(f[e].p, b, f[e].n);
+		b += f[e].n;
+	}
+}
+
+/*
  * Query i's p-th list j (not empty) into its candidates c, the query's
  * shared part being in w (query_setup); the flat payload into w->heap.
  */
@@ -1931,13 +1996,19 @@ static void lmajor_task(void *ctx, size_t part, int worker)
 	size_t a = part * m / s->nchunks, b = (part + 1) * m / s->nchunks;
 	uint64_t *off = w->loff, from = 0;
 	uint32_t *byl = s->byl + a * np;
+	size_t qb = s->heaps ? 0 : qpart_bytes(s);
 
 	memset(off, 0, ((size_t)g->nlist + 1) * sizeof *off);
 	for (size_t i = a; i < b; i++) {
-		if (s->heaps)
+		if (s->heaps) {
 			vec_topk_reset(&s->heaps[i]);
-		else
+		} else {
 			cands_reset(&s->qc[i]);
+			if (qb) {
+				query_setup(s, w, s->q + i * g->dim);
+				qpart_copy(s, w, s->qpart + i * qb, 1);
+			}
+		}
 		for (size_t p = 0; p < np; p++) {
 			uint64_t j = s->probe[i * np + p];
 			if (j < g->nlist && g->lists[j].len)
@@ -1961,6 +2032,8 @@ static void lmajor_task(void *ctx, size_t part, int worker)
 		if (!s->heaps) {
 			for (uint64_t e = from; e < off[j]; e++) {
 				size_t i = byl[e] / np;
+				if (qb)
+					qpart_copy(s, w, s->qpart + i * qb, 0);
 				scan_pair(s, w, i, byl[e] % np, j, &s->qc[i]);
 			}
 			continue;
@@ -2082,19 +2155,27 @@ static int scratch_init(const struct search *s, struct scratch *w,
 
 /*
  * Whether a batch of this many queries is searched list-major: the flat
- * payload when its heaps hold at most LMAJOR_HEAP_MAX entries; the codes
- * whose list tables need nothing made per query (l2: 4-bit codes and
- * sq8), when their candidates hold at most LMAJOR_CANDS_MAX.
+ * payload when its heaps hold at most LMAJOR_HEAP_MAX entries; coded
+ * payloads when their lists average at least LMAJOR_CODED_LIST bytes of
+ * codes (smaller lists stay in cache from one query to the next anyway,
+ * and then the candidates of many queries at once cost more than it
+ * saves), their candidates hold at most LMAJOR_CANDS_MAX and what is kept
+ * of their query_setup at most LMAJOR_QPART_MAX bytes.
  */
 static int lmajor_fits(const struct search *s, size_t batch)
 {
 	const struct vec_ivf *g = s->g;
+	uint64_t bytes = 0;
 
+	if (g->lmajor == 0)
+		return 0;
 	if (g->codec == VEC_IVF_FLAT)
 		return batch * s->k <= LMAJOR_HEAP_MAX;
-	if (!s->l2 || (g->codec == VEC_IVF_PQ && !pq4(g)))
-		return 0;
-	return batch * s->k2 <= LMAJOR_CANDS_MAX;
+	for (uint32_t j = 0; j < g->nlist && g->lmajor < 0; j++)
+		bytes += data_bytes(g, g->lists[j].len);
+	return (g->lmajor > 0 || bytes >= (uint64_t)LMAJOR_CODED_LIST * g->nlist) &&
+	       batch * s->k2 <= LMAJOR_CANDS_MAX &&
+	       batch * qpart_bytes(s) <= LMAJOR_QPART_MAX;
 }
 
 int vec_ivf_search(const struct vec_ivf *g, const struct vec_vectors *v,
@@ -2163,7 +2244,10 @@ int vec_ivf_search(const struct vec_ivf *g, const struct vec_vectors *v,
 			s.heaps = calloc(batch, sizeof *s.heaps);
 		else
 			s.qc = calloc(batch, sizeof *s.qc);
-		if ((!s.heaps && !s.qc) || !s.byl) {
+		if (s.qc && qpart_bytes(&s))
+			s.qpart = malloc(batch * qpart_bytes(&s));
+		if ((!s.heaps && !s.qc) || !s.byl ||
+		    (s.qc && qpart_bytes(&s) && !s.qpart)) {
 			rc = vec_err(eb, VEC_E_NOMEM, "out of memory");
 			goto done;
 		}
@@ -2243,6 +2327,7 @@ done:
 			cands_free(&s.qc[e]);
 	free(s.heaps);
 	free(s.qc);
+	free(s.qpart);
 	free(s.byl);
 	free(probe);
 	free(psc);

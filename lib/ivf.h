@@ -173,6 +173,11 @@ void vec_ivf_stats(const struct vec_ivf *g, struct vec_ivf_stats *s);
 /* Tests: 0 makes the refine re-rank every candidate on the full vectors,
  * as if the index had no refine codes; 1 (the default) uses them. */
 void vec_ivf_use_refine_codes(struct vec_ivf *g, int use);
+/* Tests: a batch of queries is searched list-major (each probed list read
+ * once for all the batch's queries that probe it) as the index's size
+ * suggests (-1, the default), never (0), or whenever the batch's size and
+ * memory allow it (1).  The answers are the same. */
+void vec_ivf_list_major(struct vec_ivf *g, int mode);
 /* Tests: an index's lists (NULL: not an ivf type, or not trained yet). */
 struct vec_ivf *vec_index_ivf(struct vec_index *idx);
 

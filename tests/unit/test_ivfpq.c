@@ -630,11 +630,12 @@ done:
 }
 
 /*
- * A batch of coded queries is searched list-major (each probed list once
- * for all the queries that probe it) where the list tables need nothing
- * made per query: every query's answer must be the one it gets alone, to
- * the bit, for each coded kind, metric and SIMD level, with and without
- * refine, with exact ties (small integers, repeated rows, twin queries).
+ * A batch of coded queries may be searched list-major (each probed list
+ * read once for all the queries that probe it; forced here, these lists
+ * being small) or query by query (forced too): every query's answer must
+ * be the one it gets alone, to the bit, either way, for each coded kind,
+ * metric and SIMD level, with and without refine, with exact ties (small
+ * integers, repeated rows, twin queries).
  */
 static void test_batch_vs_one(void)
 {
@@ -668,8 +669,10 @@ static void test_batch_vs_one(void)
 					if (!vec_kernels_for(level))
 						continue;
 					vec_simd_select(level);
-					for (size_t np = 1; np <= 7; np += 6) {
+					for (size_t np = 1; np <= 7; np += 6)
+					for (int lm = 0; lm <= 1; lm++) {
 						int bad = 0;
+						vec_ivf_list_major(vec_index_ivf(idx), lm);
 						EXPECT(search(idx, q, NQ, np, -1, i1, s1) == VEC_OK);
 						for (size_t i = 0; i < NQ; i++)
 							EXPECT(search(idx, q + i * DIM, 1, np, -1,
@@ -677,8 +680,8 @@ static void test_batch_vs_one(void)
 						for (size_t e = 0; e < NQ * K; e++)
 							bad += i1[e] != i2[e] ||
 							       memcmp(&s1[e], &s2[e], sizeof *s1);
-						EXPECT_MSG(bad == 0, "%s metric %d refine %u level %d nprobe %zu: %d differ",
-							   kinds[t].name, metrics[mi], refine, level, np, bad);
+						EXPECT_MSG(bad == 0, "%s metric %d refine %u level %d nprobe %zu list-major %d: %d differ",
+							   kinds[t].name, metrics[mi], refine, level, np, lm, bad);
 						compared++;
 					}
 				}
@@ -686,7 +689,7 @@ static void test_batch_vs_one(void)
 				vec_index_close(idx);
 			}
 	}
-	EXPECT(compared >= 4 * 3 * 2 * 2);
+	EXPECT(compared >= 4 * 3 * 2 * 2 * 2);
 done:
 	free(x);
 	free(q);
