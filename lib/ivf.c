@@ -1824,15 +1824,21 @@ static void search_task(void *ctx, size_t i, int worker)
 			if (pre) {
 				add_tables(w->table, pre, w->qtab, g->pq.m * g->pq.ksub);
 				bias = dc * dc;
+				if (pq4(g))
+					vec_pq4_lut(w->table, g->pq.m, w->lut,
+						    &w->delta, &w->lbias);
+			} else if (pq4(g)) {
+				/* The residual's table made and quantised in
+				 * one pass. */
+				vec_pq4_lut_l2(&g->pq, q, cj, w->qres, w->table,
+					       w->lut, &w->delta, &w->lbias);
+				bias = 0;
 			} else {
 				for (size_t d = 0; d < g->dim; d++)
 					w->qres[d] = q[d] - cj[d];
 				vec_pq_table(&g->pq, w->qres, 1, w->table);
 				bias = 0;
 			}
-			if (pq4(g))
-				vec_pq4_lut(w->table, g->pq.m, w->lut, &w->delta,
-					    &w->lbias);
 		} else {
 			bias = -s->psc[i * s->nprobe + p]; /* -<q, c> */
 		}
