@@ -1892,15 +1892,21 @@ static void scan_pair(const struct search *s, struct scratch *w, size_t i,
 		if (pre) {
 			add_tables(w->table, pre, w->qtab, g->pq.m * g->pq.ksub);
 			bias = dc * dc;
+			if (pq4(g))
+				vec_pq4_lut(w->table, g->pq.m, w->lut, &w->delta,
+					    &w->lbias);
+		} else if (pq4(g)) {
+			/* The residual's table made and quantised in one
+			 * pass. */
+			vec_pq4_lut_l2(&g->pq, q, cj, w->qres, w->table, w->lut,
+				       &w->delta, &w->lbias);
+			bias = 0;
 		} else {
 			for (size_t d = 0; d < g->dim; d++)
 				w->qres[d] = q[d] - cj[d];
 			vec_pq_table(&g->pq, w->qres, 1, w->table);
 			bias = 0;
 		}
-		if (pq4(g))
-			vec_pq4_lut(w->table, g->pq.m, w->lut, &w->delta,
-				    &w->lbias);
 	} else {
 		bias = -s->psc[i * s->nprobe + p]; /* -<q, c> */
 	}

@@ -599,32 +599,41 @@ static void lut_quant_scalar(const float *t, size_t m, float inv,
  * is monotonic), so the sum of the largest entries is known before the
  * second pass; float rounding could still overstep 65535 by a hair, and
  * the loop below widens delta until it does not.  The second pass writes
- * the bytes, multiplying by 1 / delta.
+ * the bytes, multiplying by 1 / delta.  The first pass is lut_range (or
+ * a kernel of vec_pq4_lut_l2), the rest lut_finish.
  */
-void vec_pq4_lut(const float *t, size_t m, uint8_t *lut, float *delta,
-		 float *bias)
+static void lut_range(int level, const float *t, size_t m, uint8_t *lut,
+		      struct vec_pq4_lut_stat *st)
 {
-	struct vec_pq4_lut_stat st = { 0, 0, 0 };
+#ifdef VEC_HAVE_X86
+	if (level == VEC_SIMD_AVX512) {
+		vec_pq4_lut_range_avx512(t, m, lut, st);
+		return;
+	}
+	if (level == VEC_SIMD_AVX2) {
+		vec_pq4_lut_range_avx2(t, m, lut, st);
+		return;
+	}
+#endif
+	(void)level;
+	lut_range_scalar(t, m, lut, st);
+}
+
+/* After the first pass: delta, then the second pass. */
+static void lut_finish(int level, const float *t, size_t m, uint8_t *lut,
+		       const struct vec_pq4_lut_stat *st, float *delta,
+		       float *bias)
+{
 	double d, room;
 	float fd, inv;
-#ifdef VEC_HAVE_X86
-	int level = vec_kernels()->level;
-#endif
 
-#ifdef VEC_HAVE_X86
-	if (level == VEC_SIMD_AVX512)
-		vec_pq4_lut_range_avx512(t, m, lut, &st);
-	else if (level == VEC_SIMD_AVX2)
-		vec_pq4_lut_range_avx2(t, m, lut, &st);
-	else
-#endif
-		lut_range_scalar(t, m, lut, &st);
+	(void)level; /* no SIMD kernels but on x86 */
 	room = 65535.0 - (double)m / 2;
 	if (room < 1)
 		room = 1;
-	d = st.maxr / 255;
-	if (st.sumr / room > d)
-		d = st.sumr / room;
+	d = st->maxr / 255;
+	if (st->sumr / room > d)
+		d = st->sumr / room;
 	/* All entries equal: any step works.  A table that is not finite
 	 * gets a step of 1 (its entries are then 0 or 255, never NaN). */
 	fd = d > 0 && d < HUGE_VAL ? (float)d : 1.0f;
@@ -657,7 +666,49 @@ void vec_pq4_lut(const float *t, size_t m, uint8_t *lut, float *delta,
 		lut_quant_scalar(t, m, inv, lut);
 	memset(lut + m * 16, 0, vec_pq4_lut_size(m) - m * 16);
 	*delta = fd;
-	*bias = (float)st.bias;
+	*bias = (float)st->bias;
+}
+
+void vec_pq4_lut(const float *t, size_t m, uint8_t *lut, float *delta,
+		 float *bias)
+{
+	struct vec_pq4_lut_stat st = { 0, 0, 0 };
+	int level = vec_kernels()->level;
+
+	lut_range(level, t, m, lut, &st);
+	lut_finish(level, t, m, lut, &st, delta, bias);
+}
+
+/*
+ * The SIMD levels make each row of the table in a register and range it
+ * there (vec_pq4_lut_l2_range_*), so that the first pass need not read
+ * the table back: the rows are those vec_pq_table makes, by the same
+ * operations, and the ranges and the sums in st those of lut_range.
+ * Otherwise the steps as written in pq.h.
+ */
+void vec_pq4_lut_l2(const struct vec_pq *pq, const float *q, const float *c,
+		    float *qres, float *t, uint8_t *lut, float *delta,
+		    float *bias)
+{
+	struct vec_pq4_lut_stat st = { 0, 0, 0 };
+	int level = vec_kernels()->level;
+
+#ifdef VEC_HAVE_X86
+	if (level == VEC_SIMD_AVX512 &&
+	    vec_pq4_lut_l2_range_avx512(pq, q, c, qres, t, lut, &st))
+		goto done;
+	if (level == VEC_SIMD_AVX2 &&
+	    vec_pq4_lut_l2_range_avx2(pq, q, c, qres, t, lut, &st))
+		goto done;
+#endif
+	for (size_t d = 0; d < pq->dim; d++)
+		qres[d] = q[d] - c[d];
+	vec_pq_table(pq, qres, 1, t);
+	lut_range(level, t, pq->m, lut, &st);
+#ifdef VEC_HAVE_X86
+done:
+#endif
+	lut_finish(level, t, pq->m, lut, &st, delta, bias);
 }
 
 static void pq4_scan_scalar(const uint8_t *lut, size_t m, const uint8_t *blocks,

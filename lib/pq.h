@@ -151,6 +151,24 @@ void vec_pq4_lut(const float *t, size_t m, uint8_t *lut, float *delta,
 		 float *bias);
 
 /*
+ * The quantised l2 table of the residual q - c (dim floats each) for a
+ * 4-bit pq, as a list of an ivf index needs it: the same bytes, delta and
+ * bias as
+ *	for (d = 0; d < pq->dim; d++)
+ *		qres[d] = q[d] - c[d];
+ *	vec_pq_table(pq, qres, 1, t);
+ *	vec_pq4_lut(t, pq->m, lut, delta, bias);
+ * on every level.  The AVX2 and AVX-512 kernels take each row's range
+ * as they make it, where those steps would read the table back (with
+ * the transposed centroids and dsub 1, 2, 4, 8 or 16; otherwise they take
+ * the steps).  qres (dim floats) and t (m x 16) are scratch; t is left
+ * holding the table.
+ */
+void vec_pq4_lut_l2(const struct vec_pq *pq, const float *q, const float *c,
+		    float *qres, float *t, uint8_t *lut, float *delta,
+		    float *bias);
+
+/*
  * sums[i] = sum_j lut[j * 16 + code_i[j]] for the nblocks * 32 vectors of
  * the blocks (padding vectors included), the kernel of the level in use.
  * Sums are modulo 2^16 on every level, hence exact for a lut made by
@@ -195,11 +213,13 @@ int vec_pq_table_avx512(const struct vec_pq *pq, const float *q, int l2,
  * The two passes of vec_pq4_lut.  range: for each of the m rows of 16,
  * lo = the smallest and r = the largest minus lo, NaN entries ignored (a
  * row of NaN: lo = +inf, r = -inf), stored as two floats at lut + 16 j
- * (the row's bytes, not yet written), and summed into st by
- * vec_pq4_lut_stat in row order (st zeroed by the caller).  quant: row j's bytes from its lo
- * (read back from lut + 16 j first): x = (t - lo) * inv, NaN and below 0
- * to 0, above 255 to 255, rounded to nearest even.  In that order every
- * level computes the same floats, hence the same bytes.
+ * (the row's bytes, not yet written; the row's other 8 bytes are the
+ * kernel's scratch until quant), and added into st as vec_pq4_lut_stat
+ * adds them, in row order, so that every level sums the same doubles
+ * (st zeroed by the caller).  quant: row j's bytes from its lo (read back
+ * from lut + 16 j first): x = (t - lo) * inv, NaN and below 0 to 0, above
+ * 255 to 255, rounded to nearest even.  In that order every level
+ * computes the same floats, hence the same bytes.
  */
 struct vec_pq4_lut_stat {
 	double maxr, sumr, bias; /* widest range, summed ranges, summed lo */
@@ -215,6 +235,20 @@ void vec_pq4_lut_range_avx2(const float *t, size_t m, uint8_t *lut,
 			    struct vec_pq4_lut_stat *st);
 void vec_pq4_lut_range_avx512(const float *t, size_t m, uint8_t *lut,
 			      struct vec_pq4_lut_stat *st);
+/*
+ * vec_pq4_lut_l2's first part: qres and t as there, and range over t
+ * (into lut and st as above), each group of rows (8 for AVX2, 16 for
+ * AVX-512) made as vec_pq_table makes it and ranged while still in
+ * registers.  Returns 1, or 0 without writing when the kernel does not
+ * apply (no pq->cent_t, ksub not 16, dsub not 1, 2, 4, 8 or 16): pq.c
+ * then takes the steps.
+ */
+int vec_pq4_lut_l2_range_avx2(const struct vec_pq *pq, const float *q,
+			      const float *c, float *qres, float *t,
+			      uint8_t *lut, struct vec_pq4_lut_stat *st);
+int vec_pq4_lut_l2_range_avx512(const struct vec_pq *pq, const float *q,
+				const float *c, float *qres, float *t,
+				uint8_t *lut, struct vec_pq4_lut_stat *st);
 void vec_pq4_lut_quant_avx2(const float *t, size_t m, float inv,
 			    uint8_t *lut);
 void vec_pq4_lut_quant_avx512(const float *t, size_t m, float inv,

@@ -71,34 +71,39 @@ sub_table(const float *qs, const float *c, size_t dsub, size_t ksub, int l2,
 }
 
 /* The same from the transposed centroids (pq->cent_t, see pq.h): the
- * terms of 8 centroids per register, summed in pairs() order. */
+ * terms of 8 centroids per register, summed in pairs() order.  One
+ * register: centroids e..e+7 of the sub-space whose transposed centroids
+ * (dsub rows of ksub) start at ct. */
+static inline __attribute__((always_inline)) __m256
+sub_row_t(const float *qs, const float *ct, size_t dsub, size_t ksub, int l2)
+{
+	__m256 r[16];
+
+#pragma GCC unroll 16
+	for (size_t i = 0; i < dsub; i++) {
+		__m256 v = _mm256_loadu_ps(ct + i * ksub);
+		__m256 qv = _mm256_set1_ps(qs[i]);
+		if (l2) {
+			v = _mm256_sub_ps(v, qv);
+			r[i] = _mm256_mul_ps(v, v);
+		} else {
+			r[i] = _mm256_mul_ps(v, qv);
+		}
+	}
+#pragma GCC unroll 4
+	for (size_t n = dsub; n > 1; n /= 2)
+#pragma GCC unroll 8
+		for (size_t i = 0; i < n / 2; i++)
+			r[i] = _mm256_add_ps(r[2 * i], r[2 * i + 1]);
+	return l2 ? r[0] : _mm256_sub_ps(_mm256_setzero_ps(), r[0]);
+}
+
 static inline __attribute__((always_inline)) void
 sub_table_t(const float *qs, const float *ct, size_t dsub, size_t ksub, int l2,
 	    float *t)
 {
-	__m256 r[16];
-
-	for (size_t e = 0; e < ksub; e += 8) {
-#pragma GCC unroll 16
-		for (size_t i = 0; i < dsub; i++) {
-			__m256 v = _mm256_loadu_ps(ct + i * ksub + e);
-			__m256 qv = _mm256_set1_ps(qs[i]);
-			if (l2) {
-				v = _mm256_sub_ps(v, qv);
-				r[i] = _mm256_mul_ps(v, v);
-			} else {
-				r[i] = _mm256_mul_ps(v, qv);
-			}
-		}
-#pragma GCC unroll 4
-		for (size_t n = dsub; n > 1; n /= 2)
-#pragma GCC unroll 8
-			for (size_t i = 0; i < n / 2; i++)
-				r[i] = _mm256_add_ps(r[2 * i], r[2 * i + 1]);
-		if (!l2)
-			r[0] = _mm256_sub_ps(_mm256_setzero_ps(), r[0]);
-		_mm256_storeu_ps(t + e, r[0]);
-	}
+	for (size_t e = 0; e < ksub; e += 8)
+		_mm256_storeu_ps(t + e, sub_row_t(qs, ct + e, dsub, ksub, l2));
 }
 
 #define TABLE_LOOP(dsub, l2) \
@@ -128,6 +133,33 @@ int vec_pq_table_avx2(const struct vec_pq *pq, const float *q, int l2,
 
 /* ---- the 4-bit table's quantisation (contracts in pq.h) ---- */
 
+/*
+ * The range pass, 8 rows at a time, as the AVX-512 kernel does 16 (see
+ * there): row k is a_k (entries 0..7) and b_k (8..15), and a tree of
+ * steps halves the partial minima (maxima) per row until float s of
+ * 128-bit half q of lo (hi) is row q + 2 s's:
+ *   0. a against b: 8 per row, a register per row (this one compare,
+ *      unordered, sees every entry for NaN);
+ *   1. rows 2i, 2i + 1: halves [low | low] against [high | high]: half k
+ *      is row 2i + k, 4 each;
+ *   2. two of those: within each half, floats [0 1 | 0 1] against
+ *      [2 3 | 2 3]: half k holds rows k and k + 2 of the four, 2 each;
+ *   3. two of those: floats [0 2 | 0 2] against [1 3 | 1 3].
+ * A group with a NaN entry is done again row by row, NaN lanes set to
+ * +inf for the min and -inf for the max.
+ */
+#define TREE_STEP0(a, b, l, h, nan)                                         \
+	do {                                                                \
+		__m256 u_ = _mm256_cmp_ps((a), (b), _CMP_UNORD_Q);          \
+		(nan) = _mm256_or_ps((nan), u_);                            \
+		(l) = _mm256_min_ps((a), (b));                              \
+		(h) = _mm256_max_ps((a), (b));                              \
+	} while (0)
+#define TREE_STEP(op, shuf, a, b, i0, i1) \
+	op(shuf((a), (b), (i0)), shuf((a), (b), (i1)))
+#define TREE_MIN(shuf, a, b, i0, i1) TREE_STEP(_mm256_min_ps, shuf, a, b, i0, i1)
+#define TREE_MAX(shuf, a, b, i0, i1) TREE_STEP(_mm256_max_ps, shuf, a, b, i0, i1)
+
 static inline float hmin(__m256 v)
 {
 	__m128 x = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -144,31 +176,191 @@ static inline float hmax(__m256 v)
 	return _mm_cvtss_f32(x);
 }
 
-/* A row of 16 is two registers; NaN lanes become +inf for the min and
- * -inf for the max, so that they take no part. */
+/* st in registers, as struct stat2 of the AVX-512 kernel: lane 0 of sum
+ * the summed r > 0 ? r : 0, lane 1 the summed lo, max the widest r. */
+struct stat2 {
+	__m128d sum;
+	__m256 max;
+};
+
+static inline struct stat2 stat2_get(const struct vec_pq4_lut_stat *st)
+{
+	struct stat2 a = { _mm_set_pd(st->bias, st->sumr),
+			   _mm256_set1_ps(-__builtin_inff()) };
+	return a;
+}
+
+static inline void stat2_put(struct stat2 a, struct vec_pq4_lut_stat *st)
+{
+	double mx = hmax(a.max);
+
+	st->sumr = _mm_cvtsd_f64(a.sum);
+	st->bias = _mm_cvtsd_f64(_mm_unpackhi_pd(a.sum, a.sum));
+	st->maxr = mx > st->maxr ? mx : st->maxr;
+}
+
+/* Row j + k, as group_row of the AVX-512 kernel: from t (dsub 0; rows
+ * past n are row n - 1 again) or made and stored to t. */
+static inline __attribute__((always_inline)) void
+group_row(float *t, const float *qres, const float *ct, size_t dsub,
+	  size_t j, size_t k, size_t n, __m256 *a, __m256 *b)
+{
+	if (!dsub) {
+		const float *row = t + (j + (k < n ? k : n - 1)) * 16;
+		*a = _mm256_loadu_ps(row);
+		*b = _mm256_loadu_ps(row + 8);
+		return;
+	}
+	*a = sub_row_t(qres + (j + k) * dsub, ct + (j + k) * 16 * dsub, dsub,
+		       16, 1);
+	*b = sub_row_t(qres + (j + k) * dsub, ct + (j + k) * 16 * dsub + 8,
+		       dsub, 16, 1);
+	_mm256_storeu_ps(t + (j + k) * 16, *a);
+	_mm256_storeu_ps(t + (j + k) * 16 + 8, *b);
+}
+
+/*
+ * Rows j..j + n - 1 (n <= 8) through the tree, two and two; then, as the
+ * AVX-512 kernel, row k's 16 bytes of lut get lo, r, max(r, 0), lo (two
+ * rows a store), the last two read back as the doubles added to a.
+ */
+static inline __attribute__((always_inline)) void
+group_range(float *t, const float *qres, const float *ct, size_t dsub,
+	    size_t j, size_t n, uint8_t *lut, struct stat2 *a)
+{
+	__m256 l2[2], h2[2], lo, hi, r, sr, u[4];
+	__m256 nan = _mm256_setzero_ps();
+
+#pragma GCC unroll 2
+	for (size_t g = 0; g < 2; g++) {
+		__m256 l4[2], h4[2];
+#pragma GCC unroll 2
+		for (size_t p = 0; p < 2; p++) {
+			size_t k = 4 * g + 2 * p;
+			__m256 x, y, lx, hx, ly, hy;
+			group_row(t, qres, ct, dsub, j, k, n, &x, &y);
+			TREE_STEP0(x, y, lx, hx, nan);
+			group_row(t, qres, ct, dsub, j, k + 1, n, &x, &y);
+			TREE_STEP0(x, y, ly, hy, nan);
+			l4[p] = TREE_MIN(_mm256_permute2f128_ps, lx, ly, 0x20, 0x31);
+			h4[p] = TREE_MAX(_mm256_permute2f128_ps, hx, hy, 0x20, 0x31);
+		}
+		l2[g] = TREE_MIN(_mm256_shuffle_ps, l4[0], l4[1], 0x44, 0xee);
+		h2[g] = TREE_MAX(_mm256_shuffle_ps, h4[0], h4[1], 0x44, 0xee);
+	}
+	lo = TREE_MIN(_mm256_shuffle_ps, l2[0], l2[1], 0x88, 0xdd);
+	hi = TREE_MAX(_mm256_shuffle_ps, h2[0], h2[1], 0x88, 0xdd);
+
+	if (__builtin_expect(_mm256_movemask_ps(nan) != 0, 0)) {
+		/* Row by row, into the tree's lanes (row k in lane
+		 * 4 (k % 2) + k / 2); rows past n are row n - 1 again. */
+		const __m256 pinf = _mm256_set1_ps(__builtin_inff());
+		const __m256 ninf = _mm256_set1_ps(-__builtin_inff());
+		float l[8], h[8];
+		for (size_t k = 0; k < 8; k++) {
+			const float *row = t + (j + (k < n ? k : n - 1)) * 16;
+			__m256 x = _mm256_loadu_ps(row);
+			__m256 y = _mm256_loadu_ps(row + 8);
+			__m256 nx = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+			__m256 ny = _mm256_cmp_ps(y, y, _CMP_UNORD_Q);
+			size_t lane = 4 * (k % 2) + k / 2;
+
+			l[lane] = hmin(_mm256_min_ps(_mm256_blendv_ps(x, pinf, nx),
+						     _mm256_blendv_ps(y, pinf, ny)));
+			h[lane] = hmax(_mm256_max_ps(_mm256_blendv_ps(x, ninf, nx),
+						     _mm256_blendv_ps(y, ninf, ny)));
+		}
+		lo = _mm256_loadu_ps(l);
+		hi = _mm256_loadu_ps(h);
+	}
+	r = _mm256_sub_ps(hi, lo);
+	sr = _mm256_max_ps(r, _mm256_setzero_ps()); /* r > 0 ? r : 0 */
+	a->max = _mm256_max_ps(r, a->max);
+	/* Lanes hold rows 0 2 4 6 | 1 3 5 7: (lo, r) and (max(r, 0), lo)
+	 * pairs of rows 0 2 | 1 3 and 4 6 | 5 7, as 64-bit units paired
+	 * into rows 0 1, 2 3, 4 5, 6 7. */
+	u[0] = _mm256_unpacklo_ps(lo, r);
+	u[1] = _mm256_unpacklo_ps(sr, lo);
+	u[2] = _mm256_unpackhi_ps(lo, r);
+	u[3] = _mm256_unpackhi_ps(sr, lo);
+#pragma GCC unroll 4
+	for (size_t p = 0; p < 4; p++) {
+		__m256d x0 = _mm256_castps_pd(u[p / 2 * 2]);
+		__m256d x1 = _mm256_castps_pd(u[p / 2 * 2 + 1]);
+		__m256 x = _mm256_castpd_ps(p & 1 ? _mm256_unpackhi_pd(x0, x1)
+						  : _mm256_unpacklo_pd(x0, x1));
+		uint8_t *out = lut + (j + 2 * p) * 16;
+
+		if (2 * p + 1 < n)
+			_mm256_storeu_ps((float *)(void *)out, x);
+		else if (2 * p < n) /* only the row there is */
+			_mm_storeu_ps((float *)(void *)out, _mm256_castps256_ps128(x));
+	}
+	for (size_t k = 0; k < n; k++) {
+		const __m128i *p = (const __m128i *)(lut + (j + k) * 16 + 8);
+		a->sum = _mm_add_pd(a->sum,
+				    _mm_cvtps_pd(_mm_castsi128_ps(_mm_loadl_epi64(p))));
+	}
+}
+
 void vec_pq4_lut_range_avx2(const float *t, size_t m, uint8_t *lut,
 			    struct vec_pq4_lut_stat *st)
 {
-	struct vec_pq4_lut_stat acc = *st;
-	const __m256 pinf = _mm256_set1_ps(__builtin_inff());
-	const __m256 ninf = _mm256_set1_ps(-__builtin_inff());
+	struct stat2 a = stat2_get(st);
 
-	for (size_t j = 0; j < m; j++) {
-		__m256 a = _mm256_loadu_ps(t + j * 16);
-		__m256 b = _mm256_loadu_ps(t + j * 16 + 8);
-		__m256 na = _mm256_cmp_ps(a, a, _CMP_UNORD_Q);
-		__m256 nb = _mm256_cmp_ps(b, b, _CMP_UNORD_Q);
-		float lo = hmin(_mm256_min_ps(_mm256_blendv_ps(a, pinf, na),
-					      _mm256_blendv_ps(b, pinf, nb)));
-		float hi = hmax(_mm256_max_ps(_mm256_blendv_ps(a, ninf, na),
-					      _mm256_blendv_ps(b, ninf, nb)));
-		float r = hi - lo;
+	/* group_range reads t through its non-const pointer, never writes
+	 * it with dsub 0. */
+	for (size_t j = 0; j < m; j += 8)
+		group_range((float *)t, NULL, NULL, 0, j, m - j < 8 ? m - j : 8,
+			    lut, &a);
+	stat2_put(a, st);
+}
 
-		memcpy(lut + j * 16, &lo, sizeof lo);
-		memcpy(lut + j * 16 + 4, &r, sizeof r);
-		vec_pq4_lut_stat(&acc, lo, r);
+/* The table of q - c and its range pass in one, as the AVX-512 kernel:
+ * groups of 8 rows made and ranged in registers, the last m % 8 made,
+ * then ranged from t. */
+#define L2_GROUPS(dsub)                                                    \
+	do {                                                                \
+		for (; j + 8 <= m; j += 8)                                  \
+			group_range(t, qres, ct, (dsub), j, 8, lut, &a);    \
+		for (size_t k = j; k < m; k++)                              \
+			sub_table_t(qres + k * (dsub), ct + k * 16 * (dsub), \
+				    (dsub), 16, 1, t + k * 16);             \
+	} while (0)
+
+int vec_pq4_lut_l2_range_avx2(const struct vec_pq *pq, const float *q,
+			      const float *c, float *qres, float *t,
+			      uint8_t *lut, struct vec_pq4_lut_stat *st)
+{
+	const float *ct = pq->cent_t;
+	size_t m = pq->m, dim = pq->dim, j = 0, d = 0;
+	struct stat2 a;
+
+	if (!ct || pq->ksub != 16)
+		return 0;
+	switch (pq->dsub) {
+	case 1: case 2: case 4: case 8: case 16:
+		break;
+	default:
+		return 0;
 	}
-	*st = acc;
+	for (; d + 8 <= dim; d += 8)
+		_mm256_storeu_ps(qres + d, _mm256_sub_ps(_mm256_loadu_ps(q + d),
+							 _mm256_loadu_ps(c + d)));
+	for (; d < dim; d++)
+		qres[d] = q[d] - c[d];
+	a = stat2_get(st);
+	switch (pq->dsub) {
+	case 1: L2_GROUPS(1); break;
+	case 2: L2_GROUPS(2); break;
+	case 4: L2_GROUPS(4); break;
+	case 8: L2_GROUPS(8); break;
+	case 16: L2_GROUPS(16); break;
+	}
+	if (j < m)
+		group_range(t, NULL, NULL, 0, j, m - j, lut, &a);
+	stat2_put(a, st);
+	return 1;
 }
 
 /* As vec_pq4_lut_quant_avx512: max(x, 0) maps NaN to 0, the conversion

@@ -11,9 +11,12 @@
  *
  * First (-s table or all), for every SIMD level this CPU runs, the per-query
  * parts in ns per call, median of RUNS runs: vec_pq_table (l2 and ip) and,
- * for 4-bit shapes, vec_pq4_lut, on the shapes of the data sets we use:
+ * for 4-bit shapes, vec_pq4_lut, then an ivf list's whole l2 step the old
+ * way (q - c, vec_pq_table, vec_pq4_lut: "steps") and in one
+ * (vec_pq4_lut_l2), on the shapes of the data sets we use:
  * (m, ksub, dsub) = (50, 16, 2) glove-100 4-bit, (25, 256, 4) glove-100
- * 8-bit, (196, 16, 4) and (98, 256, 8) fashion-mnist.
+ * 8-bit, (196, 16, 4) and (98, 256, 8) fashion-mnist.  The codebook is
+ * transposed as in an ivf index (pq.cent_t).
  *
  * Then (-s scan or all), for every SIMD level this CPU runs, every list size n (default
  * 500,2000,8000 vectors: what one IVF probe scans) and every m (default
@@ -80,11 +83,12 @@ static uint64_t rnd(void)
 static volatile uint32_t sink;
 
 /* Median seconds per call of one of the scans. */
-enum what { SCAN4, BELOW, SCAN8, ADC8, TABLE_L2, TABLE_IP, LUT };
+enum what { SCAN4, BELOW, SCAN8, ADC8, TABLE_L2, TABLE_IP, LUT, LUT_STEPS,
+	    LUT_L2 };
 struct job {
 	enum what what;
-	const float *q;
-	float *tf;
+	const float *q, *c;
+	float *tf, *qres;
 	const uint8_t *lut, *blocks, *codes;
 	const float *t;
 	struct vec_pq *pq;
@@ -124,6 +128,22 @@ static void once(const struct job *j)
 		sink += j->lut[0];
 		break;
 	}
+	case LUT_STEPS: { /* what vec_pq4_lut_l2 replaces */
+		float delta, bias;
+		for (size_t d = 0; d < j->pq->dim; d++)
+			j->qres[d] = j->q[d] - j->c[d];
+		vec_pq_table(j->pq, j->qres, 1, j->tf);
+		vec_pq4_lut(j->tf, j->m, (uint8_t *)j->lut, &delta, &bias);
+		sink += j->lut[0];
+		break;
+	}
+	case LUT_L2: {
+		float delta, bias;
+		vec_pq4_lut_l2(j->pq, j->q, j->c, j->qres, j->tf,
+			       (uint8_t *)j->lut, &delta, &bias);
+		sink += j->lut[0];
+		break;
+	}
 	}
 }
 
@@ -158,8 +178,8 @@ static void bench_tables(int runs)
 		{ 50, 16, 2 }, { 25, 256, 4 }, { 196, 16, 4 }, { 98, 256, 8 }
 	};
 
-	printf("%-7s %4s %4s %4s %10s %10s %10s\n", "level", "m", "ksub", "dsub",
-	       "table l2", "table ip", "lut4");
+	printf("%-7s %4s %4s %4s %10s %10s %10s %10s %10s\n", "level", "m",
+	       "ksub", "dsub", "table l2", "table ip", "lut4", "steps", "lut4 l2");
 	for (int level = VEC_SIMD_SCALAR; level <= VEC_SIMD_NEON; level++) {
 		if (!vec_kernels_for(level))
 			continue;
@@ -168,19 +188,27 @@ static void bench_tables(int runs)
 			size_t m = shapes[s][0], ksub = shapes[s][1], dsub = shapes[s][2];
 			size_t dim = m * dsub;
 			float *cent = malloc(m * ksub * dsub * sizeof *cent);
-			float *q = malloc(dim * sizeof *q);
+			float *cent_t = malloc(m * ksub * dsub * sizeof *cent_t);
+			float *q = malloc(dim * sizeof *q), *c = malloc(dim * sizeof *c);
+			float *qres = malloc(dim * sizeof *qres);
 			float *t = malloc(m * ksub * sizeof *t);
 			uint8_t *lut = malloc(vec_pq4_lut_size(m));
 			struct vec_pq pq = { dim, m, dsub, ksub == 16 ? 4 : 8, ksub, cent, NULL };
 			struct job j = { 0 };
-			double l2, ip, lu = 0;
+			double l2, ip, lu = 0, st = 0, fu = 0;
 
 			for (size_t i = 0; i < m * ksub * dsub; i++)
 				cent[i] = (float)(rnd() % 2000) / 1000.0f - 1.0f;
-			for (size_t i = 0; i < dim; i++)
+			for (size_t i = 0; i < dim; i++) {
 				q[i] = (float)(rnd() % 2000) / 1000.0f - 1.0f;
+				c[i] = (float)(rnd() % 2000) / 4000.0f - 0.25f;
+			}
+			vec_pq_transpose(&pq, cent_t);
+			pq.cent_t = cent_t;
 			j.pq = &pq;
 			j.q = q;
+			j.c = c;
+			j.qres = qres;
 			j.tf = t;
 			j.m = m;
 			j.what = TABLE_L2;
@@ -193,15 +221,23 @@ static void bench_tables(int runs)
 				j.lut = lut;
 				j.what = LUT;
 				lu = per_call(&j, runs);
+				j.what = LUT_STEPS;
+				st = per_call(&j, runs);
+				j.what = LUT_L2;
+				fu = per_call(&j, runs);
 			}
 			printf("%-7s %4zu %4zu %4zu %10.0f %10.0f ", vec_kernels()->name,
 			       m, ksub, dsub, l2 * 1e9, ip * 1e9);
 			if (ksub == 16)
-				printf("%10.0f\n", lu * 1e9);
+				printf("%10.0f %10.0f %10.0f\n", lu * 1e9, st * 1e9,
+				       fu * 1e9);
 			else
-				printf("%10s\n", "-");
+				printf("%10s %10s %10s\n", "-", "-", "-");
 			fflush(stdout);
 			free(cent);
+			free(cent_t);
+			free(c);
+			free(qres);
 			free(q);
 			free(t);
 			free(lut);

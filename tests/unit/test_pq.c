@@ -446,7 +446,8 @@ static void test_scan4_levels(void)
  */
 static void lut_check(int level)
 {
-	static const size_t ms[] = { 1, 5, 16, 64, 255, 256, 300, 1000 };
+	static const size_t ms[] = { 1, 5, 7, 15, 16, 17, 64, 196, 255, 256, 300,
+				    1000 };
 	float delta, bias;
 
 	rs = 4242;
@@ -615,6 +616,145 @@ static void test_lut_nonfinite(void)
 	vec_simd_select(saved);
 }
 
+/*
+ * The bias is the rows' minima summed in double in row order, on every
+ * level: rows with minima 2^-24 (four), 64 and 2^30, the rest 0, sum in
+ * that order to 2^30 + 64 + 2^-22 exactly, a float 2^30 + 128; 2^30
+ * first would lose the 2^-24s (under half a double step) and leave the
+ * tie 2^30 + 64, a float 2^30.  The six rows at offsets across the
+ * kernels' groups of 8 and 16 and their last, partial group.
+ */
+static void test_lut_sum_order(void)
+{
+	enum { M = 40 };
+	static const float pat[6] = { 0x1p-24f, 0x1p-24f, 0x1p-24f, 0x1p-24f,
+				      64.0f, 0x1p30f };
+	static const size_t offs[] = { 0, 1, 5, 8, 12, 15, 16, 27, 34 };
+	float t[M * 16], delta, bias;
+	uint8_t lut[16 * M];
+	int lv[4], nl = levels(lv), saved = vec_kernels()->level;
+
+	for (size_t o = 0; o < sizeof offs / sizeof *offs; o++) {
+		for (size_t j = 0; j < M; j++) {
+			float lo = j >= offs[o] && j < offs[o] + 6 ? pat[j - offs[o]] : 0;
+			for (size_t c = 0; c < 16; c++)
+				t[j * 16 + (c * 5) % 16] = lo + lo * (float)c / 16;
+		}
+		for (int l = 0; l < nl; l++) {
+			vec_simd_select(lv[l]);
+			vec_pq4_lut(t, M, lut, &delta, &bias);
+			EXPECT_MSG(bias == 0x1p30f + 128, "level %d offset %zu: bias %.9g",
+				   lv[l], offs[o], bias);
+		}
+	}
+	vec_simd_select(saved);
+}
+
+/*
+ * vec_pq4_lut_l2 on every level: the same bytes, delta, bias and table as
+ * its steps (q - c, vec_pq_table, vec_pq4_lut) on that level, and the
+ * same bytes, delta and bias as the scalar level wherever the levels'
+ * tables agree to the bit: dsub up to 4, dsub 3 (left to the portable
+ * loops on every level), and integer-valued data (exact sums in any
+ * order).  m around the kernels' groups of 8 and 16 rows; random data,
+ * integer-valued data, and data with NaN and infinities: in the query
+ * (rows all NaN or all +inf) and in centroids (one NaN or +inf entry in
+ * a row); with and without the transposed codebook (without it, every
+ * level takes the steps).  Rows differ, so a range taken from a wrong
+ * lane or row of the kernels' trees changes the bytes.
+ */
+static void lut_l2_check(size_t m, size_t dsub, int shape, int tr,
+			 const int *lv, int nl)
+{
+	size_t dim = m * dsub, ls = vec_pq4_lut_size(m);
+	float *cent = malloc(m * 16 * dsub * sizeof *cent);
+	float *ct = malloc(m * 16 * dsub * sizeof *ct);
+	float *q = malloc(dim * sizeof *q), *c = malloc(dim * sizeof *c);
+	float *qres = malloc(dim * sizeof *qres);
+	float *t = malloc(m * 16 * sizeof *t), *t2 = malloc(m * 16 * sizeof *t2);
+	uint8_t *lut = malloc(ls), *lut2 = malloc(ls), *ref = malloc(ls);
+	struct vec_pq pq = { dim, m, dsub, 4, 16, cent, NULL };
+	float delta, bias, d2, b2, rdelta = 0, rbias = 0;
+	int cross = dsub <= 4 || shape == 1;
+
+	for (size_t i = 0; i < m * 16 * dsub; i++)
+		cent[i] = shape == 1 ? (float)(int)(rnd() % 17) - 8
+				     : 4.0f * unit_noise() + 1.0f;
+	for (size_t i = 0; i < dim; i++) {
+		q[i] = shape == 1 ? (float)(int)(rnd() % 17) - 8
+				  : 4.0f * unit_noise() + 1.0f;
+		c[i] = shape == 1 ? (float)(int)(rnd() % 9) - 4 : unit_noise();
+	}
+	if (shape == 2)
+		for (size_t j = 0; j < m; j++) {
+			if (j % 7 == 0)
+				cent[(j * 16 + j % 16) * dsub] = NAN;
+			else if (j % 7 == 2)
+				cent[(j * 16 + (j + 5) % 16) * dsub + dsub - 1] = INFINITY;
+			if (j % 11 == 3)
+				q[j * dsub] = NAN;
+			else if (j % 11 == 5)
+				q[j * dsub + dsub / 2] = INFINITY;
+		}
+	vec_pq_transpose(&pq, ct);
+	if (tr)
+		pq.cent_t = ct;
+	for (int l = 0; l < nl; l++) {
+		vec_simd_select(lv[l]);
+		for (size_t d = 0; d < dim; d++)
+			qres[d] = q[d] - c[d];
+		vec_pq_table(&pq, qres, 1, t);
+		memset(lut, 0xaa, ls);
+		vec_pq4_lut(t, m, lut, &delta, &bias);
+		for (size_t i = 0; i < m * 16; i++)
+			t2[i] = -1;
+		memset(qres, 0x55, dim * sizeof *qres);
+		memset(lut2, 0x55, ls);
+		vec_pq4_lut_l2(&pq, q, c, qres, t2, lut2, &d2, &b2);
+		EXPECT_MSG(!memcmp(lut, lut2, ls) && delta == d2 &&
+			   (bias == b2 || (isnan(bias) && isnan(b2))) &&
+			   !memcmp(t, t2, m * 16 * sizeof *t),
+			   "level %d m %zu dsub %zu shape %d transposed %d: "
+			   "differs from its steps", lv[l], m, dsub, shape, tr);
+		if (l == 0) {
+			memcpy(ref, lut2, ls);
+			rdelta = d2;
+			rbias = b2;
+		} else if (cross) {
+			EXPECT_MSG(!memcmp(ref, lut2, ls) && rdelta == d2 &&
+				   (rbias == b2 || (isnan(rbias) && isnan(b2))),
+				   "level %d m %zu dsub %zu shape %d transposed %d: "
+				   "differs from level %d", lv[l], m, dsub, shape,
+				   tr, lv[0]);
+		}
+	}
+	free(cent);
+	free(ct);
+	free(q);
+	free(c);
+	free(qres);
+	free(t);
+	free(t2);
+	free(lut);
+	free(lut2);
+	free(ref);
+}
+
+static void test_lut_l2_levels(void)
+{
+	static const size_t ms[] = { 1, 7, 15, 16, 17, 33, 196, 300 };
+	static const size_t dsubs[] = { 1, 2, 3, 4, 8, 16 };
+	int lv[4], nl = levels(lv), saved = vec_kernels()->level;
+
+	rs = 2718;
+	for (size_t a = 0; a < sizeof ms / sizeof *ms; a++)
+		for (size_t b = 0; b < sizeof dsubs / sizeof *dsubs; b++)
+			for (int shape = 0; shape < 3; shape++)
+				for (int tr = 0; tr <= 1; tr++)
+					lut_l2_check(ms[a], dsubs[b], shape, tr, lv, nl);
+	vec_simd_select(saved);
+}
+
 static void test_below_levels(void)
 {
 	static const size_t ns[] = { 0, 1, 15, 16, 17, 31, 32, 33, 63, 64, 100, 1000 };
@@ -712,6 +852,8 @@ void suite_pq(void)
 	RUN(test_scan4_levels);
 	RUN(test_lut);
 	RUN(test_lut_nonfinite);
+	RUN(test_lut_sum_order);
+	RUN(test_lut_l2_levels);
 	RUN(test_below_levels);
 	RUN(test_fastscan_pipeline);
 }
