@@ -2166,19 +2166,17 @@ static int scratch_init(const struct search *s, struct scratch *w,
  * codes (smaller lists stay in cache from one query to the next anyway,
  * and then the candidates of many queries at once cost more than it
  * saves), their candidates hold at most LMAJOR_CANDS_MAX and what is kept
- * of their query_setup at most LMAJOR_QPART_MAX bytes.
+ * of their query_setup at most LMAJOR_QPART_MAX bytes.  bytes: all the
+ * lists' data.
  */
-static int lmajor_fits(const struct search *s, size_t batch)
+static int lmajor_fits(const struct search *s, size_t batch, uint64_t bytes)
 {
 	const struct vec_ivf *g = s->g;
-	uint64_t bytes = 0;
 
 	if (g->lmajor == 0)
 		return 0;
 	if (g->codec == VEC_IVF_FLAT)
 		return batch * s->k <= LMAJOR_HEAP_MAX;
-	for (uint32_t j = 0; j < g->nlist && g->lmajor < 0; j++)
-		bytes += data_bytes(g, g->lists[j].len);
 	return (g->lmajor > 0 || bytes >= (uint64_t)LMAJOR_CODED_LIST * g->nlist) &&
 	       batch * s->k2 <= LMAJOR_CANDS_MAX &&
 	       batch * qpart_bytes(s) <= LMAJOR_QPART_MAX;
@@ -2193,7 +2191,7 @@ int vec_ivf_search(const struct vec_ivf *g, const struct vec_vectors *v,
 	struct rank rk;
 	int use_rank = 0;
 	size_t rank_workers = 0;
-	uint64_t *probe = NULL, maxlen = 0;
+	uint64_t *probe = NULL, maxlen = 0, lbytes = 0; /* longest list; all lists' bytes */
 	float *psc = NULL;
 	size_t nheaps = 0, nlheaps = 0, batch, nprobe = o->nprobe;
 	int threads = o->threads, rc = VEC_OK;
@@ -2224,8 +2222,10 @@ int vec_ivf_search(const struct vec_ivf *g, const struct vec_vectors *v,
 		nprobe = g->nlist;
 	if (threads <= 0)
 		threads = vec_ncpu();
-	for (uint32_t j = 0; j < g->nlist; j++)
+	for (uint32_t j = 0; j < g->nlist; j++) {
 		maxlen = g->lists[j].len > maxlen ? g->lists[j].len : maxlen;
+		lbytes += data_bytes(g, g->lists[j].len);
+	}
 	/* Bound the ranking's memory: at most PROBE_ENTRIES list numbers. */
 	batch = nq < PROBE_BATCH ? nq : PROBE_BATCH;
 	if (batch > PROBE_ENTRIES / nprobe)
@@ -2244,7 +2244,7 @@ int vec_ivf_search(const struct vec_ivf *g, const struct vec_vectors *v,
 	/* List-major when a batch's (query, list) pairs are not too few for
 	 * its nlist (a part's pass over the list offsets is O(nlist)). */
 	if (batch >= LMAJOR_MIN && 4 * (uint64_t)batch * nprobe >= g->nlist &&
-	    lmajor_fits(&s, batch)) {
+	    lmajor_fits(&s, batch, lbytes)) {
 		s.byl = malloc(batch * nprobe * sizeof *s.byl);
 		if (g->codec == VEC_IVF_FLAT)
 			s.heaps = calloc(batch, sizeof *s.heaps);

@@ -694,20 +694,22 @@ void vec_pq4_lut_l2(const struct vec_pq *pq, const float *q, const float *c,
 	int level = vec_kernels()->level;
 
 #ifdef VEC_HAVE_X86
-	if (level == VEC_SIMD_AVX512 &&
-	    vec_pq4_lut_l2_range_avx512(pq, q, c, qres, t, lut, &st))
-		goto done;
-	if (level == VEC_SIMD_AVX2 &&
-	    vec_pq4_lut_l2_range_avx2(pq, q, c, qres, t, lut, &st))
-		goto done;
+	/* The fused kernels take the transposed codebook's shapes. */
+	int fused = pq->cent_t && pq->ksub == 16 && pq->dsub <= 16 &&
+		    (pq->dsub & (pq->dsub - 1)) == 0;
+
+	if (fused && level == VEC_SIMD_AVX512)
+		vec_pq4_lut_l2_range_avx512(pq, q, c, qres, t, lut, &st);
+	else if (fused && level == VEC_SIMD_AVX2)
+		vec_pq4_lut_l2_range_avx2(pq, q, c, qres, t, lut, &st);
+	else
 #endif
-	for (size_t d = 0; d < pq->dim; d++)
-		qres[d] = q[d] - c[d];
-	vec_pq_table(pq, qres, 1, t);
-	lut_range(level, t, pq->m, lut, &st);
-#ifdef VEC_HAVE_X86
-done:
-#endif
+	{
+		for (size_t d = 0; d < pq->dim; d++)
+			qres[d] = q[d] - c[d];
+		vec_pq_table(pq, qres, 1, t);
+		lut_range(level, t, pq->m, lut, &st);
+	}
 	lut_finish(level, t, pq->m, lut, &st, delta, bias);
 }
 

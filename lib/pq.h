@@ -239,14 +239,13 @@ void vec_pq4_lut_range_avx512(const float *t, size_t m, uint8_t *lut,
  * vec_pq4_lut_l2's first part: qres and t as there, and range over t
  * (into lut and st as above), each group of rows (8 for AVX2, 16 for
  * AVX-512) made as vec_pq_table makes it and ranged while still in
- * registers.  Returns 1, or 0 without writing when the kernel does not
- * apply (no pq->cent_t, ksub not 16, dsub not 1, 2, 4, 8 or 16): pq.c
- * then takes the steps.
+ * registers.  Called only where it applies (pq->cent_t, ksub 16, dsub 1,
+ * 2, 4, 8 or 16); pq.c takes the steps elsewhere.
  */
-int vec_pq4_lut_l2_range_avx2(const struct vec_pq *pq, const float *q,
+void vec_pq4_lut_l2_range_avx2(const struct vec_pq *pq, const float *q,
 			      const float *c, float *qres, float *t,
 			      uint8_t *lut, struct vec_pq4_lut_stat *st);
-int vec_pq4_lut_l2_range_avx512(const struct vec_pq *pq, const float *q,
+void vec_pq4_lut_l2_range_avx512(const struct vec_pq *pq, const float *q,
 				const float *c, float *qres, float *t,
 				uint8_t *lut, struct vec_pq4_lut_stat *st);
 void vec_pq4_lut_quant_avx2(const float *t, size_t m, float inv,

@@ -328,7 +328,7 @@ void vec_pq4_lut_range_avx2(const float *t, size_t m, uint8_t *lut,
 				    (dsub), 16, 1, t + k * 16);             \
 	} while (0)
 
-int vec_pq4_lut_l2_range_avx2(const struct vec_pq *pq, const float *q,
+void vec_pq4_lut_l2_range_avx2(const struct vec_pq *pq, const float *q,
 			      const float *c, float *qres, float *t,
 			      uint8_t *lut, struct vec_pq4_lut_stat *st)
 {
@@ -336,14 +336,6 @@ int vec_pq4_lut_l2_range_avx2(const struct vec_pq *pq, const float *q,
 	size_t m = pq->m, dim = pq->dim, j = 0, d = 0;
 	struct stat2 a;
 
-	if (!ct || pq->ksub != 16)
-		return 0;
-	switch (pq->dsub) {
-	case 1: case 2: case 4: case 8: case 16:
-		break;
-	default:
-		return 0;
-	}
 	for (; d + 8 <= dim; d += 8)
 		_mm256_storeu_ps(qres + d, _mm256_sub_ps(_mm256_loadu_ps(q + d),
 							 _mm256_loadu_ps(c + d)));
@@ -360,7 +352,6 @@ int vec_pq4_lut_l2_range_avx2(const struct vec_pq *pq, const float *q,
 	if (j < m)
 		group_range(t, NULL, NULL, 0, j, m - j, lut, &a);
 	stat2_put(a, st);
-	return 1;
 }
 
 /* As vec_pq4_lut_quant_avx512: max(x, 0) maps NaN to 0, the conversion

@@ -343,7 +343,7 @@ void vec_pq4_lut_range_avx512(const float *t, size_t m, uint8_t *lut,
 				    (dsub), 16, 1, t + k * 16);             \
 	} while (0)
 
-int vec_pq4_lut_l2_range_avx512(const struct vec_pq *pq, const float *q,
+void vec_pq4_lut_l2_range_avx512(const struct vec_pq *pq, const float *q,
 				const float *c, float *qres, float *t,
 				uint8_t *lut, struct vec_pq4_lut_stat *st)
 {
@@ -351,14 +351,6 @@ int vec_pq4_lut_l2_range_avx512(const struct vec_pq *pq, const float *q,
 	size_t m = pq->m, dim = pq->dim, j = 0, d = 0;
 	struct stat2 a;
 
-	if (!ct || pq->ksub != 16)
-		return 0;
-	switch (pq->dsub) {
-	case 1: case 2: case 4: case 8: case 16:
-		break;
-	default:
-		return 0;
-	}
 	for (; d + 16 <= dim; d += 16)
 		_mm512_storeu_ps(qres + d, _mm512_sub_ps(_mm512_loadu_ps(q + d),
 							 _mm512_loadu_ps(c + d)));
@@ -375,7 +367,6 @@ int vec_pq4_lut_l2_range_avx512(const struct vec_pq *pq, const float *q,
 	if (j < m)
 		group_range(t, NULL, NULL, 0, j, m - j, lut, &a);
 	stat2_put(a, st);
-	return 1;
 }
 
 /* A row's entries as 16 int32 in [0, 255]: max(x, 0) gives 0 for a NaN x
