@@ -110,14 +110,14 @@ static void print_text(const char *path, const struct vec_index_info *in,
 			       (unsigned long long)in->ivf.code_bytes,
 			       (unsigned long long)in->ivf.codebook_bytes);
 		if (vec_type_is_coded(in->type)) {
-			if (in->ivf.refine)
+			if (!in->ivf.refine)
+				printf("refine:         none (full vectors not kept)\n");
+			else
 				printf("refine:         %u x k candidates re-ranked on the full vectors (kept)\n",
 				       in->ivf.refine);
 			if (in->ivf.refine && in->ivf.refine_code_bytes)
 				printf("refine codes:   8-bit copy of the vectors read first, %llu bytes\n",
 				       (unsigned long long)in->ivf.refine_code_bytes);
-			else
-				printf("refine:         none (full vectors not kept)\n");
 		}
 		printf("default nprobe: %zu\n", in->ivf.default_nprobe);
 	}

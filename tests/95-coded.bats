@@ -47,6 +47,7 @@ recall() {
 	expect_ok
 	[[ "$output" == *"codes:          pq, 32 sub-quantisers of 4 bits: 16 bytes per vector"* ]]
 	[[ "$output" == *"refine:         10 x k candidates re-ranked on the full vectors (kept)"* ]]
+	[[ "$output" != *"refine:         none"* ]]
 	[[ "$output" == *"every code matches its vector)"* ]]
 	r=$(recall r.vec --nprobe 8)
 	echo "refined recall@10 at nprobe 8: $r (measured 0.996)"
