@@ -26,6 +26,9 @@ static const char usage_text[] =
 	"  -M, --links=M           hnsw: links per node (2..256, default 16)\n"
 	"      --ef-construction=N hnsw: search list size while building\n"
 	"                          (default 200)\n"
+	"      --sq-bits=B         hnsw: bits per component of the quantised\n"
+	"                          copy that steers the search, 4 or 8 (default:\n"
+	"                          4 from 256 dimensions on, 8 below)\n"
 	"      --seed=N            hnsw: seed of the level draws; ivf: seed of the\n"
 	"                          k-means sampling and seeding (default 42)\n"
 	"      --nlist=N           ivf types: number of lists (default: 4\n"
@@ -59,7 +62,7 @@ static const char usage_text[] =
 	"         vec-build --shard 1/4 -o part1.vec glove.fvecs\n";
 
 enum { OPT_EFC = OPT_CMD_LAST, OPT_SEED, OPT_NLIST, OPT_TRAIN, OPT_PQ,
-       OPT_PQ_BITS, OPT_REFINE };
+       OPT_PQ_BITS, OPT_REFINE, OPT_SQ_BITS };
 
 /* vec-build -t auto: a graph pays off from about this many vectors on. */
 #define AUTO_HNSW_MIN 20000
@@ -74,6 +77,7 @@ static const struct option long_options[] = {
 	{ "pq", required_argument, NULL, OPT_PQ },
 	{ "pq-bits", required_argument, NULL, OPT_PQ_BITS },
 	{ "refine", required_argument, NULL, OPT_REFINE },
+	{ "sq-bits", required_argument, NULL, OPT_SQ_BITS },
 	{ "type", required_argument, NULL, 't' },
 	{ "metric", required_argument, NULL, 'm' },
 	{ "threads", required_argument, NULL, 'j' },
@@ -96,6 +100,7 @@ int main(int argc, char **argv)
 	const char *output = NULL;
 	int type = 0, metric = VEC_METRIC_L2, opt, graph_opts = 0, seed_opt = 0;
 	int list_opts = 0, nlist_opt = 0, pq_opts = 0;
+	unsigned sq_bits = 0;
 
 	cmd_init("vec-build");
 	while ((opt = getopt_long(argc, argv, "o:t:m:M:f:j:qhV", long_options, NULL)) != -1) {
@@ -117,6 +122,12 @@ int main(int argc, char **argv)
 		case OPT_EFC:
 			p.ef_construction = (uint32_t)cmd_number("--ef-construction",
 								 optarg, 1, 100000);
+			graph_opts = 1;
+			break;
+		case OPT_SQ_BITS:
+			sq_bits = (unsigned)cmd_number("--sq-bits", optarg, 4, 8);
+			if (sq_bits != 4 && sq_bits != 8)
+				cmd_usage_error("--sq-bits must be 4 or 8, not %u", sq_bits);
 			graph_opts = 1;
 			break;
 		case OPT_SEED:
@@ -163,7 +174,7 @@ int main(int argc, char **argv)
 	if (!*output || !strcmp(output, "-"))
 		cmd_usage_error("the index must be a file, not '%s'", output);
 	if (type != VEC_TYPE_HNSW && type != 0 && graph_opts)
-		cmd_usage_error("-M and --ef-construction apply to -t hnsw only");
+		cmd_usage_error("-M, --ef-construction and --sq-bits apply to -t hnsw only");
 	if (type == VEC_TYPE_FLAT && seed_opt)
 		cmd_usage_error("--seed applies to -t hnsw and the ivf types only");
 	if (!vec_type_is_ivf(type) && list_opts)
@@ -219,6 +230,8 @@ int main(int argc, char **argv)
 	p.type = type;
 	p.metric = metric;
 	p.dim = info.dim;
+	if (type == VEC_TYPE_HNSW)
+		p.sq_bits = sq_bits;
 	if (type != VEC_TYPE_FLAT && vec_index_convert(idx, &p, &eb)) {
 		cmd_error("%s", eb.msg);
 		vec_index_close(idx);

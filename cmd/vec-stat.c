@@ -83,7 +83,8 @@ static void print_text(const char *path, const struct vec_index_info *in,
 		       (unsigned long long)in->hnsw.graph_bytes,
 		       in->count ? (double)in->hnsw.graph_bytes / (double)in->count : 0.0);
 		if (in->hnsw.extra_bytes)
-			printf("quantised copy: %llu bytes (%.1f per vector)\n",
+			printf("quantised copy: %u bits per component, %llu bytes (%.1f per vector)\n",
+			       in->hnsw.code_bits,
 			       (unsigned long long)in->hnsw.extra_bytes,
 			       in->count ? (double)in->hnsw.extra_bytes / (double)in->count : 0.0);
 		printf("default ef:     %zu (for k = 10)\n", in->hnsw.default_ef);
@@ -167,9 +168,10 @@ static void print_json(const char *path, const struct vec_index_info *in,
 		printf("],\"avg_degree0\":%.3f,\"max_degree0\":%u,\"entry_point\":%llu",
 		       in->hnsw.avg_degree0, in->hnsw.max_degree0,
 		       (unsigned long long)in->hnsw.entry_point);
-		printf(",\"graph_bytes\":%llu,\"extra_bytes\":%llu,\"default_ef\":%zu}",
+		printf(",\"graph_bytes\":%llu,\"extra_bytes\":%llu,\"code_bits\":%u,\"default_ef\":%zu}",
 		       (unsigned long long)in->hnsw.graph_bytes,
-		       (unsigned long long)in->hnsw.extra_bytes, in->hnsw.default_ef);
+		       (unsigned long long)in->hnsw.extra_bytes, in->hnsw.code_bits,
+		       in->hnsw.default_ef);
 	}
 	if (vec_type_is_ivf(in->type)) {
 		printf(",\"ivf\":{\"nlist\":%u,\"list_min\":%llu,\"list_median\":%llu,\"list_max\":%llu,\"empty_lists\":%llu",

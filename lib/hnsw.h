@@ -42,10 +42,20 @@ struct vec_hnsw_params {
 	uint32_t M;               /* links per node on upper levels; 2M on level 0 */
 	uint32_t ef_construction; /* candidate list size while inserting */
 	uint64_t seed;            /* level draws */
+	unsigned sq_bits;         /* traversal codes: 4 or 8 bits a component;
+				     0: vec_hnsw_default_bits(dim) */
 };
 #define VEC_HNSW_DEFAULT_M 16
 #define VEC_HNSW_DEFAULT_EFC 200
 #define VEC_HNSW_DEFAULT_SEED 42
+#define VEC_HNSW_SQ4_DIM 256 /* default 4-bit codes from this dimension on */
+
+/* The traversal codes' bits by default: 4 for vectors of at least
+ * VEC_HNSW_SQ4_DIM components, else 8. */
+static inline unsigned vec_hnsw_default_bits(size_t dim)
+{
+	return dim >= VEC_HNSW_SQ4_DIM ? 4 : 8;
+}
 
 /* Section ids the graph writes (all REQUIRED except where noted). */
 #define VEC_SEC_HNSP VEC_FOURCC('H', 'N', 'S', 'P') /* parameters, entry point */
@@ -111,6 +121,7 @@ struct vec_hnsw_stats {
 	uint32_t max_degree0;
 	uint64_t graph_bytes;     /* adjacency bytes of all levels */
 	uint64_t extra_bytes;     /* e.g. a quantised copy of the vectors */
+	unsigned code_bits;       /* of that copy: 4 or 8 */
 };
 void vec_hnsw_stats(const struct vec_hnsw *g, struct vec_hnsw_stats *s);
 

@@ -102,6 +102,7 @@ static void hnsw_params_of(const struct vec_index_params *p,
 	hp->ef_construction = p->ef_construction ? p->ef_construction :
 						   VEC_HNSW_DEFAULT_EFC;
 	hp->seed = p->seed ? p->seed : VEC_HNSW_DEFAULT_SEED;
+	hp->sq_bits = p->sq_bits ? p->sq_bits : vec_hnsw_default_bits(p->dim);
 }
 
 static void ivf_params_of(const struct vec_index_params *p,
@@ -133,6 +134,10 @@ static int check_params(const struct vec_index_params *p, struct vec_errbuf *eb)
 		return vec_err(eb, VEC_E_USAGE, "M must be 2..256, not %u", p->M);
 	if (p->ef_construction > 100000)
 		return vec_err(eb, VEC_E_USAGE, "ef-construction must be at most 100000");
+	if (p->sq_bits && p->sq_bits != 4 && p->sq_bits != 8)
+		return vec_err(eb, VEC_E_USAGE, "sq-bits must be 4 or 8, not %u", p->sq_bits);
+	if (p->sq_bits && p->type != VEC_TYPE_HNSW)
+		return vec_err(eb, VEC_E_USAGE, "sq-bits applies to hnsw indexes only");
 	if (p->nlist > VEC_IVF_NLIST_MAX)
 		return vec_err(eb, VEC_E_USAGE, "nlist must be at most %u", VEC_IVF_NLIST_MAX);
 	if (p->nlist && p->train_size && p->train_size < p->nlist)
@@ -1345,6 +1350,7 @@ void vec_index_stats(const struct vec_index *idx, struct vec_index_info *info)
 		info->hnsw.max_degree0 = st.max_degree0;
 		info->hnsw.graph_bytes = st.graph_bytes;
 		info->hnsw.extra_bytes = st.extra_bytes;
+		info->hnsw.code_bits = st.code_bits;
 		info->hnsw.default_ef = vec_hnsw_default_ef(idx->graph, 10);
 	}
 	if (idx->ivf) {

@@ -1,5 +1,5 @@
 /*
- * sq8.c - the 8-bit scalar quantiser: training, coding, query preparation,
+ * sq8.c - the 8-bit (and 4-bit) scalar quantiser: training, coding, query preparation,
  * the scalar kernels and the choice of a kernel level (see sq8.h).
  *
  * The numerics are those the HNSW graph has always written and read
@@ -11,8 +11,8 @@
 #include "sq8.h"
 #include "vec.h"
 
-void vec_sq8_train(float *lo, float *scale, const float *x, uint64_t n,
-		   size_t dim)
+static void train(float *lo, float *scale, const float *x, uint64_t n,
+		  size_t dim, float top)
 {
 	for (size_t d = 0; d < dim; d++) {
 		float mn = x[d], mx = x[d];
@@ -22,22 +22,61 @@ void vec_sq8_train(float *lo, float *scale, const float *x, uint64_t n,
 			mx = a > mx ? a : mx;
 		}
 		lo[d] = mn;
-		scale[d] = (mx - mn) / 255.0f;
+		scale[d] = (mx - mn) / top;
 	}
+}
+
+void vec_sq8_train(float *lo, float *scale, const float *x, uint64_t n,
+		   size_t dim)
+{
+	train(lo, scale, x, n, dim, 255.0f);
+}
+
+void vec_sq4_train(float *lo, float *scale, const float *x, uint64_t n,
+		   size_t dim)
+{
+	train(lo, scale, x, n, dim, 15.0f);
+}
+
+/* The largest code of q's rows. */
+static inline long top_code(const struct vec_sq8 *q)
+{
+	return q->bits == 4 ? 15 : 255;
 }
 
 int vec_sq8_fits(const struct vec_sq8 *q, const float *x, size_t n)
 {
 	size_t dim = q->dim;
+	float top = (float)top_code(q) + 0.5f;
 
 	for (size_t i = 0; i < n; i++)
 		for (size_t d = 0; d < dim; d++) {
 			float a = x[i * dim + d];
 			if (a < q->lo[d] - 0.5f * q->scale[d] ||
-			    a > q->lo[d] + 255.5f * q->scale[d])
+			    a > q->lo[d] + top * q->scale[d])
 				return 0;
 		}
 	return 1;
+}
+
+/* Where component d's code sits in a 4-bit row: byte and shift. */
+static inline size_t sq4_byte(size_t d)
+{
+	return d / VEC_SQ4_BLOCK * (VEC_SQ4_BLOCK / 2) + d % (VEC_SQ4_BLOCK / 2);
+}
+
+static inline unsigned sq4_shift(size_t d)
+{
+	return d % VEC_SQ4_BLOCK >= VEC_SQ4_BLOCK / 2 ? 4 : 0;
+}
+
+/* Component d's code in row c. */
+static inline unsigned code_at(const struct vec_sq8 *q, const uint8_t *c,
+			       size_t d)
+{
+	if (q->bits == 4)
+		return (c[sq4_byte(d)] >> sq4_shift(d)) & 15;
+	return c[d];
 }
 
 /* One row's codes (padded with zeros) and its reconstruction's norm. */
@@ -45,20 +84,27 @@ static void encode_row(const struct vec_sq8 *q, const float *x, uint8_t *out,
 		       float *norm)
 {
 	const float *lo = q->lo, *scale = q->scale;
+	long top = top_code(q);
 	double s = 0;
 
+	if (q->bits == 4)
+		memset(out, 0, q->stride);
 	for (size_t d = 0; d < q->dim; d++) {
 		long c = 0;
 		float r;
 		if (scale[d] > 0) {
 			c = lrintf((x[d] - lo[d]) / scale[d]);
-			c = c < 0 ? 0 : c > 255 ? 255 : c;
+			c = c < 0 ? 0 : c > top ? top : c;
 		}
-		out[d] = (uint8_t)c;
+		if (q->bits == 4)
+			out[sq4_byte(d)] |= (uint8_t)(c << sq4_shift(d));
+		else
+			out[d] = (uint8_t)c;
 		r = lo[d] + scale[d] * (float)c;
 		s += (double)r * r;
 	}
-	memset(out + q->dim, 0, q->stride - q->dim);
+	if (q->bits != 4)
+		memset(out + q->dim, 0, q->stride - q->dim);
 	if (norm)
 		*norm = (float)s;
 }
@@ -78,14 +124,19 @@ void vec_sq8_decode(const struct vec_sq8 *q, const uint8_t *codes, size_t n,
 		const uint8_t *c = codes + i * q->stride;
 		float *r = x + i * q->dim;
 		for (size_t d = 0; d < q->dim; d++)
-			r[d] = q->lo[d] + q->scale[d] * (float)c[d];
+			r[d] = q->lo[d] + q->scale[d] * (float)code_at(q, c, d);
 	}
 }
 
 void vec_sq8_query(const struct vec_sq8 *q, const float *x, int8_t *cq,
 		   float *t, float *qlo)
 {
-	vec_sq8_kernels()->query(q, x, cq, t, qlo);
+	struct vec_sq8 v = *q;
+
+	/* The bytes are the same for 4 bits, over twice the row's bytes. */
+	v.stride = vec_sq_qbytes(q);
+	v.bits = 8;
+	vec_sq8_kernels()->query(&v, x, cq, t, qlo);
 }
 
 /* The reference: the SIMD levels give the same bytes (sq8_<level>.c). */
@@ -126,6 +177,23 @@ static void gather_scalar(const uint8_t *codes, size_t stride, const int8_t *cq,
 	}
 }
 
+static void gather4_scalar(const uint8_t *codes, size_t stride,
+			   const int8_t *cq, const uint32_t *ids, size_t n,
+			   int32_t *out)
+{
+	for (size_t j = 0; j < n; j++) {
+		const uint8_t *x = codes + (size_t)ids[j] * stride;
+		int32_t s = 0;
+		for (size_t b = 0; b < stride; b += VEC_SQ4_BLOCK / 2)
+			for (size_t i = 0; i < VEC_SQ4_BLOCK / 2; i++) {
+				s += (int32_t)(x[b + i] & 15) * cq[2 * b + i];
+				s += (int32_t)(x[b + i] >> 4) *
+				     cq[2 * b + VEC_SQ4_BLOCK / 2 + i];
+			}
+		out[j] = s;
+	}
+}
+
 static void scan_scalar(const uint8_t *codes, size_t stride, const int8_t *cq,
 			size_t n, int32_t *out)
 {
@@ -161,15 +229,18 @@ static float dotf_scalar(const float *qs, const uint8_t *c, size_t stride)
 }
 
 static const struct vec_sq8_kernels table[VEC_SQ8_NLEVELS] = {
-	{ VEC_SQ8_SCALAR, "scalar", gather_scalar, scan_scalar, query_scalar,
-	  l2f_scalar, dotf_scalar },
+	{ VEC_SQ8_SCALAR, "scalar", gather_scalar, gather4_scalar, scan_scalar,
+	  query_scalar, l2f_scalar, dotf_scalar },
 #ifdef VEC_HAVE_X86
-	{ VEC_SQ8_AVX2, "avx2", vec_sq8_gather_avx2, vec_sq8_scan_avx2,
-	  vec_sq8_query_avx2, vec_sq8_l2f_avx2, vec_sq8_dotf_avx2 },
-	{ VEC_SQ8_AVX512, "avx512", vec_sq8_gather_avx512, vec_sq8_scan_avx512,
-	  vec_sq8_query_avx512, vec_sq8_l2f_avx512, vec_sq8_dotf_avx512 },
-	{ VEC_SQ8_VNNI, "vnni", vec_sq8_gather_vnni, vec_sq8_scan_vnni,
-	  vec_sq8_query_avx512, vec_sq8_l2f_avx512, vec_sq8_dotf_avx512 },
+	{ VEC_SQ8_AVX2, "avx2", vec_sq8_gather_avx2, vec_sq4_gather_avx2,
+	  vec_sq8_scan_avx2, vec_sq8_query_avx2, vec_sq8_l2f_avx2,
+	  vec_sq8_dotf_avx2 },
+	{ VEC_SQ8_AVX512, "avx512", vec_sq8_gather_avx512,
+	  vec_sq4_gather_avx512, vec_sq8_scan_avx512, vec_sq8_query_avx512,
+	  vec_sq8_l2f_avx512, vec_sq8_dotf_avx512 },
+	{ VEC_SQ8_VNNI, "vnni", vec_sq8_gather_vnni, vec_sq4_gather_vnni,
+	  vec_sq8_scan_vnni, vec_sq8_query_avx512, vec_sq8_l2f_avx512,
+	  vec_sq8_dotf_avx512 },
 #endif
 };
 

@@ -38,11 +38,25 @@
 
 #define VEC_SQ8_ALIGN 64 /* code rows are padded to a multiple of this */
 
+/*
+ * 4-bit codes (the HNSW traversal copy of long vectors): codes 0..15 and
+ * steps scale = range / 15, otherwise the same contract.  A row is
+ * vec_sq4_stride(dim) bytes, blocks of 64 bytes for 128 components:
+ * byte j of block b holds component 128 b + j in its low nibble and
+ * 128 b + 64 + j in its high nibble; components past dim are code 0.
+ * The query is quantised exactly as for 8 bits, over 2 x stride bytes
+ * (vec_sq_qbytes) in component order, so a row's sum is still one exact
+ * integer dot product.  IVF payloads are 8-bit only.
+ */
+#define VEC_SQ4_BLOCK 128 /* components in one 64-byte block of a 4-bit row */
+
 struct vec_sq8 {
 	size_t dim;          /* components of a vector */
-	size_t stride;       /* bytes of a code row: vec_sq8_stride(dim) */
+	size_t stride;       /* bytes of a code row: vec_sq8_stride(dim), or
+				vec_sq4_stride(dim) for 4 bits */
 	const float *lo;     /* dim offsets */
 	const float *scale;  /* dim steps, >= 0 */
+	unsigned bits;       /* 8, or 4 */
 };
 
 /* Bytes of one code row for dim components (dim rounded up to 64). */
@@ -51,12 +65,32 @@ static inline size_t vec_sq8_stride(size_t dim)
 	return (dim + VEC_SQ8_ALIGN - 1) / VEC_SQ8_ALIGN * VEC_SQ8_ALIGN;
 }
 
+/* Bytes of one 4-bit code row (dim rounded up to 128, two codes a byte). */
+static inline size_t vec_sq4_stride(size_t dim)
+{
+	return (dim + VEC_SQ4_BLOCK - 1) / VEC_SQ4_BLOCK * (VEC_SQ4_BLOCK / 2);
+}
+
 /* A view of lo and scale (dim each) with its stride filled in. */
 static inline struct vec_sq8 vec_sq8_view(size_t dim, const float *lo,
 					  const float *scale)
 {
-	struct vec_sq8 q = { dim, vec_sq8_stride(dim), lo, scale };
+	struct vec_sq8 q = { dim, vec_sq8_stride(dim), lo, scale, 8 };
 	return q;
+}
+
+/* The same for 4-bit codes. */
+static inline struct vec_sq8 vec_sq4_view(size_t dim, const float *lo,
+					  const float *scale)
+{
+	struct vec_sq8 q = { dim, vec_sq4_stride(dim), lo, scale, 4 };
+	return q;
+}
+
+/* Bytes of a quantised query (cq) for q: one per component of a row. */
+static inline size_t vec_sq_qbytes(const struct vec_sq8 *q)
+{
+	return q->bits == 4 ? 2 * q->stride : q->stride;
 }
 
 /*
@@ -67,9 +101,13 @@ static inline struct vec_sq8 vec_sq8_view(size_t dim, const float *lo,
 void vec_sq8_train(float *lo, float *scale, const float *x, uint64_t n,
 		   size_t dim);
 
+/* The same for 4-bit codes: scale = (maximum - minimum) / 15. */
+void vec_sq4_train(float *lo, float *scale, const float *x, uint64_t n,
+		   size_t dim);
+
 /*
  * Do rows [0, n) of x lie within half a step of the quantiser's range
- * [lo - scale/2, lo + 255.5 scale]?  1 if so, else 0.  A NaN component
+ * [lo - scale/2, lo + 255.5 scale] (15.5 scale for 4 bits)?  1 if so, else 0.  A NaN component
  * compares false, so it "fits" (and codes to 0): retraining would not
  * help it.  Lets a growing index keep its codes while new rows fit.
  */
@@ -88,8 +126,8 @@ void vec_sq8_decode(const struct vec_sq8 *q, const uint8_t *codes, size_t n,
 		    float *x);
 
 /*
- * Quantise one query x (dim floats): cq gets stride signed bytes (padding
- * zeroed), *t the step of cq and *qlo = <x, lo> (see the contract).
+ * Quantise one query x (dim floats): cq gets vec_sq_qbytes(q) signed bytes
+ * (padding zeroed), *t the step of cq and *qlo = <x, lo> (see the contract).
  * Computed in double, so no product overflows whatever x and the
  * quantiser hold; a component that comes out NaN (a damaged vector or
  * quantiser) is coded 0.  |cq[d]| <= 127, rounded half away from zero.
@@ -105,8 +143,8 @@ struct vec_sq8_query {
 };
 
 /*
- * Estimates of a prepared query (cq, t, qlo from vec_sq8_query) against n
- * consecutive code rows (smaller is better, see the contract): l2 when
+ * Estimates (8-bit codes only) of a prepared query (cq, t, qlo from
+ * vec_sq8_query) against n consecutive code rows (smaller is better, see the contract): l2 when
  * norms (n squared norms from vec_sq8_encode) is not NULL, else ip.
  */
 void vec_sq8_scores(const struct vec_sq8 *q, const uint8_t *codes, size_t n,
@@ -140,6 +178,12 @@ typedef void (*vec_sq8_gather_fn)(const uint8_t *codes, size_t stride,
 				  size_t n, int32_t *out);
 typedef void (*vec_sq8_scan_fn)(const uint8_t *codes, size_t stride,
 				const int8_t *cq, size_t n, int32_t *out);
+
+/*
+ * gather4: as gather, for 4-bit rows of stride bytes (the layout above)
+ * against cq of 2 x stride bytes: out[j] = sum over the row's 2 x stride
+ * components of code times cq, exactly (|sum| <= 15 * 127 * 2 * stride).
+ */
 
 /* Kernel variants, in order of preference. */
 enum vec_sq8_level {
@@ -209,6 +253,7 @@ struct vec_sq8_kernels {
 	int level;           /* enum vec_sq8_level */
 	const char *name;    /* "scalar", "avx2", "avx512", "vnni" */
 	vec_sq8_gather_fn gather;
+	vec_sq8_gather_fn gather4;
 	vec_sq8_scan_fn scan;
 	vec_sq8_query_fn query;
 	vec_sq8_l2f_fn l2f;
@@ -233,6 +278,13 @@ void vec_sq8_gather_avx2(const uint8_t *codes, size_t stride, const int8_t *cq,
 			 const uint32_t *ids, size_t n, int32_t *out);
 void vec_sq8_scan_avx2(const uint8_t *codes, size_t stride, const int8_t *cq,
 		       size_t n, int32_t *out);
+void vec_sq4_gather_avx2(const uint8_t *codes, size_t stride, const int8_t *cq,
+			 const uint32_t *ids, size_t n, int32_t *out);
+void vec_sq4_gather_avx512(const uint8_t *codes, size_t stride,
+			   const int8_t *cq, const uint32_t *ids, size_t n,
+			   int32_t *out);
+void vec_sq4_gather_vnni(const uint8_t *codes, size_t stride, const int8_t *cq,
+			 const uint32_t *ids, size_t n, int32_t *out);
 void vec_sq8_gather_avx512(const uint8_t *codes, size_t stride,
 			   const int8_t *cq, const uint32_t *ids, size_t n,
 			   int32_t *out);

@@ -69,6 +69,44 @@ void vec_sq8_gather_avx2(const uint8_t *codes, size_t stride, const int8_t *cq,
 	}
 }
 
+/*
+ * One 4-bit row (sq8.h's layout) against the query: 32 bytes of a block
+ * are 32 low-nibble components and the 32 high-nibble ones 64 further
+ * on.  Codes are at most 15, so vpmaddubsw's pair sums (2 * 15 * 127)
+ * cannot saturate here.
+ */
+static inline int32_t dot_row4(const uint8_t *x, const int8_t *q, size_t stride)
+{
+	const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi16(1);
+	__m256i s = _mm256_setzero_si256();
+
+	for (size_t b = 0; b < stride; b += 64)
+		for (size_t h = 0; h < 64; h += 32) {
+			__m256i v = _mm256_loadu_si256((const __m256i *)(x + b + h));
+			__m256i lo = _mm256_and_si256(v, m4);
+			__m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+			__m256i p = _mm256_add_epi16(
+				_mm256_maddubs_epi16(lo, _mm256_loadu_si256(
+					(const __m256i *)(q + 2 * b + h))),
+				_mm256_maddubs_epi16(hi, _mm256_loadu_si256(
+					(const __m256i *)(q + 2 * b + 64 + h))));
+			s = _mm256_add_epi32(s, _mm256_madd_epi16(p, one));
+		}
+	return hsum(s);
+}
+
+void vec_sq4_gather_avx2(const uint8_t *codes, size_t stride, const int8_t *cq,
+			 const uint32_t *ids, size_t n, int32_t *out)
+{
+	for (size_t j = 0; j < n && j < AHEAD; j++)
+		prefetch_row(codes + (size_t)ids[j] * stride, stride);
+	for (size_t j = 0; j < n; j++) {
+		if (j + AHEAD < n)
+			prefetch_row(codes + (size_t)ids[j + AHEAD] * stride, stride);
+		out[j] = dot_row4(codes + (size_t)ids[j] * stride, cq, stride);
+	}
+}
+
 /* Four rows at a time: each widened query chunk serves all four. */
 void vec_sq8_scan_avx2(const uint8_t *codes, size_t stride, const int8_t *cq,
 		       size_t n, int32_t *out)

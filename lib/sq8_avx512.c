@@ -42,6 +42,10 @@ static inline __m128i hsum4(__m512i a, __m512i b, __m512i c, __m512i d)
 			     _mm256_extracti128_si256(s, 1));
 }
 
+/* The low and high nibbles of 64 bytes of a 4-bit row (sq8.h). */
+#define SQ4_LO(v) _mm512_and_si512(v, _mm512_set1_epi8(0x0f))
+#define SQ4_HI(v) _mm512_and_si512(_mm512_srli_epi16(v, 4), _mm512_set1_epi8(0x0f))
+
 /* ---- VNNI: vpdpbusd multiplies 64 unsigned by 64 signed bytes into 16 sums ---- */
 
 __attribute__((target("avx512vnni")))
@@ -93,6 +97,59 @@ void vec_sq8_gather_vnni(const uint8_t *codes, size_t stride, const int8_t *cq,
 	}
 	for (; j < n; j++)
 		out[j] = dot_row_vnni(codes + (size_t)ids[j] * stride, cq, stride);
+}
+
+/*
+ * 4-bit rows (sq8.h): a 64-byte block is 128 components, the low nibbles
+ * against the block's first 64 query bytes and the high ones against the
+ * next 64.  Four rows at a time, as above.
+ */
+
+__attribute__((target("avx512vnni")))
+static inline __m512i dot_block4_vnni(__m512i s, const uint8_t *x,
+				      __m512i a, __m512i b)
+{
+	__m512i v = _mm512_loadu_si512(x);
+	s = _mm512_dpbusd_epi32(s, SQ4_LO(v), a);
+	return _mm512_dpbusd_epi32(s, SQ4_HI(v), b);
+}
+
+__attribute__((target("avx512vnni")))
+void vec_sq4_gather_vnni(const uint8_t *codes, size_t stride, const int8_t *cq,
+			 const uint32_t *ids, size_t n, int32_t *out)
+{
+	size_t j = 0;
+
+	for (size_t t = 0; t < n && t < 4; t++)
+		prefetch_row(codes + (size_t)ids[t] * stride, stride);
+	for (; j + 4 <= n; j += 4) {
+		const uint8_t *x0 = codes + (size_t)ids[j] * stride;
+		const uint8_t *x1 = codes + (size_t)ids[j + 1] * stride;
+		const uint8_t *x2 = codes + (size_t)ids[j + 2] * stride;
+		const uint8_t *x3 = codes + (size_t)ids[j + 3] * stride;
+		__m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+		__m512i s2 = _mm512_setzero_si512(), s3 = _mm512_setzero_si512();
+
+		for (size_t t = j + 4; t < n && t < j + 8; t++)
+			prefetch_row(codes + (size_t)ids[t] * stride, stride);
+		for (size_t i = 0; i < stride; i += 64) {
+			__m512i a = _mm512_loadu_si512(cq + 2 * i);
+			__m512i b = _mm512_loadu_si512(cq + 2 * i + 64);
+			s0 = dot_block4_vnni(s0, x0 + i, a, b);
+			s1 = dot_block4_vnni(s1, x1 + i, a, b);
+			s2 = dot_block4_vnni(s2, x2 + i, a, b);
+			s3 = dot_block4_vnni(s3, x3 + i, a, b);
+		}
+		_mm_storeu_si128((__m128i *)(out + j), hsum4(s0, s1, s2, s3));
+	}
+	for (; j < n; j++) {
+		const uint8_t *x = codes + (size_t)ids[j] * stride;
+		__m512i s0 = _mm512_setzero_si512();
+		for (size_t i = 0; i < stride; i += 64)
+			s0 = dot_block4_vnni(s0, x + i, _mm512_loadu_si512(cq + 2 * i),
+					     _mm512_loadu_si512(cq + 2 * i + 64));
+		out[j] = _mm512_reduce_add_epi32(s0);
+	}
 }
 
 __attribute__((target("avx512vnni")))
@@ -154,6 +211,36 @@ void vec_sq8_gather_avx512(const uint8_t *codes, size_t stride,
 		if (j + AHEAD < n)
 			prefetch_row(codes + (size_t)ids[j + AHEAD] * stride, stride);
 		out[j] = dot_row_avx512(codes + (size_t)ids[j] * stride, cq, stride);
+	}
+}
+
+/* 4-bit rows without VNNI: vpmaddubsw cannot saturate on codes <= 15
+ * (2 * 15 * 127), then vpmaddwd by ones into 32-bit sums. */
+static inline __m512i dot_block4_bw(__m512i s, const uint8_t *x, __m512i a,
+				    __m512i b)
+{
+	__m512i v = _mm512_loadu_si512(x);
+	__m512i p = _mm512_add_epi16(_mm512_maddubs_epi16(SQ4_LO(v), a),
+				     _mm512_maddubs_epi16(SQ4_HI(v), b));
+	return _mm512_add_epi32(s, _mm512_madd_epi16(p, _mm512_set1_epi16(1)));
+}
+
+void vec_sq4_gather_avx512(const uint8_t *codes, size_t stride,
+			   const int8_t *cq, const uint32_t *ids, size_t n,
+			   int32_t *out)
+{
+	for (size_t j = 0; j < n && j < AHEAD; j++)
+		prefetch_row(codes + (size_t)ids[j] * stride, stride);
+	for (size_t j = 0; j < n; j++) {
+		const uint8_t *x = codes + (size_t)ids[j] * stride;
+		__m512i s0 = _mm512_setzero_si512();
+
+		if (j + AHEAD < n)
+			prefetch_row(codes + (size_t)ids[j + AHEAD] * stride, stride);
+		for (size_t i = 0; i < stride; i += 64)
+			s0 = dot_block4_bw(s0, x + i, _mm512_loadu_si512(cq + 2 * i),
+					   _mm512_loadu_si512(cq + 2 * i + 64));
+		out[j] = _mm512_reduce_add_epi32(s0);
 	}
 }
 

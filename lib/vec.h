@@ -303,8 +303,10 @@ struct vec_index_params {
 	uint32_t refine;          /* coded types: keep the full vectors and
 	                             re-rank refine x k candidates on them by
 	                             default (0: keep none, no re-ranking) */
+	unsigned sq_bits;         /* hnsw: bits of the traversal codes, 4 or 8
+	                             (0: 4 from 256 dimensions on, else 8) */
 };
-#define VEC_INDEX_PARAMS_INIT { VEC_TYPE_FLAT, VEC_METRIC_L2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+#define VEC_INDEX_PARAMS_INIT { VEC_TYPE_FLAT, VEC_METRIC_L2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 /* A new, empty, in-memory index. */
 int vec_index_create(struct vec_index **out, const struct vec_index_params *p,
@@ -470,6 +472,7 @@ struct vec_index_info {
 		uint32_t max_degree0;
 		uint64_t graph_bytes;         /* adjacency, all levels */
 		uint64_t extra_bytes;         /* e.g. a quantised copy */
+		unsigned code_bits;           /* of that copy: 4 or 8 */
 		size_t default_ef;            /* for k = 10 */
 	} hnsw;
 

@@ -129,6 +129,63 @@ BIG="${VEC_DATA:-$BATS_TEST_DIRNAME/../../shared/data}"
 	expect_ok
 }
 
+@test "traversal codes: 4 bits from 256 dimensions on, 8 below, --sq-bits chooses" {
+	d="$DATA/digits/base.fvecs"
+	vec_build -q -t hnsw -j 1 -o d8.vec "$d"
+	run --separate-stderr vec_build -q -t hnsw -j 1 --sq-bits 4 -o d4.vec "$d"
+	expect_ok
+	run --separate-stderr vec_stat d8.vec
+	[[ "$output" == *"quantised copy: 8 bits per component, "* ]]
+	run --separate-stderr vec_stat --verify d4.vec
+	expect_ok
+	# 1697 rows of 64 bytes (128 components at 4 bits), 512 bytes of ranges,
+	# 1697 norms
+	[[ "$output" == *"quantised copy: 4 bits per component, 115908 bytes (68.3 per vector)"* ]]
+	run --separate-stderr vec_stat --json d4.vec
+	[[ "$output" == *'"code_bits":4,'* ]]
+	# The codes only steer: results are scored on the vectors.
+	vec_query -k 10 -F fvecs d4.vec "$DATA/digits/query.fvecs" >s4.fvecs
+	r=$(recall10 s4.fvecs "$DATA/digits/gt_dist.fvecs")
+	echo "4-bit codes on digits: recall@10 $r (8 bits: 0.99 and up)"
+	at_least "$r" 0.95
+	vec_query -k 1 d4.vec <(head -c $((3 * (4 + 64 * 4))) "$d") >self.tsv
+	assert_eq "$(cut -f3,4 self.tsv | tr '\t\n' ', ')" "0,0 1,0 2,0 "
+	# Growing keeps the index's bits.
+	run --separate-stderr vec_add -q d4.vec "$DATA/digits/query.fvecs"
+	expect_ok
+	run --separate-stderr vec_stat --verify d4.vec
+	expect_ok
+	[[ "$output" == *"quantised copy: 4 bits per component, "* ]]
+	# The default by dimension: 256 components take 4 bits, 255 take 8.
+	for n in 255 256; do
+		perl -e 'srand(5); for (1 .. 300) { print pack("l<f<*", $ARGV[0], map { rand() } 1 .. $ARGV[0]) }' "$n" >r$n.fvecs
+		vec_build -q -t hnsw -o r$n.vec r$n.fvecs
+	done
+	run --separate-stderr vec_stat r255.vec
+	[[ "$output" == *"quantised copy: 8 bits per component, "* ]]
+	run --separate-stderr vec_stat r256.vec
+	[[ "$output" == *"quantised copy: 4 bits per component, "* ]]
+	# Half the bytes a row: 128 instead of 256, for each of the 300 rows.
+	vec_build -q -t hnsw --sq-bits 8 -o r256-8.vec r256.fvecs
+	assert_eq $(($(stat -c %s r256-8.vec) - $(stat -c %s r256.vec))) $((300 * 128))
+	run --separate-stderr vec_query -k 1 r256.vec <(head -c $((2 * (4 + 256 * 4))) r256.fvecs)
+	expect_ok
+	assert_eq "$(cut -f3 <<<"$output" | tr '\n' ' ')" "0 1 "
+}
+
+@test "damaged code bits in a 4-bit graph are refused" {
+	vec_build -q -t hnsw --sq-bits 4 -o h.vec "$DATA/digits/base.fvecs"
+	read -r off len < <(section_entry h.vec HNSP)
+	assert_eq "$(le_uint h.vec $((off + 52)) 1)" 4
+	poke h.vec $((off + 52)) '\x05'
+	reseal h.vec
+	run --separate-stderr vec_query -k 3 h.vec "$DATA/digits/query.fvecs"
+	expect_err_has 1 "vec-query: h.vec:" "section 'HNSP': bad code bits 5"
+	[ -z "$output" ]
+	run --separate-stderr vec_stat --verify h.vec
+	expect_err_has 1 "bad code bits 5"
+}
+
 @test "vec-build picks hnsw from 20000 vectors on, flat below" {
 	perl -e 'srand(3); for (1 .. 20000) { print pack("l<f<4", 4, map { rand() } 1 .. 4) }' >big.fvecs
 	head -c $((19999 * 20)) big.fvecs >small.fvecs
@@ -160,7 +217,13 @@ BIG="${VEC_DATA:-$BATS_TEST_DIRNAME/../../shared/data}"
 	run --separate-stderr vec_build -t hnsw -M 1 -o x.vec "$DATA/iris/base.fvecs"
 	expect_usage vec-build "invalid value '1' for -M (expected an integer from 2 to 256)"
 	run --separate-stderr vec_build -t flat -M 8 -o x.vec "$DATA/iris/base.fvecs"
-	expect_usage vec-build "-M and --ef-construction apply to -t hnsw only"
+	expect_usage vec-build "-M, --ef-construction and --sq-bits apply to -t hnsw only"
+	run --separate-stderr vec_build -t hnsw --sq-bits 5 -o x.vec "$DATA/iris/base.fvecs"
+	expect_usage vec-build "--sq-bits must be 4 or 8, not 5"
+	run --separate-stderr vec_build -t hnsw --sq-bits 16 -o x.vec "$DATA/iris/base.fvecs"
+	expect_usage vec-build "invalid value '16' for --sq-bits (expected an integer from 4 to 8)"
+	run --separate-stderr vec_build -t ivf --sq-bits 4 -o x.vec "$DATA/iris/base.fvecs"
+	expect_usage vec-build "-M, --ef-construction and --sq-bits apply to -t hnsw only"
 	run --separate-stderr vec_build -t hnsw --ef-construction 0 -o x.vec "$DATA/iris/base.fvecs"
 	expect_usage vec-build "invalid value '0' for --ef-construction (expected an integer from 1 to 100000)"
 	run --separate-stderr vec_build -t graph -o x.vec "$DATA/iris/base.fvecs"

@@ -167,7 +167,7 @@ REC=$((4 + 64 * 4)) # bytes of one digits fvecs record
 	run --separate-stderr vec_build -t hnsw --train-size 100 -o x.vec "$B"
 	expect_usage vec-build "--nlist and --train-size apply to the ivf types only"
 	run --separate-stderr vec_build -t ivf -M 8 -o x.vec "$B"
-	expect_usage vec-build "-M and --ef-construction apply to -t hnsw only"
+	expect_usage vec-build "-M, --ef-construction and --sq-bits apply to -t hnsw only"
 	run --separate-stderr vec_build -t flat --seed 3 -o x.vec "$B"
 	expect_usage vec-build "--seed applies to -t hnsw and the ivf types only"
 	# More lists than vectors: known once the input is read.

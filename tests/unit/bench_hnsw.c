@@ -64,7 +64,7 @@ int main(int argc, char **argv)
 	size_t n, dim, nq, qdim, ng, gdim, k = 10;
 	int metric = VEC_METRIC_L2, threads = 0, one = 0, reps = 3, opt;
 	struct vec_hnsw_params p = { VEC_HNSW_DEFAULT_M, VEC_HNSW_DEFAULT_EFC,
-				     VEC_HNSW_DEFAULT_SEED };
+				     VEC_HNSW_DEFAULT_SEED, 0 };
 	char efs_default[] = "0,10,20,40,60,80,100,150,200,300";
 	char *efs = efs_default;
 	struct vec_errbuf eb;

@@ -11,6 +11,8 @@
 #include <string.h>
 
 #include "hnsw.h"
+#include "internal.h"
+#include "sq8.h"
 #include "unit.h"
 
 #define N 5000
@@ -95,7 +97,7 @@ static void fixture_free(struct fixture *f)
 static struct vec_hnsw *build(const struct fixture *f, int threads,
 			      uint64_t steps)
 {
-	struct vec_hnsw_params p = { 16, 100, 7 };
+	struct vec_hnsw_params p = { 16, 100, 7, 0 };
 	struct vec_hnsw *g = NULL;
 	struct vec_vectors v = f->v;
 
@@ -550,6 +552,120 @@ static void test_corrupt(void)
 	free(buf);
 }
 
+/*
+ * 4-bit traversal codes: the default from VEC_HNSW_SQ4_DIM on; a graph
+ * built with them finds the neighbours, scores them exactly, grows,
+ * round-trips through its sections with the same answers, and a file
+ * whose code bits are damaged is refused.
+ */
+static void test_sq4(void)
+{
+	struct vec_hnsw_params p = { 16, 100, 7, 4 };
+	struct vec_hnsw *g = NULL, *o = NULL, *h = NULL;
+	struct vec_hnsw_stats st;
+	struct vec_vectors half = fx_l2.v;
+	struct vec_file f;
+	struct vec_errbuf eb;
+	struct vec_file_section *sp;
+	uint64_t ids1[NQ * K], ids2[NQ * K];
+	float sc1[NQ * K], sc2[NQ * K];
+	uint8_t *buf;
+	double r, r8, rh;
+
+	EXPECT(vec_hnsw_create(&h, NULL, VEC_HNSW_SQ4_DIM, VEC_METRIC_L2, NULL) == VEC_OK);
+	if (h) {
+		vec_hnsw_stats(h, &st);
+		EXPECT(st.code_bits == 4);
+		vec_hnsw_free(h);
+		h = NULL;
+	}
+	EXPECT(vec_hnsw_create(&h, NULL, VEC_HNSW_SQ4_DIM - 1, VEC_METRIC_L2, NULL) == VEC_OK);
+	if (h) {
+		vec_hnsw_stats(h, &st);
+		EXPECT(st.code_bits == 8);
+		vec_hnsw_free(h);
+		h = NULL;
+	}
+	p.sq_bits = 6;
+	EXPECT(vec_hnsw_create(&h, &p, DIM, VEC_METRIC_L2, &eb) == VEC_E_USAGE);
+	EXPECT(h == NULL && strstr(eb.msg, "bits") != NULL);
+	p.sq_bits = 4;
+
+	if (!g_l2 || vec_hnsw_create(&g, &p, DIM, VEC_METRIC_L2, NULL) != VEC_OK)
+		return;
+	EXPECT(vec_hnsw_insert(g, &fx_l2.v, 2, NULL) == VEC_OK);
+	vec_hnsw_stats(g, &st);
+	EXPECT(st.code_bits == 4);
+	EXPECT(st.extra_bytes == (uint64_t)N * vec_sq4_stride(DIM) + (2 * DIM + N) * 4);
+	r = recall(g, &fx_l2, 64, ids1, sc1);
+	r8 = recall(g_l2, &fx_l2, 64, NULL, NULL);
+	EXPECT_MSG(r >= 0.95 && r >= r8 - 0.03, "recall %.4f (8 bits: %.4f)", r, r8);
+	/* Scores come from the full vectors, not the codes. */
+	EXPECT(fabsf(sc1[0] - sqrtf(vec_l2sq(fx_l2.x + N * DIM,
+					      fx_l2.x + ids1[0] * DIM, DIM))) < 1e-4f);
+
+	/* Grown in two steps (the second's rows fit the first's ranges or
+	 * retrain them): about the same recall. */
+	EXPECT(vec_hnsw_create(&h, &p, DIM, VEC_METRIC_L2, NULL) == VEC_OK);
+	if (h) {
+		half.count = N / 2;
+		EXPECT(vec_hnsw_insert(h, &half, 2, NULL) == VEC_OK);
+		EXPECT(vec_hnsw_insert(h, &fx_l2.v, 2, NULL) == VEC_OK);
+		rh = recall(h, &fx_l2, 64, NULL, NULL);
+		EXPECT_MSG(rh >= r - 0.02, "grown: recall %.4f, at once %.4f", rh, r);
+		vec_hnsw_free(h);
+	}
+
+	buf = flatten(g, &f);
+	EXPECT(buf != NULL);
+	if (!buf) {
+		vec_hnsw_free(g);
+		return;
+	}
+	EXPECT(vec_hnsw_open(&o, &f, &fx_l2.v, NULL) == VEC_OK);
+	if (o) {
+		vec_hnsw_stats(o, &st);
+		EXPECT(st.code_bits == 4);
+		recall(o, &fx_l2, 64, ids2, sc2);
+		EXPECT(!memcmp(ids1, ids2, sizeof ids1));
+		EXPECT(!memcmp(sc1, sc2, sizeof sc1));
+		vec_hnsw_free(o);
+		o = NULL;
+	}
+	sp = sec_of(&f, VEC_SEC_HNSP);
+	EXPECT(sp != NULL);
+	if (sp) {
+		/* Version 2 says the bits in byte 52; only 4 and 8 exist. */
+		EXPECT(vec_get_le32(sp->data) == 2 && sp->data[52] == 4);
+		((uint8_t *)sp->data)[52] = 5;
+		EXPECT(vec_hnsw_open(&o, &f, &fx_l2.v, &eb) == VEC_E_CORRUPT);
+		EXPECT(o == NULL && strstr(eb.msg, "code bits") != NULL);
+		((uint8_t *)sp->data)[52] = 4;
+		((uint8_t *)sp->data)[53] = 1;
+		EXPECT(vec_hnsw_open(&o, &f, &fx_l2.v, &eb) == VEC_E_CORRUPT);
+		EXPECT(o == NULL && strstr(eb.msg, "reserved byte 53") != NULL);
+		((uint8_t *)sp->data)[53] = 0;
+		/* Version 1 has no bits byte: a 4 there is damage. */
+		put32(sp, 0, 1);
+		EXPECT(vec_hnsw_open(&o, &f, &fx_l2.v, &eb) == VEC_E_CORRUPT);
+		EXPECT(o == NULL && strstr(eb.msg, "reserved byte 52") != NULL);
+		put32(sp, 0, 3);
+		EXPECT(vec_hnsw_open(&o, &f, &fx_l2.v, &eb) == VEC_E_VERSION);
+		EXPECT(o == NULL);
+		put32(sp, 0, 2);
+		/* 8 bits with the 4-bit rows' stride (DIM 32: 64 bytes either
+		 * way, so the stride of dim 129 under 4 bits stands in). */
+		put32(sp, 12, vec_sq4_stride(129) == 128 ? 128 : 0);
+		EXPECT(vec_hnsw_open(&o, &f, &fx_l2.v, &eb) == VEC_E_CORRUPT);
+		EXPECT(o == NULL && strstr(eb.msg, "stride") != NULL);
+		put32(sp, 12, (uint32_t)vec_sq4_stride(DIM));
+		EXPECT(vec_hnsw_open(&o, &f, &fx_l2.v, NULL) == VEC_OK);
+		vec_hnsw_free(o);
+	}
+	free(buf);
+	vec_hnsw_free(g);
+}
+
 void suite_hnsw(void)
 {
 	fixture_init(&fx_l2, VEC_METRIC_L2);
@@ -565,6 +681,7 @@ void suite_hnsw(void)
 	RUN(test_batch_vs_one);
 	RUN(test_few_nodes);
 	RUN(test_corrupt);
+	RUN(test_sq4);
 	vec_hnsw_free(g_l2);
 	fixture_free(&fx_l2);
 }

@@ -601,6 +601,161 @@ next:
 	}
 }
 
+/* ---- 4-bit rows ---- */
+
+/* Component d's code in a 4-bit row, by the layout sq8.h documents
+ * (written out here, not taken from the library). */
+static unsigned sq4_code(const uint8_t *row, size_t d)
+{
+	uint8_t b = row[d / 128 * 64 + d % 64];
+	return d % 128 < 64 ? b & 15u : b >> 4;
+}
+
+static void test_sq4_round_trip(void)
+{
+	rng_state = 0x4b174b174b174b17u;
+	for (size_t t = 0; t < NDIMS; t++) {
+		size_t dim = dims[t], n = 40, stride = vec_sq4_stride(dim);
+		float *x = random_rows(n, dim), *lo = malloc(dim * 4);
+		float *scale = malloc(dim * 4), *r = malloc(n * dim * 4);
+		float *norms = malloc(n * 4);
+		uint8_t *c = malloc(n * stride + 1);
+		struct vec_sq8 q;
+		size_t bad = 0, badpad = 0, badnorm = 0;
+
+		vec_sq4_train(lo, scale, x, n, dim);
+		q = vec_sq4_view(dim, lo, scale);
+		EXPECT(q.bits == 4 && q.stride == (dim + 127) / 128 * 64);
+		EXPECT(vec_sq_qbytes(&q) == 2 * q.stride);
+		EXPECT(vec_sq8_fits(&q, x, n));
+		c[n * stride] = 0xa5;
+		vec_sq8_encode(&q, x, n, c, norms);
+		EXPECT(c[n * stride] == 0xa5); /* nothing past the rows */
+		vec_sq8_decode(&q, c, n, r);
+		for (size_t i = 0; i < n; i++) {
+			double s = 0;
+			for (size_t d = 0; d < dim; d++) {
+				unsigned code = sq4_code(c + i * stride, d);
+				float want = lo[d] + scale[d] * (float)code;
+				bad += r[i * dim + d] != want || code > 15 ||
+				       fabsf(r[i * dim + d] - x[i * dim + d]) >
+					       0.5f * scale[d] * 1.0001f + 1e-6f;
+				s += (double)want * want;
+			}
+			for (size_t d = dim; d < 2 * stride; d++)
+				badpad += sq4_code(c + i * stride, d) != 0;
+			badnorm += fabs(norms[i] - s) > 1e-5 * (s + 1);
+		}
+		EXPECT_MSG(bad == 0 && badpad == 0 && badnorm == 0,
+			   "dim %zu: %zu wrong codes, %zu nonzero padding, %zu norms",
+			   dim, bad, badpad, badnorm);
+		/* The range is 15 steps: half a step over still fits, more
+		 * does not, and encoding clamps it to 15. */
+		if (scale[0] > 0) {
+			x[0] = lo[0] + 15.4f * scale[0];
+			EXPECT(vec_sq8_fits(&q, x, 1));
+			x[0] = lo[0] + 16.0f * scale[0];
+			EXPECT(!vec_sq8_fits(&q, x, 1));
+			x[0] = lo[0] + 40.0f * scale[0];
+			vec_sq8_encode(&q, x, 1, c, NULL);
+			EXPECT(sq4_code(c, 0) == 15);
+		}
+		free(x);
+		free(lo);
+		free(scale);
+		free(r);
+		free(norms);
+		free(c);
+	}
+}
+
+/* A 4-bit view's query: the 8-bit query's bytes, zero up to 2 x stride. */
+static void test_sq4_query(void)
+{
+	rng_state = 0x9a9a9a9a12121212u;
+	for (size_t t = 0; t < NDIMS; t++) {
+		size_t dim = dims[t], s4 = vec_sq4_stride(dim);
+		float *x = random_rows(2, dim), *lo = malloc(dim * 4);
+		float *scale = malloc(dim * 4);
+		int8_t *a = malloc(2 * s4 + 64), *b = malloc(2 * s4 + 64);
+		struct vec_sq8 q4, q8;
+		float t4, t8, l4, l8;
+		size_t nz = 0;
+
+		vec_sq4_train(lo, scale, x, 1, dim);
+		for (size_t d = 0; d < dim; d++)
+			scale[d] = 0.01f + (float)unif();
+		q4 = vec_sq4_view(dim, lo, scale);
+		q8 = vec_sq8_view(dim, lo, scale);
+		memset(a, 0x55, 2 * s4 + 64);
+		vec_sq8_query(&q4, x + dim, a, &t4, &l4);
+		vec_sq8_query(&q8, x + dim, b, &t8, &l8);
+		EXPECT(t4 == t8 && l4 == l8 && !memcmp(a, b, dim));
+		for (size_t d = dim; d < 2 * s4; d++)
+			nz += a[d] != 0;
+		EXPECT_MSG(nz == 0 && a[2 * s4] == 0x55,
+			   "dim %zu: %zu padding bytes not zero, or written past", dim, nz);
+		free(x);
+		free(lo);
+		free(scale);
+		free(a);
+		free(b);
+	}
+}
+
+/* gather4 of every variant equals the sum over components of code times
+ * query byte, taken by the documented layout, exactly: random rows with
+ * every code 15 in some, random and extreme query bytes. */
+static void test_sq4_gather_levels(void)
+{
+	const struct vec_sq8_kernels *kr[VEC_SQ8_NLEVELS];
+	int nk = variants(kr);
+	const size_t n = 300, m = 131;
+	static const size_t d4[] = { 1, 63, 64, 65, 127, 128, 129, 300, 784,
+				     VEC_DIM_MAX };
+
+	rng_state = 0x0f0f0f0f33445566u;
+	for (size_t t = 0; t < sizeof d4 / sizeof d4[0]; t++) {
+		size_t dim = d4[t], stride = vec_sq4_stride(dim);
+		size_t rows = dim > 1000 ? 5 : n, cnt_max = dim > 1000 ? 5 : m;
+		uint8_t *c = calloc(rows, stride);
+		int8_t *q = calloc(2 * stride, 1);
+		uint32_t ids[131];
+		int32_t out[132];
+
+		for (size_t d = 0; d < dim; d++)
+			q[d] = dim > 1000 ? (d % 2 ? 127 : -128 + 1) :
+					    (int8_t)((int)(rng() % 255) - 127);
+		for (size_t i = 0; i < rows; i++)
+			for (size_t d = 0; d < dim; d++) {
+				unsigned v = i % 5 == 2 ? 15 : (unsigned)(rng() & 15);
+				c[i * stride + d / 128 * 64 + d % 64] |=
+					(uint8_t)(d % 128 < 64 ? v : v << 4);
+			}
+		for (size_t j = 0; j < cnt_max; j++)
+			ids[j] = (uint32_t)(rng() % rows);
+		ids[0] = 0;
+		for (int k = 0; k < nk; k++)
+			for (size_t cnt = 0; cnt <= cnt_max;
+			     cnt += cnt < 6 ? 1 : cnt_max - 6) {
+				size_t bad = 0;
+				out[cnt] = 12345;
+				kr[k]->gather4(c, stride, q, ids, cnt, out);
+				for (size_t j = 0; j < cnt; j++) {
+					int64_t s = 0;
+					for (size_t d = 0; d < dim; d++)
+						s += (int64_t)sq4_code(c + ids[j] * stride, d) * q[d];
+					bad += out[j] != s;
+				}
+				EXPECT_MSG(bad == 0 && out[cnt] == 12345,
+					   "%s: dim %zu, %zu ids: %zu wrong", kr[k]->name,
+					   dim, cnt, bad);
+			}
+		free(c);
+		free(q);
+	}
+}
+
 void suite_sq8(void)
 {
 	RUN(test_stride);
@@ -615,4 +770,7 @@ void suite_sq8(void)
 	RUN(test_scores_bound);
 	RUN(test_constant);
 	RUN(test_float_levels);
+	RUN(test_sq4_round_trip);
+	RUN(test_sq4_query);
+	RUN(test_sq4_gather_levels);
 }
