@@ -117,8 +117,9 @@ static void print_text(const char *path, const struct vec_index_info *in,
 				printf("refine:         %u x k candidates re-ranked on the full vectors (kept)\n",
 				       in->ivf.refine);
 			if (in->ivf.refine && in->ivf.refine_code_bytes)
-				printf("refine codes:   8-bit copy of the vectors read first, %llu bytes\n",
-				       (unsigned long long)in->ivf.refine_code_bytes);
+				printf("refine codes:   8-bit copy of the vectors read first, %llu bytes, exact for %llu vectors\n",
+				       (unsigned long long)in->ivf.refine_code_bytes,
+				       (unsigned long long)in->ivf.refine_exact);
 		}
 		printf("default nprobe: %zu\n", in->ivf.default_nprobe);
 	}
@@ -187,8 +188,9 @@ static void print_json(const char *path, const struct vec_index_info *in,
 		printf(",\"payload\":\"%s\",\"code_bytes\":%llu,\"codebook_bytes\":%llu,\"refine\":%u",
 		       in->ivf.payload, (unsigned long long)in->ivf.code_bytes,
 		       (unsigned long long)in->ivf.codebook_bytes, in->ivf.refine);
-		printf(",\"refine_code_bytes\":%llu",
-		       (unsigned long long)in->ivf.refine_code_bytes);
+		printf(",\"refine_code_bytes\":%llu,\"refine_exact\":%llu",
+		       (unsigned long long)in->ivf.refine_code_bytes,
+		       (unsigned long long)in->ivf.refine_exact);
 		if (!strcmp(in->ivf.payload, "pq"))
 			printf(",\"pq_m\":%u,\"pq_bits\":%u", in->ivf.pq_m, in->ivf.pq_bits);
 		putchar('}');

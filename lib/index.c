@@ -1375,5 +1375,6 @@ void vec_index_stats(const struct vec_index *idx, struct vec_index_info *info)
 		info->ivf.code_bytes = st.code_bytes;
 		info->ivf.codebook_bytes = st.codebook_bytes;
 		info->ivf.refine_code_bytes = st.refine_code_bytes;
+		info->ivf.refine_exact = st.refine_exact;
 	}
 }

@@ -154,6 +154,8 @@ struct vec_ivf {
 	uint64_t rq_cap;          /* vectors the owned arrays hold */
 	float *rq_scale;          /* the steps, padded with zeros to stride */
 	double rq_range, rq_lonorm; /* || 255 step ||, || lo || */
+	int rq_unit;              /* every step 0 or 1, every lo a small
+				     integer: rq_value is lo + c in floats */
 };
 
 static int pq4(const struct vec_ivf *g)
@@ -529,6 +531,10 @@ static int rq_attach(struct vec_ivf *g, const float *head, const uint8_t *codes)
 	}
 	g->rq_range = sqrt(r) * (1 + 1e-9);
 	g->rq_lonorm = sqrt(l) * (1 + 1e-9);
+	g->rq_unit = 1;
+	for (size_t d = 0; d < dim; d++)
+		g->rq_unit &= (head[dim + d] == 0 || head[dim + d] == 1) &&
+			      head[d] == rintf(head[d]) && fabsf(head[d]) < 8388608.0f;
 	g->rq_use = 1;
 	return 0;
 }
@@ -564,8 +570,22 @@ static int rq_reserve(struct vec_ivf *g, uint64_t total)
 	return rq_attach(g, head, codes);
 }
 
-/* Rows [0, n) of x into codes and bounds: the bound is the distance to
- * the reconstruction lo + step c, in double, rounded up to a float. */
+/* Component d of a refine code's reconstruction, lo + step c: in
+ * double, then rounded to a float (rq_encode and rq_exact agree on it). */
+static inline float rq_value(const struct vec_ivf *g, size_t d, uint8_t c)
+{
+	return (float)((double)g->rq.lo[d] + (double)g->rq.scale[d] * c);
+}
+
+/*
+ * Rows [0, n) of x into codes and bounds: the bound is the distance to
+ * the reconstruction lo + step c, in double, rounded up to a float.  It
+ * is 0 exactly when the code is exact, every component's rq_value the
+ * vector's own float, bit for bit (so that the refine may score the code
+ * instead of the vector: rq_exact); an inexact code's bound is at least
+ * the smallest float above 0.  Data of small integers (pixels, counts)
+ * get exact codes: rq_train gives them steps of 1.
+ */
 static void rq_encode(const struct vec_ivf *g, const float *x, uint64_t n,
 		      uint8_t *codes, float *bound)
 {
@@ -576,16 +596,41 @@ static void rq_encode(const struct vec_ivf *g, const float *x, uint64_t n,
 		uint8_t *c = codes + i * stride;
 		double e = 0;
 		float f;
+		int exact = 1;
 		vec_sq8_encode(&g->rq, v, 1, c, NULL);
 		for (size_t d = 0; d < dim; d++) {
 			double r = (double)g->rq.lo[d] + (double)g->rq.scale[d] * c[d];
+			float rf = rq_value(g, d, c[d]);
 			e += ((double)v[d] - r) * ((double)v[d] - r);
+			exact &= !memcmp(&rf, &v[d], sizeof rf);
 		}
 		e = sqrt(e) * (1 + 1e-12);
 		f = (float)e;
 		if ((double)f < e)
 			f = nextafterf(f, INFINITY);
-		bound[i] = f;
+		bound[i] = exact ? 0.0f : f > 0 ? f : nextafterf(0.0f, 1.0f);
+	}
+}
+
+/*
+ * A component whose trained values are all small integers (a range of at
+ * most 255, as pixels or counts) gets the step 1 from its minimum, so
+ * that such vectors have exact codes (rq_encode).  The step is then at
+ * least the 8-bit step of that range, so every trained value still codes
+ * within half a step.
+ */
+static void integer_steps(const float *lo, float *scale, const float *x,
+			  uint64_t n, size_t dim)
+{
+	for (size_t d = 0; d < dim; d++) {
+		int ok = scale[d] > 0 && lo[d] == rintf(lo[d]) &&
+			 fabsf(lo[d]) < 16777216.0f;
+		for (uint64_t i = 0; ok && i < n; i++) {
+			float a = x[i * dim + d];
+			ok = a == rintf(a) && a - lo[d] <= 255.0f;
+		}
+		if (ok)
+			scale[d] = 1.0f;
 	}
 }
 
@@ -606,6 +651,7 @@ static int rq_train(struct vec_ivf *g, const float *x, uint64_t n)
 		sample_rows(x, n, ns, g->dim, smp);
 	}
 	vec_sq8_train(head, head + g->dim, smp ? smp : x, ns, g->dim);
+	integer_steps(head, head + g->dim, smp ? smp : x, ns, g->dim);
 	free(smp);
 	g->own_rq_head = head;
 	g->rq_cap = 0;
@@ -1474,6 +1520,7 @@ struct scratch {
 	float t, qlo;             /* ... their scale and offset */
 	int32_t *i1, *i2;         /* sq8: a list's integer dot products */
 	float *rq_q;              /* refine codes: the query against them */
+	float *rq_x;              /* refine codes: an exact code's vector */
 	float *rq_lb;             /* refine codes: each candidate's bound */
 	struct cands rq_est;      /* refine codes: the k best estimates */
 	uint64_t *loff;           /* list-major: nlist + 1 offsets into byl */
@@ -1671,7 +1718,10 @@ static void rerank(const struct search *s, struct scratch *w,
  * k-th best can only be better).  Any other candidate with L > w cannot
  * be among the k best, nor tie with them, and is skipped; the rest are
  * re-ranked.  The candidates re-ranked get exactly rerank()'s scores, so
- * the answers are rerank()'s.
+ * the answers are rerank()'s.  A candidate whose code is exact (bound 0)
+ * is scored on its code's reconstruction, the same floats as its vector
+ * (rq_exact), so its full vector is never read: the row just summed is
+ * still in the cache, the vector (four times its size) is not.
  *
  * The bounds, u = 2^-24 and g = (stride + 8) u (a float sum of at most
  * stride terms, and the rounding of each term, stay within g of the exact
@@ -1687,6 +1737,37 @@ static void rerank(const struct search *s, struct scratch *w,
  *       kernel = -<q, x> computed >= -<q, x> - g |q| (|lo| + r + e).
  * L is then rounded down to a float.
  */
+/* The full-precision score of vector id, from its exact refine code
+ * (bound 0) when it has one, else from the vector. */
+static float rq_exact(const struct search *s, struct scratch *w,
+		      const float *q, uint32_t id)
+{
+	const struct vec_ivf *g = s->g;
+	const uint8_t *row;
+
+	if (g->rq_head[2 * g->dim + id] != 0)
+		return exact_score(s, q, id);
+	row = g->rq_codes + (size_t)id * g->rq.stride;
+	if (g->rq_unit) {
+		/* Integers below 2^24: exact in floats, rq_value's result. */
+		for (size_t d = 0; d < g->dim; d++)
+			w->rq_x[d] = g->rq.lo[d] + (float)row[d];
+	} else {
+		for (size_t d = 0; d < g->dim; d++)
+			w->rq_x[d] = rq_value(g, d, row[d]);
+	}
+	return s->l2 ? s->kr->l2sq(q, w->rq_x, g->dim) :
+		       -s->kr->dot(q, w->rq_x, g->dim);
+}
+
+/* Prefetch what rq_exact will read for id: the vector, unless the code
+ * is exact. */
+static inline void rq_prefetch(const struct search *s, uint32_t id)
+{
+	if (s->g->rq_head[2 * s->g->dim + id] != 0)
+		prefetch_vector(s, id);
+}
+
 static void rerank_coded(const struct search *s, struct scratch *w,
 			 const struct cands *c, const float *q, size_t n)
 {
@@ -1753,14 +1834,14 @@ static void rerank_coded(const struct search *s, struct scratch *w,
 	got = cands_final(est, s->k, 0);
 	cands_reset(&w->top);
 	for (size_t i = 0; i < got && i < 2; i++)
-		prefetch_vector(s, key_id(c->key[key_id(est->key[i])]));
+		rq_prefetch(s, key_id(c->key[key_id(est->key[i])]));
 	for (size_t i = 0; i < got; i++) {
 		size_t e = key_id(est->key[i]);
 		uint32_t id = key_id(c->key[e]);
 		float d;
 		if (i + 2 < got)
-			prefetch_vector(s, key_id(c->key[key_id(est->key[i + 2])]));
-		d = exact_score(s, q, id);
+			rq_prefetch(s, key_id(c->key[key_id(est->key[i + 2])]));
+		d = rq_exact(s, w, q, id);
 		worst = d > worst ? d : worst;
 		w->rq_lb[e] = NAN; /* done */
 		cand_push(&w->top, id, d);
@@ -1770,7 +1851,7 @@ static void rerank_coded(const struct search *s, struct scratch *w,
 	for (size_t e = 0; e < n; e++)
 		if (w->rq_lb[e] <= worst) /* not done, and may be among the k best */
 			cand_push(&w->top, key_id(c->key[e]),
-				  exact_score(s, q, key_id(c->key[e])));
+				  rq_exact(s, w, q, key_id(c->key[e])));
 }
 
 static void finish_query(const struct search *s, struct scratch *w, size_t i,
@@ -2085,6 +2166,7 @@ static void scratch_free(struct scratch *w)
 	free(w->loff);
 	free(w->qblk);
 	free(w->rq_q);
+	free(w->rq_x);
 	free(w->rq_lb);
 	free(w->table);
 	free(w->qtab);
@@ -2116,8 +2198,9 @@ static int scratch_init(const struct search *s, struct scratch *w,
 	}
 	if (g->rq_head && s->refine) {
 		w->rq_q = calloc(g->rq.stride, sizeof *w->rq_q);
+		w->rq_x = malloc(g->dim * sizeof *w->rq_x);
 		w->rq_lb = malloc(s->k2 * sizeof *w->rq_lb);
-		if (!w->rq_q || !w->rq_lb || cands_init(&w->rq_est, s->k))
+		if (!w->rq_q || !w->rq_x || !w->rq_lb || cands_init(&w->rq_est, s->k))
 			return -1;
 	}
 	w->qres = malloc(g->dim * sizeof *w->qres);
@@ -2795,9 +2878,12 @@ void vec_ivf_stats(const struct vec_ivf *g, struct vec_ivf_stats *s)
 	}
 	s->code_bytes = code_bytes(g);
 	s->codebook_bytes = g->cb_floats * 4;
-	if (g->rq_head)
+	if (g->rq_head) {
 		s->refine_code_bytes = (2 * g->dim + g->count) * 4 +
 				       g->count * g->rq.stride;
+		for (uint64_t i = 0; i < g->count; i++)
+			s->refine_exact += g->rq_head[2 * g->dim + i] == 0;
+	}
 	for (uint32_t j = 0; j < g->nlist; j++)
 		data += data_bytes(g, g->lists[j].len);
 	s->list_bytes = IVFP_BYTES + (uint64_t)g->nlist * g->dim * 4 +

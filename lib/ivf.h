@@ -168,6 +168,7 @@ struct vec_ivf_stats {
 	uint64_t code_bytes;   /* bytes of one list entry's payload */
 	uint64_t codebook_bytes;
 	uint64_t refine_code_bytes; /* IVFR and IVFS; 0: none */
+	uint64_t refine_exact;      /* vectors whose refine code is exact */
 };
 void vec_ivf_stats(const struct vec_ivf *g, struct vec_ivf_stats *s);
 /* Tests: 0 makes the refine re-rank every candidate on the full vectors,

@@ -490,6 +490,8 @@ struct vec_index_info {
 		uint64_t code_bytes;          /* one list entry's payload */
 		uint64_t codebook_bytes;
 		uint64_t refine_code_bytes; /* IVFR + IVFS; 0: none */
+		uint64_t refine_exact;      /* vectors whose refine code
+		                               reconstructs them exactly */
 	} ivf;
 };
 /* What the index is: cheap (header figures only; hnsw/ivf fields left zero). */

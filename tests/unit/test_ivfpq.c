@@ -557,10 +557,20 @@ static void test_refine_codes(void)
 
 	if (!x || !q || !i1 || !i2 || !s1 || !s2)
 		goto done;
-	for (int ints = 0; ints < 2; ints++) {
+	/* ints 0: float vectors; 1: small integers, whose codes are exact
+	 * (scored on the codes, not the vectors: the same answers); 2: the
+	 * same with every seventh row after the 600 trained on off the
+	 * integers, and one -0.0, a mix of both.  (A fractional value among those trained
+	 * on would take its component off the integer steps for all.) */
+	for (int ints = 0; ints < 3; ints++) {
 		rs = 0x5eed + (uint64_t)ints;
 		for (size_t i = 0; i < (size_t)RN * RDIM; i++)
 			x[i] = ints ? (float)(rnd() % 16) : 3 * noise() + (float)(i % 7);
+		for (size_t i = 601; ints == 2 && i < RN; i += 7)
+			x[i * RDIM + i % RDIM] += 0.25f;
+		/* -0.0 equals 0 but is not its bits: not exact either. */
+		if (ints == 2)
+			x[602 * RDIM + 3] = -0.0f;
 		for (size_t i = 0; i < (size_t)NQ * RDIM; i++)
 			q[i] = x[(size_t)(rnd() % RN) * RDIM + i % RDIM] + noise();
 		for (size_t t = 0; t < sizeof rk / sizeof rk[0]; t++)
@@ -597,6 +607,18 @@ static void test_refine_codes(void)
 					   rk[t].name, o ? eb.msg : "not opened");
 				EXPECT_MSG(o && has_section(o, "IVFR") && has_section(o, "IVFS"),
 					   "%s: no refine codes", rk[t].name);
+				if (o) {
+					/* cos stores normalised vectors: not integers. */
+					struct vec_index_info in;
+					uint64_t want = !ints || metrics[mi] == VEC_METRIC_COS ? 0 :
+							ints == 1 ? RN : RN - (RN - 601 + 6) / 7 - 1;
+					vec_index_stats(o, &in);
+					EXPECT_MSG(in.ivf.refine_exact == want,
+						   "%s metric %d ints %d: %llu exact codes, want %llu",
+						   rk[t].name, metrics[mi], ints,
+						   (unsigned long long)in.ivf.refine_exact,
+						   (unsigned long long)want);
+				}
 				for (int from = 0; from < 2 && o; from++) {
 					struct vec_index *use = from ? o : idx;
 					for (size_t np = 1; np <= 12; np += 11) {
