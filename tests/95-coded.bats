@@ -71,6 +71,36 @@ recall() {
 	expect_usage vec-query "invalid value 'x' for --refine (expected an integer from 0 to 1000)"
 }
 
+@test "refine codes: long vectors keep an 8-bit copy; exact codes of integer data stand in for the vectors" {
+	# 600 vectors of 256 small integers, and 600 of 256 floats.
+	perl -e 'srand(9); for (1 .. 600) { print pack("l<f<*", 256, map { int(rand(32)) } 1 .. 256) }' >i.fvecs
+	perl -e 'srand(9); for (1 .. 600) { print pack("l<f<*", 256, map { rand(32) } 1 .. 256) }' >f.fvecs
+	perl -e 'srand(4); for (1 .. 20) { print pack("l<f<*", 256, map { rand(32) } 1 .. 256) }' >q.fvecs
+	for s in i f; do
+		run --separate-stderr vec_build -q -t ivfpq --nlist 8 --pq 64 --pq-bits 4 --refine 10 -o $s.vec $s.fvecs
+		expect_ok
+		assert_eq "$(section_ids $s.vec)" "VECS NORM IVFP IVFC IVFO IVFI IVFQ IVFX IVFR IVFS"
+	done
+	run --separate-stderr vec_stat --verify i.vec
+	expect_ok
+	# 600 rows of 256 bytes, 2 x 256 floats of ranges, 600 bounds
+	[[ "$output" == *"refine codes:   8-bit copy of the vectors read first, 158048 bytes, exact for 600 vectors"* ]]
+	run --separate-stderr vec_stat --json i.vec
+	[[ "$output" == *'"refine_code_bytes":158048,"refine_exact":600'* ]]
+	run --separate-stderr vec_stat --verify f.vec
+	expect_ok
+	[[ "$output" == *"exact for 0 vectors"* ]]
+	# Every list and every candidate re-ranked: the exact answers, the
+	# same ids and the same distances as a flat index, whether the
+	# scores come from the codes (i) or from the vectors (f).
+	for s in i f; do
+		vec_build -q -t flat -o flat-$s.vec $s.fvecs
+		vec_query -k 5 flat-$s.vec q.fvecs >want.tsv
+		vec_query -k 5 --nprobe 8 --refine 200 $s.vec q.fvecs >got.tsv
+		assert_same want.tsv got.tsv
+	done
+}
+
 @test "pq, ivfsq8 and sq8 on digits, every metric; --stats counts the entries scanned" {
 	r=$(vec_build -q -t pq --pq 16 -o p.vec "$B" && recall p.vec)
 	echo "pq recall@10: $r (measured 0.951)"
