@@ -57,16 +57,26 @@ static inline int32_t dot_row(const uint8_t *x, const int8_t *q, size_t stride)
 	return hsum(_mm256_add_epi32(s0, s1));
 }
 
-void vec_sq8_gather_avx2(const uint8_t *codes, size_t stride, const int8_t *cq,
-			 const uint32_t *ids, size_t n, int32_t *out)
+/* Rows ids[0..n) through dot, the next AHEAD prefetched while one is
+ * summed (dot is a constant at each call: inlined). */
+static inline __attribute__((always_inline)) void
+gather_with(const uint8_t *codes, size_t stride, const int8_t *cq,
+	    const uint32_t *ids, size_t n, int32_t *out,
+	    int32_t (*dot)(const uint8_t *, const int8_t *, size_t))
 {
 	for (size_t j = 0; j < n && j < AHEAD; j++)
 		prefetch_row(codes + (size_t)ids[j] * stride, stride);
 	for (size_t j = 0; j < n; j++) {
 		if (j + AHEAD < n)
 			prefetch_row(codes + (size_t)ids[j + AHEAD] * stride, stride);
-		out[j] = dot_row(codes + (size_t)ids[j] * stride, cq, stride);
+		out[j] = dot(codes + (size_t)ids[j] * stride, cq, stride);
 	}
+}
+
+void vec_sq8_gather_avx2(const uint8_t *codes, size_t stride, const int8_t *cq,
+			 const uint32_t *ids, size_t n, int32_t *out)
+{
+	gather_with(codes, stride, cq, ids, n, out, dot_row);
 }
 
 /*
@@ -98,13 +108,7 @@ static inline int32_t dot_row4(const uint8_t *x, const int8_t *q, size_t stride)
 void vec_sq4_gather_avx2(const uint8_t *codes, size_t stride, const int8_t *cq,
 			 const uint32_t *ids, size_t n, int32_t *out)
 {
-	for (size_t j = 0; j < n && j < AHEAD; j++)
-		prefetch_row(codes + (size_t)ids[j] * stride, stride);
-	for (size_t j = 0; j < n; j++) {
-		if (j + AHEAD < n)
-			prefetch_row(codes + (size_t)ids[j + AHEAD] * stride, stride);
-		out[j] = dot_row4(codes + (size_t)ids[j] * stride, cq, stride);
-	}
+	gather_with(codes, stride, cq, ids, n, out, dot_row4);
 }
 
 /* Four rows at a time: each widened query chunk serves all four. */

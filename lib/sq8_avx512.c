@@ -67,44 +67,7 @@ static inline int32_t dot_row_vnni(const uint8_t *x, const int8_t *q,
 	return _mm512_reduce_add_epi32(_mm512_add_epi32(s0, s1));
 }
 
-__attribute__((target("avx512vnni")))
-void vec_sq8_gather_vnni(const uint8_t *codes, size_t stride, const int8_t *cq,
-			 const uint32_t *ids, size_t n, int32_t *out)
-{
-	size_t j = 0;
-
-	for (size_t t = 0; t < n && t < 4; t++)
-		prefetch_row(codes + (size_t)ids[t] * stride, stride);
-	/* Four rows at a time: one reduction ends four sums. */
-	for (; j + 4 <= n; j += 4) {
-		const uint8_t *x0 = codes + (size_t)ids[j] * stride;
-		const uint8_t *x1 = codes + (size_t)ids[j + 1] * stride;
-		const uint8_t *x2 = codes + (size_t)ids[j + 2] * stride;
-		const uint8_t *x3 = codes + (size_t)ids[j + 3] * stride;
-		__m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
-		__m512i s2 = _mm512_setzero_si512(), s3 = _mm512_setzero_si512();
-
-		for (size_t t = j + 4; t < n && t < j + 8; t++)
-			prefetch_row(codes + (size_t)ids[t] * stride, stride);
-		for (size_t i = 0; i < stride; i += 64) {
-			__m512i b = _mm512_loadu_si512(cq + i);
-			s0 = _mm512_dpbusd_epi32(s0, _mm512_loadu_si512(x0 + i), b);
-			s1 = _mm512_dpbusd_epi32(s1, _mm512_loadu_si512(x1 + i), b);
-			s2 = _mm512_dpbusd_epi32(s2, _mm512_loadu_si512(x2 + i), b);
-			s3 = _mm512_dpbusd_epi32(s3, _mm512_loadu_si512(x3 + i), b);
-		}
-		_mm_storeu_si128((__m128i *)(out + j), hsum4(s0, s1, s2, s3));
-	}
-	for (; j < n; j++)
-		out[j] = dot_row_vnni(codes + (size_t)ids[j] * stride, cq, stride);
-}
-
-/*
- * 4-bit rows (sq8.h): a 64-byte block is 128 components, the low nibbles
- * against the block's first 64 query bytes and the high ones against the
- * next 64.  Four rows at a time, as above.
- */
-
+/* One 64-byte block of a 4-bit row: 128 components. */
 __attribute__((target("avx512vnni")))
 static inline __m512i dot_block4_vnni(__m512i s, const uint8_t *x,
 				      __m512i a, __m512i b)
@@ -114,9 +77,27 @@ static inline __m512i dot_block4_vnni(__m512i s, const uint8_t *x,
 	return _mm512_dpbusd_epi32(s, SQ4_HI(v), b);
 }
 
+/*
+ * Rows ids[0..n), four at a time (one reduction ends four sums), the
+ * next four prefetched while they are summed; 8-bit rows (four 0) or
+ * 4-bit ones (four 1, sq8.h's layout: the block's low nibbles against
+ * the query's first 64 bytes, the high ones against the next 64).
+ */
 __attribute__((target("avx512vnni")))
-void vec_sq4_gather_vnni(const uint8_t *codes, size_t stride, const int8_t *cq,
-			 const uint32_t *ids, size_t n, int32_t *out)
+static inline __attribute__((always_inline)) __m512i
+block_vnni(__m512i s, const uint8_t *x, const int8_t *cq, size_t i, int four)
+{
+	if (!four)
+		return _mm512_dpbusd_epi32(s, _mm512_loadu_si512(x + i),
+					   _mm512_loadu_si512(cq + i));
+	return dot_block4_vnni(s, x + i, _mm512_loadu_si512(cq + 2 * i),
+			       _mm512_loadu_si512(cq + 2 * i + 64));
+}
+
+__attribute__((target("avx512vnni")))
+static inline __attribute__((always_inline)) void
+gather_vnni(const uint8_t *codes, size_t stride, const int8_t *cq,
+	    const uint32_t *ids, size_t n, int32_t *out, int four)
 {
 	size_t j = 0;
 
@@ -133,23 +114,38 @@ void vec_sq4_gather_vnni(const uint8_t *codes, size_t stride, const int8_t *cq,
 		for (size_t t = j + 4; t < n && t < j + 8; t++)
 			prefetch_row(codes + (size_t)ids[t] * stride, stride);
 		for (size_t i = 0; i < stride; i += 64) {
-			__m512i a = _mm512_loadu_si512(cq + 2 * i);
-			__m512i b = _mm512_loadu_si512(cq + 2 * i + 64);
-			s0 = dot_block4_vnni(s0, x0 + i, a, b);
-			s1 = dot_block4_vnni(s1, x1 + i, a, b);
-			s2 = dot_block4_vnni(s2, x2 + i, a, b);
-			s3 = dot_block4_vnni(s3, x3 + i, a, b);
+			s0 = block_vnni(s0, x0, cq, i, four);
+			s1 = block_vnni(s1, x1, cq, i, four);
+			s2 = block_vnni(s2, x2, cq, i, four);
+			s3 = block_vnni(s3, x3, cq, i, four);
 		}
 		_mm_storeu_si128((__m128i *)(out + j), hsum4(s0, s1, s2, s3));
 	}
 	for (; j < n; j++) {
 		const uint8_t *x = codes + (size_t)ids[j] * stride;
 		__m512i s0 = _mm512_setzero_si512();
+		if (!four) {
+			out[j] = dot_row_vnni(x, cq, stride);
+			continue;
+		}
 		for (size_t i = 0; i < stride; i += 64)
-			s0 = dot_block4_vnni(s0, x + i, _mm512_loadu_si512(cq + 2 * i),
-					     _mm512_loadu_si512(cq + 2 * i + 64));
+			s0 = block_vnni(s0, x, cq, i, 1);
 		out[j] = _mm512_reduce_add_epi32(s0);
 	}
+}
+
+__attribute__((target("avx512vnni")))
+void vec_sq8_gather_vnni(const uint8_t *codes, size_t stride, const int8_t *cq,
+			 const uint32_t *ids, size_t n, int32_t *out)
+{
+	gather_vnni(codes, stride, cq, ids, n, out, 0);
+}
+
+__attribute__((target("avx512vnni")))
+void vec_sq4_gather_vnni(const uint8_t *codes, size_t stride, const int8_t *cq,
+			 const uint32_t *ids, size_t n, int32_t *out)
+{
+	gather_vnni(codes, stride, cq, ids, n, out, 1);
 }
 
 __attribute__((target("avx512vnni")))
@@ -201,47 +197,51 @@ static inline int32_t dot_row_avx512(const uint8_t *x, const int8_t *q,
 	return _mm512_reduce_add_epi32(_mm512_add_epi32(s0, s1));
 }
 
-void vec_sq8_gather_avx512(const uint8_t *codes, size_t stride,
-			   const int8_t *cq, const uint32_t *ids, size_t n,
-			   int32_t *out)
+/* 4-bit rows without VNNI: vpmaddubsw cannot saturate on codes <= 15
+ * (2 * 15 * 127), then vpmaddwd by ones into 32-bit sums. */
+static inline int32_t dot_row4_bw(const uint8_t *x, const int8_t *q,
+				  size_t stride)
+{
+	__m512i s = _mm512_setzero_si512();
+
+	for (size_t i = 0; i < stride; i += 64) {
+		__m512i v = _mm512_loadu_si512(x + i);
+		__m512i p = _mm512_add_epi16(
+			_mm512_maddubs_epi16(SQ4_LO(v), _mm512_loadu_si512(q + 2 * i)),
+			_mm512_maddubs_epi16(SQ4_HI(v), _mm512_loadu_si512(q + 2 * i + 64)));
+		s = _mm512_add_epi32(s, _mm512_madd_epi16(p, _mm512_set1_epi16(1)));
+	}
+	return _mm512_reduce_add_epi32(s);
+}
+
+/* Rows ids[0..n) through dot, the next AHEAD prefetched while one is
+ * summed (dot is a constant at each call: inlined). */
+static inline __attribute__((always_inline)) void
+gather_with(const uint8_t *codes, size_t stride, const int8_t *cq,
+	    const uint32_t *ids, size_t n, int32_t *out,
+	    int32_t (*dot)(const uint8_t *, const int8_t *, size_t))
 {
 	for (size_t j = 0; j < n && j < AHEAD; j++)
 		prefetch_row(codes + (size_t)ids[j] * stride, stride);
 	for (size_t j = 0; j < n; j++) {
 		if (j + AHEAD < n)
 			prefetch_row(codes + (size_t)ids[j + AHEAD] * stride, stride);
-		out[j] = dot_row_avx512(codes + (size_t)ids[j] * stride, cq, stride);
+		out[j] = dot(codes + (size_t)ids[j] * stride, cq, stride);
 	}
 }
 
-/* 4-bit rows without VNNI: vpmaddubsw cannot saturate on codes <= 15
- * (2 * 15 * 127), then vpmaddwd by ones into 32-bit sums. */
-static inline __m512i dot_block4_bw(__m512i s, const uint8_t *x, __m512i a,
-				    __m512i b)
+void vec_sq8_gather_avx512(const uint8_t *codes, size_t stride,
+			   const int8_t *cq, const uint32_t *ids, size_t n,
+			   int32_t *out)
 {
-	__m512i v = _mm512_loadu_si512(x);
-	__m512i p = _mm512_add_epi16(_mm512_maddubs_epi16(SQ4_LO(v), a),
-				     _mm512_maddubs_epi16(SQ4_HI(v), b));
-	return _mm512_add_epi32(s, _mm512_madd_epi16(p, _mm512_set1_epi16(1)));
+	gather_with(codes, stride, cq, ids, n, out, dot_row_avx512);
 }
 
 void vec_sq4_gather_avx512(const uint8_t *codes, size_t stride,
 			   const int8_t *cq, const uint32_t *ids, size_t n,
 			   int32_t *out)
 {
-	for (size_t j = 0; j < n && j < AHEAD; j++)
-		prefetch_row(codes + (size_t)ids[j] * stride, stride);
-	for (size_t j = 0; j < n; j++) {
-		const uint8_t *x = codes + (size_t)ids[j] * stride;
-		__m512i s0 = _mm512_setzero_si512();
-
-		if (j + AHEAD < n)
-			prefetch_row(codes + (size_t)ids[j + AHEAD] * stride, stride);
-		for (size_t i = 0; i < stride; i += 64)
-			s0 = dot_block4_bw(s0, x + i, _mm512_loadu_si512(cq + 2 * i),
-					   _mm512_loadu_si512(cq + 2 * i + 64));
-		out[j] = _mm512_reduce_add_epi32(s0);
-	}
+	gather_with(codes, stride, cq, ids, n, out, dot_row4_bw);
 }
 
 void vec_sq8_scan_avx512(const uint8_t *codes, size_t stride, const int8_t *cq,
