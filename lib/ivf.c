@@ -469,13 +469,26 @@ static void sample_rows(const float *x, uint64_t n, uint64_t ns, size_t dim,
 		memcpy(out + i * dim, x + (i * n / ns) * dim, dim * sizeof *out);
 }
 
+/*
+ * Train the codec on the residuals of ns of the n vectors, evenly spread
+ * (rows i n / ns), to their nearest centroids.  The residuals are never
+ * made as one matrix (ns x dim floats, 51 MB for fashion-mnist, a quarter
+ * of its vectors, would be most of the build's peak beyond the vectors):
+ * the rows are assigned a chunk at a time, PQ makes each sub-space's part
+ * as it trains it (vec_pq_train_res), and SQ8 takes its ranges a row at a
+ * time.  The codebooks are those of training on the whole matrix.
+ */
+#define ASSIGN_CHUNK 1024 /* rows copied and assigned at once */
+
 static int train_codec(struct vec_ivf *g, const float *x, uint64_t n,
 		       int threads, struct vec_errbuf *eb)
 {
 	uint64_t ns = n < CODEC_TRAIN_MAX ? n : CODEC_TRAIN_MAX;
-	float *res = NULL;
+	size_t dim = g->dim;
+	uint64_t *rows = NULL;
+	float *buf = NULL;
 	uint32_t *a = NULL;
-	int rc;
+	int rc = VEC_OK;
 
 	if (g->codec == VEC_IVF_FLAT)
 		return VEC_OK;
@@ -483,29 +496,46 @@ static int train_codec(struct vec_ivf *g, const float *x, uint64_t n,
 		return vec_err(eb, VEC_E_USAGE,
 			       "%u-bit PQ needs at least %zu vectors to train on, not %llu",
 			       g->pq.nbits, g->pq.ksub, (unsigned long long)ns);
-	res = malloc((size_t)ns * g->dim * sizeof *res);
+	rows = malloc((size_t)ns * sizeof *rows);
+	buf = malloc(ASSIGN_CHUNK * dim * sizeof *buf);
 	a = malloc((size_t)ns * sizeof *a);
-	if (!res || !a) {
+	if (!rows || !buf || !a) {
 		rc = vec_err(eb, VEC_E_NOMEM, "out of memory");
 		goto done;
 	}
-	sample_rows(x, n, ns, g->dim, res);
-	rc = vec_kmeans_assign(res, ns, g->dim, g->cent, g->nlist, threads, a,
-			       NULL, eb);
+	for (uint64_t i = 0; i < ns; i++)
+		rows[i] = i * n / ns;
+	for (uint64_t i0 = 0; i0 < ns && !rc; i0 += ASSIGN_CHUNK) {
+		uint64_t m = ns - i0 < ASSIGN_CHUNK ? ns - i0 : ASSIGN_CHUNK;
+		for (uint64_t i = 0; i < m; i++)
+			memcpy(buf + i * dim, x + rows[i0 + i] * dim, dim * sizeof *buf);
+		rc = vec_kmeans_assign(buf, m, dim, g->cent, g->nlist, threads,
+				       a + i0, NULL, eb);
+	}
 	if (rc)
 		goto done;
-	for (uint64_t i = 0; i < ns; i++) {
-		const float *c = g->cent + (size_t)a[i] * g->dim;
-		for (size_t d = 0; d < g->dim; d++)
-			res[i * g->dim + d] -= c[d];
+	if (g->codec == VEC_IVF_PQ) {
+		rc = vec_pq_train_res(g->own_cb, x, rows, g->cent, a, ns, dim,
+				      g->pq.m, g->pq.nbits, g->seed, threads, eb);
+	} else {
+		/* vec_sq8_train's ranges: minimum and maximum per component
+		 * (order does not matter to them), step (max - min) / 255. */
+		float *lo = g->own_cb, *hi = g->own_cb + dim;
+		for (uint64_t i = 0; i < ns; i++) {
+			const float *v = x + rows[i] * dim;
+			const float *c = g->cent + (size_t)a[i] * dim;
+			for (size_t d = 0; d < dim; d++) {
+				float r = v[d] - c[d];
+				lo[d] = i == 0 || r < lo[d] ? r : lo[d];
+				hi[d] = i == 0 || r > hi[d] ? r : hi[d];
+			}
+		}
+		for (size_t d = 0; d < dim; d++)
+			hi[d] = (hi[d] - lo[d]) / 255.0f;
 	}
-	if (g->codec == VEC_IVF_PQ)
-		rc = vec_pq_train(g->own_cb, res, ns, g->dim, g->pq.m,
-				  g->pq.nbits, g->seed, threads, eb);
-	else
-		vec_sq8_train(g->own_cb, g->own_cb + g->dim, res, ns, g->dim);
 done:
-	free(res);
+	free(rows);
+	free(buf);
 	free(a);
 	return rc;
 }

@@ -67,7 +67,10 @@ static void sample_sorted(uint64_t n, uint64_t k, uint64_t *rng, uint64_t *out)
 struct train_ctx {
 	float *cent;
 	const float *x;
-	const uint64_t *rows;  /* nt sampled rows of x, or NULL: rows 0..nt-1 */
+	const uint64_t *outer; /* the training vectors' rows of x, or NULL */
+	const float *minus;    /* subtracted: minus[which[v]], or NULL */
+	const uint32_t *which;
+	const uint64_t *rows;  /* nt sampled training vectors, or NULL: 0..nt-1 */
 	uint64_t nt;
 	size_t dim, dsub, ksub;
 	uint64_t seed;
@@ -90,9 +93,17 @@ static void train_task(void *vctx, size_t j, int worker)
 		return;
 	}
 	for (uint64_t i = 0; i < c->nt; i++) {
-		uint64_t r = c->rows ? c->rows[i] : i;
-		memcpy(sub + i * c->dsub, c->x + r * c->dim + j * c->dsub,
-		       c->dsub * sizeof *sub);
+		uint64_t v = c->rows ? c->rows[i] : i;
+		uint64_t r = c->outer ? c->outer[v] : v;
+		const float *src = c->x + r * c->dim + j * c->dsub;
+		if (c->minus) {
+			const float *m = c->minus + (size_t)c->which[v] * c->dim +
+					 j * c->dsub;
+			for (size_t t = 0; t < c->dsub; t++)
+				sub[i * c->dsub + t] = src[t] - m[t];
+		} else {
+			memcpy(sub + i * c->dsub, src, c->dsub * sizeof *sub);
+		}
 	}
 	p.k = c->ksub;
 	p.train_size = c->nt; /* the sample is already drawn */
@@ -106,9 +117,10 @@ static void train_task(void *vctx, size_t j, int worker)
 	free(sub);
 }
 
-int vec_pq_train_sample(float *cent, const float *x, uint64_t n, size_t dim,
-			size_t m, unsigned nbits, uint64_t train_size,
-			uint64_t seed, int threads, struct vec_errbuf *eb)
+static int train_core(float *cent, const float *x, const uint64_t *outer,
+		      const float *minus, const uint32_t *which, uint64_t n,
+		      size_t dim, size_t m, unsigned nbits, uint64_t train_size,
+		      uint64_t seed, int threads, struct vec_errbuf *eb)
 {
 	struct train_ctx c;
 	size_t ksub;
@@ -148,6 +160,9 @@ int vec_pq_train_sample(float *cent, const float *x, uint64_t n, size_t dim,
 	}
 	c.cent = cent;
 	c.x = x;
+	c.outer = outer;
+	c.minus = minus;
+	c.which = which;
 	c.rows = rows;
 	c.nt = nt;
 	c.dim = dim;
@@ -185,6 +200,23 @@ done:
 	free(c.ebs);
 	free(rows);
 	return rc;
+}
+
+int vec_pq_train_sample(float *cent, const float *x, uint64_t n, size_t dim,
+			size_t m, unsigned nbits, uint64_t train_size,
+			uint64_t seed, int threads, struct vec_errbuf *eb)
+{
+	return train_core(cent, x, NULL, NULL, NULL, n, dim, m, nbits,
+			  train_size, seed, threads, eb);
+}
+
+int vec_pq_train_res(float *cent, const float *x, const uint64_t *rows,
+		     const float *coarse, const uint32_t *assign, uint64_t n,
+		     size_t dim, size_t m, unsigned nbits, uint64_t seed,
+		     int threads, struct vec_errbuf *eb)
+{
+	return train_core(cent, x, rows, coarse, assign, n, dim, m, nbits, 0,
+			  seed, threads, eb);
 }
 
 int vec_pq_train(float *cent, const float *x, uint64_t n, size_t dim,

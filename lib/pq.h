@@ -95,6 +95,17 @@ int vec_pq_train_sample(float *cent, const float *x, uint64_t n, size_t dim,
 			size_t m, unsigned nbits, uint64_t train_size,
 			uint64_t seed, int threads, struct vec_errbuf *eb);
 
+/*
+ * vec_pq_train on the n vectors x[rows[i]] - coarse[assign[i]] (residuals
+ * to coarse centroids, dim floats each), without making them: each
+ * sub-space's part is made as it is trained.  The same centroids as
+ * vec_pq_train on a matrix of those vectors, in a sliver of its memory.
+ */
+int vec_pq_train_res(float *cent, const float *x, const uint64_t *rows,
+		     const float *coarse, const uint32_t *assign, uint64_t n,
+		     size_t dim, size_t m, unsigned nbits, uint64_t seed,
+		     int threads, struct vec_errbuf *eb);
+
 /* Codes of n vectors (n x vec_pq_code_size bytes, packed as above). */
 void vec_pq_encode(const struct vec_pq *pq, const float *x, size_t n,
 		   uint8_t *codes);

@@ -127,6 +127,47 @@ static void test_train_deterministic(void)
 	free(x);
 }
 
+/*
+ * Training on residuals named by rows and centroids (vec_pq_train_res)
+ * gives the centroids of training on the residual matrix itself, bit for
+ * bit, with a sample drawn (8 bits: more rows than k-means keeps) or not
+ * (4 bits), on one thread and two.
+ */
+static void test_train_res(void)
+{
+	enum { N = 3000, M = 4, DSUB = 3, DIM = M * DSUB, NC = 7, NS = 2500 };
+	float *x = clustered(N, M, DSUB, 2.0f), coarse[NC * DIM];
+	float *res = malloc((size_t)NS * DIM * sizeof *res);
+	uint64_t rows[NS];
+	uint32_t asg[NS];
+	size_t sz = M * 256 * DSUB;
+	float *a = malloc(sz * sizeof *a), *b = malloc(sz * sizeof *b);
+
+	for (size_t i = 0; i < NC * DIM; i++)
+		coarse[i] = (float)((i * 37) % 11) - 5.0f;
+	for (uint64_t i = 0; i < NS; i++) {
+		rows[i] = (i * 7919) % N; /* any rows, in any order */
+		asg[i] = (uint32_t)((i * 13) % NC);
+		for (size_t d = 0; d < DIM; d++)
+			res[i * DIM + d] = x[rows[i] * DIM + d] - coarse[asg[i] * DIM + d];
+	}
+	for (unsigned bits = 4; bits <= 8; bits += 4)
+		for (int threads = 1; threads <= 2; threads++) {
+			size_t n = M * ((size_t)1 << bits) * DSUB;
+			memset(a, 0, sz * sizeof *a);
+			memset(b, 0xff, sz * sizeof *b);
+			EXPECT(vec_pq_train(a, res, NS, DIM, M, bits, 9, threads, NULL) == VEC_OK);
+			EXPECT(vec_pq_train_res(b, x, rows, coarse, asg, NS, DIM, M, bits,
+						9, threads, NULL) == VEC_OK);
+			EXPECT_MSG(!memcmp(a, b, n * sizeof *a),
+				   "%u bits, %d threads: other centroids", bits, threads);
+		}
+	free(x);
+	free(res);
+	free(a);
+	free(b);
+}
+
 /* ---- encode, decode, tables ---- */
 
 static void roundtrip(unsigned nbits)
@@ -842,6 +883,7 @@ void suite_pq(void)
 {
 	RUN(test_train_usage);
 	RUN(test_train_deterministic);
+	RUN(test_train_res);
 	RUN(test_roundtrip4);
 	RUN(test_roundtrip8);
 	RUN(test_code_layout);
