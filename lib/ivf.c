@@ -2054,6 +2054,28 @@ static void search_task(void *ctx, size_t i, int worker)
  * Query i's answer from its candidates (w->cand; for the flat payload,
  * heap's (list, position) pairs): re-ranked if asked, then written out.
  */
+/*
+ * The next query's candidates, chosen now (the k2 best, which its
+ * finish_query would choose) and their refine codes prefetched into the
+ * outer caches, so that they arrive while this query is finished.
+ */
+static void refine_ahead(const struct search *s, struct cands *c)
+{
+	const struct vec_ivf *g = s->g;
+	size_t got, stride = g->rq.stride;
+
+	if (!s->refine || !g->rq_head || !g->rq_use)
+		return;
+	got = cands_final(c, s->k2, 0);
+	c->n = got;
+	for (size_t e = 0; e < got; e++) {
+		const char *p = (const char *)(g->rq_codes +
+					       (size_t)key_id(c->key[e]) * stride);
+		for (size_t o = 0; o < stride; o += 64)
+			__builtin_prefetch(p + o, 0, 1);
+	}
+}
+
 static void finish_query(const struct search *s, struct scratch *w, size_t i,
 			 const float *q, struct vec_topk *heap, struct cands *c)
 {
@@ -2177,6 +2199,8 @@ static void lmajor_task(void *ctx, size_t part, int worker)
 	}
 	for (size_t i = a; i < b; i++) {
 		cands_reset(&w->cand);
+		if (!s->heaps && i + 1 < b)
+			refine_ahead(s, &s->qc[i + 1]);
 		if (s->heaps)
 			finish_query(s, w, i, s->q + i * g->dim, &s->heaps[i],
 				     &w->cand);
