@@ -666,6 +666,65 @@ static void test_sq4(void)
 	vec_hnsw_free(g);
 }
 
+/*
+ * A file without the quantised copy (HSQ8, HSQN: another writer may
+ * leave them out) opens with the codes rebuilt from the vectors, with the
+ * bits HNSP names: for a graph built in one step, the same codes, so the
+ * same answers to the bit.
+ */
+static void rebuilt_codes(struct vec_hnsw *g, unsigned bits)
+{
+	struct vec_hnsw *o = NULL;
+	struct vec_hnsw_stats st, st0;
+	struct vec_file f;
+	uint64_t ids1[NQ * K], ids2[NQ * K];
+	float sc1[NQ * K], sc2[NQ * K];
+	uint8_t *buf = flatten(g, &f);
+	size_t kept = 0, dropped = 0;
+
+	EXPECT(buf != NULL);
+	if (!buf)
+		return;
+	for (size_t i = 0; i < f.n_sections; i++) {
+		if (f.sec[i].id == VEC_FOURCC('H', 'S', 'Q', '8') ||
+		    f.sec[i].id == VEC_FOURCC('H', 'S', 'Q', 'N')) {
+			dropped++;
+			continue;
+		}
+		f.sec[kept++] = f.sec[i];
+	}
+	f.n_sections = kept;
+	EXPECT(dropped == 2);
+	EXPECT(vec_hnsw_open(&o, &f, &fx_l2.v, NULL) == VEC_OK);
+	if (o) {
+		vec_hnsw_stats(g, &st0);
+		vec_hnsw_stats(o, &st);
+		EXPECT_MSG(st.code_bits == bits && st.extra_bytes == st0.extra_bytes,
+			   "%u bits: rebuilt as %u bits, %llu bytes", bits, st.code_bits,
+			   (unsigned long long)st.extra_bytes);
+		recall(g, &fx_l2, 40, ids1, sc1);
+		recall(o, &fx_l2, 40, ids2, sc2);
+		EXPECT_MSG(!memcmp(ids1, ids2, sizeof ids1) && !memcmp(sc1, sc2, sizeof sc1),
+			   "%u bits: other answers from the rebuilt codes", bits);
+		vec_hnsw_free(o);
+	}
+	free(buf);
+}
+
+static void test_rebuilt_codes(void)
+{
+	struct vec_hnsw_params p = { 16, 100, 7, 4 };
+	struct vec_hnsw *g = NULL;
+
+	if (!g_l2)
+		return;
+	rebuilt_codes(g_l2, 8);
+	EXPECT(vec_hnsw_create(&g, &p, DIM, VEC_METRIC_L2, NULL) == VEC_OK);
+	if (g && vec_hnsw_insert(g, &fx_l2.v, 2, NULL) == VEC_OK)
+		rebuilt_codes(g, 4);
+	vec_hnsw_free(g);
+}
+
 void suite_hnsw(void)
 {
 	fixture_init(&fx_l2, VEC_METRIC_L2);
@@ -682,6 +741,7 @@ void suite_hnsw(void)
 	RUN(test_few_nodes);
 	RUN(test_corrupt);
 	RUN(test_sq4);
+	RUN(test_rebuilt_codes);
 	vec_hnsw_free(g_l2);
 	fixture_free(&fx_l2);
 }
