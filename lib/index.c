@@ -102,7 +102,7 @@ static void hnsw_params_of(const struct vec_index_params *p,
 	hp->ef_construction = p->ef_construction ? p->ef_construction :
 						   VEC_HNSW_DEFAULT_EFC;
 	hp->seed = p->seed ? p->seed : VEC_HNSW_DEFAULT_SEED;
-	hp->sq_bits = p->sq_bits ? p->sq_bits : vec_hnsw_default_bits(p->dim);
+	hp->sq_bits = p->sq_bits; /* 0: vec_hnsw_create picks by dimension */
 }
 
 static void ivf_params_of(const struct vec_index_params *p,

@@ -475,8 +475,8 @@ static void sample_rows(const float *x, uint64_t n, uint64_t ns, size_t dim,
  * made as one matrix (ns x dim floats, 51 MB for fashion-mnist, a quarter
  * of its vectors, would be most of the build's peak beyond the vectors):
  * the rows are assigned a chunk at a time, PQ makes each sub-space's part
- * as it trains it (vec_pq_train_res), and SQ8 takes its ranges a row at a
- * time.  The codebooks are those of training on the whole matrix.
+ * as it trains it (vec_pq_train_res), and SQ8 widens its ranges by each
+ * chunk's residuals (vec_sq8_range).  The codebooks are those of training on the whole matrix.
  */
 #define ASSIGN_CHUNK 1024 /* rows copied and assigned at once */
 
@@ -511,28 +511,23 @@ static int train_codec(struct vec_ivf *g, const float *x, uint64_t n,
 			memcpy(buf + i * dim, x + rows[i0 + i] * dim, dim * sizeof *buf);
 		rc = vec_kmeans_assign(buf, m, dim, g->cent, g->nlist, threads,
 				       a + i0, NULL, eb);
+		if (rc || g->codec != VEC_IVF_SQ8)
+			continue;
+		/* SQ8: the chunk's residuals widen the ranges. */
+		for (uint64_t i = 0; i < m; i++) {
+			const float *c = g->cent + (size_t)a[i0 + i] * dim;
+			for (size_t d = 0; d < dim; d++)
+				buf[i * dim + d] -= c[d];
+		}
+		vec_sq8_range(g->own_cb, g->own_cb + dim, buf, m, dim, i0 == 0);
 	}
 	if (rc)
 		goto done;
-	if (g->codec == VEC_IVF_PQ) {
+	if (g->codec == VEC_IVF_PQ)
 		rc = vec_pq_train_res(g->own_cb, x, rows, g->cent, a, ns, dim,
 				      g->pq.m, g->pq.nbits, g->seed, threads, eb);
-	} else {
-		/* vec_sq8_train's ranges: minimum and maximum per component
-		 * (order does not matter to them), step (max - min) / 255. */
-		float *lo = g->own_cb, *hi = g->own_cb + dim;
-		for (uint64_t i = 0; i < ns; i++) {
-			const float *v = x + rows[i] * dim;
-			const float *c = g->cent + (size_t)a[i] * dim;
-			for (size_t d = 0; d < dim; d++) {
-				float r = v[d] - c[d];
-				lo[d] = i == 0 || r < lo[d] ? r : lo[d];
-				hi[d] = i == 0 || r > hi[d] ? r : hi[d];
-			}
-		}
-		for (size_t d = 0; d < dim; d++)
-			hi[d] = (hi[d] - lo[d]) / 255.0f;
-	}
+	else
+		vec_sq8_steps(g->own_cb, g->own_cb + dim, dim, 8);
 done:
 	free(rows);
 	free(buf);

@@ -11,31 +11,46 @@
 #include "sq8.h"
 #include "vec.h"
 
-static void train(float *lo, float *scale, const float *x, uint64_t n,
-		  size_t dim, float top)
+void vec_sq8_range(float *lo, float *hi, const float *x, uint64_t n,
+		   size_t dim, int first)
 {
 	for (size_t d = 0; d < dim; d++) {
-		float mn = x[d], mx = x[d];
-		for (uint64_t i = 1; i < n; i++) {
+		float mn = first ? x[d] : lo[d], mx = first ? x[d] : hi[d];
+		for (uint64_t i = first ? 1 : 0; i < n; i++) {
 			float a = x[i * dim + d];
 			mn = a < mn ? a : mn;
 			mx = a > mx ? a : mx;
 		}
 		lo[d] = mn;
-		scale[d] = (mx - mn) / top;
+		hi[d] = mx;
 	}
+}
+
+void vec_sq8_steps(const float *lo, float *hi, size_t dim, unsigned bits)
+{
+	float top = bits == 4 ? 15.0f : 255.0f;
+
+	for (size_t d = 0; d < dim; d++)
+		hi[d] = (hi[d] - lo[d]) / top;
+}
+
+static void train(float *lo, float *scale, const float *x, uint64_t n,
+		  size_t dim, unsigned bits)
+{
+	vec_sq8_range(lo, scale, x, n, dim, 1);
+	vec_sq8_steps(lo, scale, dim, bits);
 }
 
 void vec_sq8_train(float *lo, float *scale, const float *x, uint64_t n,
 		   size_t dim)
 {
-	train(lo, scale, x, n, dim, 255.0f);
+	train(lo, scale, x, n, dim, 8);
 }
 
 void vec_sq4_train(float *lo, float *scale, const float *x, uint64_t n,
 		   size_t dim)
 {
-	train(lo, scale, x, n, dim, 15.0f);
+	train(lo, scale, x, n, dim, 4);
 }
 
 /* The largest code of q's rows. */
@@ -87,8 +102,7 @@ static void encode_row(const struct vec_sq8 *q, const float *x, uint8_t *out,
 	long top = top_code(q);
 	double s = 0;
 
-	if (q->bits == 4)
-		memset(out, 0, q->stride);
+	memset(out, 0, q->stride);
 	for (size_t d = 0; d < q->dim; d++) {
 		long c = 0;
 		float r;
@@ -103,8 +117,6 @@ static void encode_row(const struct vec_sq8 *q, const float *x, uint8_t *out,
 		r = lo[d] + scale[d] * (float)c;
 		s += (double)r * r;
 	}
-	if (q->bits != 4)
-		memset(out + q->dim, 0, q->stride - q->dim);
 	if (norm)
 		*norm = (float)s;
 }

@@ -106,6 +106,16 @@ void vec_sq4_train(float *lo, float *scale, const float *x, uint64_t n,
 		   size_t dim);
 
 /*
+ * The same a chunk of rows at a time: vec_sq8_range widens [lo, hi] of
+ * each component to rows [0, n) of x (first: starts from them, n >= 1);
+ * then vec_sq8_steps turns hi into the steps (hi - lo) / 255 (15 for
+ * bits 4).  Training on one matrix is these two.
+ */
+void vec_sq8_range(float *lo, float *hi, const float *x, uint64_t n,
+		   size_t dim, int first);
+void vec_sq8_steps(const float *lo, float *hi, size_t dim, unsigned bits);
+
+/*
  * Do rows [0, n) of x lie within half a step of the quantiser's range
  * [lo - scale/2, lo + 255.5 scale] (15.5 scale for 4 bits)?  1 if so, else 0.  A NaN component
  * compares false, so it "fits" (and codes to 0): retraining would not

@@ -321,6 +321,12 @@ static void test_params(void)
 	p.pq_m = 8;
 	p.pq_bits = 6;
 	REFUSED("bits", "4 or 8 bits per sub-quantiser, not 6");
+	p.pq_bits = 8;
+	p.sq_bits = 4;
+	REFUSED("sq-bits for ivfpq", "sq-bits applies to hnsw indexes only");
+	p.type = VEC_TYPE_HNSW;
+	p.sq_bits = 6;
+	REFUSED("sq-bits 6", "sq-bits must be 4 or 8, not 6");
 	params_of(&kinds[3], VEC_METRIC_L2, 0, &p);
 	p.nlist = 4;
 	REFUSED("nlist for pq", "a pq index has one list");
