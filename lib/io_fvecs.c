@@ -6,6 +6,7 @@
  * little-endian.  Every record must repeat the first record's dimension.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "io_internal.h"
 
@@ -94,8 +95,11 @@ static int vecs_next(struct vec_reader *r, float *out, char **key, int block)
 			out[j] = (float)(int32_t)vec_get_le32(p + 4 * j);
 		break;
 	default:
-		for (j = 0; j < r->dim; j++)
-			out[j] = vec_get_lef32(p + 4 * j);
+		if (vec_host_is_le())
+			memcpy(out, p, r->dim * sizeof *out);
+		else
+			for (j = 0; j < r->dim; j++)
+				out[j] = vec_get_lef32(p + 4 * j);
 		rc = io_check_finite(r, out, r->dim);
 		if (rc)
 			return rc;
