@@ -699,7 +699,7 @@ int vec_ivf_train(struct vec_ivf **out, const struct vec_ivf_params *p,
 		  const float *x, uint64_t n, size_t dim, int metric,
 		  int threads, struct vec_errbuf *eb)
 {
-	struct vec_kmeans_params kp = { 0, 0, 0, 0, 0, NULL };
+	struct vec_kmeans_params kp = { 0, 0, 0, 0, 0, NULL, 0 };
 	struct vec_kmeans_result kr;
 	struct vec_ivf *g;
 	uint32_t nlist;
@@ -723,6 +723,7 @@ int vec_ivf_train(struct vec_ivf **out, const struct vec_ivf_params *p,
 	kp.max_iter = g->max_iter;
 	kp.seed = g->seed;
 	kp.threads = threads;
+	kp.spherical = metric == VEC_METRIC_COS;
 	if ((rc = vec_kmeans(x, n, dim, &kp, g->own_cent, &kr, eb)) ||
 	    (rc = train_codec(g, x, n, threads, eb))) {
 		vec_ivf_free(g);

@@ -18,9 +18,10 @@
  *  - nprobe >= nlist searches every list: the search is then exact, and
  *    answered by vec_flat_search over the insertion-ordered vectors, so
  *    the results are exactly those of a flat index.
- *  - Clustering is l2 k-means over the stored vectors (normalised for
- *    cos); lists are ranked by l2 distance to their centroid (l2) or by
- *    inner product with it (ip, cos).
+ *  - Clustering is l2 k-means over the stored vectors (for cos:
+ *    spherical, over the unit vectors, with unit centroids); lists are
+ *    ranked by l2 distance to their centroid (l2) or by inner product
+ *    with it (ip, cos).
  *  - Search may run from many threads at once; add needs exclusive access.
  *  - Opened lists point into the mapped file (no copy); the first add
  *    copies them into owned memory.

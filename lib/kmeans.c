@@ -1,6 +1,7 @@
 /*
  * kmeans.c - Euclidean k-means: k-means++ seeding on a sample, Lloyd
- * iterations, empty clusters refilled by splitting the largest.
+ * iterations, empty clusters refilled by splitting the largest; optionally
+ * spherical (centroids kept at unit length, for unit-length data).
  *
  * The expensive step, finding each vector's nearest centroid, is an exact
  * 1-nearest-neighbour search of the vectors against the centroids, so it
@@ -340,6 +341,10 @@ int vec_kmeans(const float *x, uint64_t n, size_t dim,
 					(float)(sum[c * dim + d] / (double)count[c]);
 		}
 		r.splits += split_empty(centroids, count, k, dim, &rng);
+		/* Spherical: the means scaled back to unit length, so that
+		 * the nearest centroid is the one of largest inner product. */
+		for (size_t c = 0; p->spherical && c < k; c++)
+			vec_normalize(centroids + c * dim, dim);
 	}
 	goto done;
 nomem:

@@ -35,6 +35,9 @@ struct vec_kmeans_params {
 	uint64_t seed;       /* 0: VEC_KMEANS_DEFAULT_SEED */
 	int threads;         /* <= 0: all cores */
 	const float *init;   /* NULL: k-means++; else k x dim starting centroids */
+	int spherical;       /* each update's means scaled to unit length (a
+	                        zero mean stays zero): for unit-length data,
+	                        nearest centroid = largest inner product */
 };
 
 struct vec_kmeans_result {

@@ -171,6 +171,40 @@ static void test_all_lists_exact(void)
 	free(x);
 }
 
+/*
+ * cos: a vector's list is the one whose centroid has the largest cosine
+ * with it (spherical k-means), which is the list a query ranks first; so
+ * every stored vector, as a query probing one list, finds itself.  (With
+ * centroids of other lengths a vector's nearest centroid need not be the
+ * one a query ranks first, and some did not.)
+ */
+static void test_cos_own_list(void)
+{
+	float *x = points(N);
+	struct vec_index *i;
+	uint64_t ids[NQ * K];
+	float sc[NQ * K];
+	size_t miss = 0;
+
+	/* Centres near the origin: directions spread, the cos clusters
+	 * overlap, and centroid lengths differ. */
+	for (size_t j = 0; j < (size_t)N * DIM; j++)
+		x[j] -= 4;
+	i = make(x, N, VEC_METRIC_COS, NLIST);
+	if (!i) {
+		free(x);
+		return;
+	}
+	for (size_t b = 0; b + NQ <= N; b += NQ) {
+		EXPECT(search(i, x + b * DIM, 1, ids, sc) == VEC_OK);
+		for (size_t q = 0; q < NQ; q++)
+			miss += ids[q * K] != b + q;
+	}
+	EXPECT_MSG(miss == 0, "%zu of %d vectors not found in their list", miss, N);
+	vec_index_close(i);
+	free(x);
+}
+
 /* Vectors added later go to their nearest list and are found. */
 static void test_growth(void)
 {
@@ -604,6 +638,7 @@ void suite_ivf(void)
 	RUN(test_rank_canonical);
 	RUN(test_round_trip);
 	RUN(test_all_lists_exact);
+	RUN(test_cos_own_list);
 	RUN(test_growth);
 	RUN(test_empty_lists);
 	RUN(test_params);

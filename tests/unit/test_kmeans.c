@@ -1,7 +1,8 @@
 /*
  * test_kmeans.c - k-means: the same seed gives the same centroids (on one
  * thread or two), well-separated clusters are recovered, an empty cluster
- * is refilled by a split, the training sample has the size asked for, and
+ * is refilled by a split, spherical k-means keeps unit centroids, the
+ * training sample has the size asked for, and
  * degenerate inputs (k > n, identical points) are handled.
  */
 #include <math.h>
@@ -48,7 +49,7 @@ static void test_deterministic(void)
 	int label[NC * PER];
 	float centre[NC][DIM], a[NC * DIM], b[NC * DIM], c[NC * DIM];
 	float *x = separated(label, centre);
-	struct vec_kmeans_params p = { NC, 0, 0, 7, 1, NULL };
+	struct vec_kmeans_params p = { NC, 0, 0, 7, 1, NULL, 0 };
 	struct vec_kmeans_result r1, r2;
 
 	EXPECT(vec_kmeans(x, NC * PER, DIM, &p, a, &r1, NULL) == VEC_OK);
@@ -73,7 +74,7 @@ static void test_separated(void)
 	float *x = separated(label, centre);
 	uint32_t *as = malloc(NC * PER * sizeof *as);
 	int owner[NC];
-	struct vec_kmeans_params p = { NC, 0, 0, 3, 0, NULL };
+	struct vec_kmeans_params p = { NC, 0, 0, 3, 0, NULL, 0 };
 	struct vec_kmeans_result r;
 
 	EXPECT(vec_kmeans(x, NC * PER, DIM, &p, cent, &r, NULL) == VEC_OK);
@@ -111,7 +112,7 @@ static void test_empty_split(void)
 	float *x = separated(label, centre);
 	uint32_t *as = malloc(NC * PER * sizeof *as);
 	uint64_t count[NC] = { 0 };
-	struct vec_kmeans_params p = { NC, 0, 0, 5, 1, init };
+	struct vec_kmeans_params p = { NC, 0, 0, 5, 1, init, 0 };
 	struct vec_kmeans_result r;
 
 	/* Start with two centroids on cluster 0's centre, none on cluster
@@ -134,12 +135,65 @@ static void test_empty_split(void)
 	free(x);
 }
 
+/*
+ * Spherical: on unit vectors whose clusters overlap, every centroid is
+ * unit length and each vector's nearest centroid is the one of largest
+ * inner product with it; plain means are shorter.
+ */
+static void test_spherical(void)
+{
+	const size_t n = 2000, k = 12;
+	float *x = malloc(n * DIM * sizeof *x), *cent = malloc(k * DIM * sizeof *cent);
+	uint32_t *as = malloc(n * sizeof *as);
+	struct vec_kmeans_params p = { 12, 0, 0, 9, 1, NULL, 1 };
+	double shortest = 1;
+
+	rs = 0x5eed5eed5eedu;
+	for (size_t i = 0; i < n * DIM; i++)
+		x[i] = unit_noise() - 0.5f + (i % DIM == (i / DIM) % 3 ? 0.5f : 0);
+	for (size_t i = 0; i < n; i++)
+		vec_normalize(x + i * DIM, DIM);
+	EXPECT(vec_kmeans(x, n, DIM, &p, cent, NULL, NULL) == VEC_OK);
+	for (size_t c = 0; c < k; c++) {
+		double nn = 0;
+		for (int d = 0; d < DIM; d++)
+			nn += (double)cent[c * DIM + d] * cent[c * DIM + d];
+		EXPECT_MSG(fabs(nn - 1) < 1e-5, "centroid %zu: |c|^2 = %g", c, nn);
+	}
+	EXPECT(vec_kmeans_assign(x, n, DIM, cent, k, 1, as, NULL, NULL) == VEC_OK);
+	for (size_t i = 0; i < n; i++) {
+		size_t best = 0;
+		float bd = -INFINITY;
+		for (size_t c = 0; c < k; c++) {
+			float dp = vec_dot(x + i * DIM, cent + c * DIM, DIM);
+			if (dp > bd) {
+				bd = dp;
+				best = c;
+			}
+		}
+		EXPECT_MSG(as[i] == best, "vector %zu: nearest %u, largest dot %zu",
+			   i, as[i], best);
+	}
+	p.spherical = 0;
+	EXPECT(vec_kmeans(x, n, DIM, &p, cent, NULL, NULL) == VEC_OK);
+	for (size_t c = 0; c < k; c++) {
+		double nn = 0;
+		for (int d = 0; d < DIM; d++)
+			nn += (double)cent[c * DIM + d] * cent[c * DIM + d];
+		shortest = nn < shortest ? nn : shortest;
+	}
+	EXPECT_MSG(shortest < 0.9, "plain means: shortest |c|^2 %g", shortest);
+	free(x);
+	free(cent);
+	free(as);
+}
+
 static void test_train_size(void)
 {
 	int label[NC * PER];
 	float centre[NC][DIM], cent[NC * DIM];
 	float *x = separated(label, centre);
-	struct vec_kmeans_params p = { NC, 500, 0, 1, 1, NULL };
+	struct vec_kmeans_params p = { NC, 500, 0, 1, 1, NULL, 0 };
 	struct vec_kmeans_result r;
 
 	EXPECT(vec_kmeans_train_size(10, 5000) == 5000);
@@ -173,7 +227,7 @@ static void test_train_size(void)
 static void test_degenerate(void)
 {
 	float x[20 * 3], cent[4 * 3];
-	struct vec_kmeans_params p = { 4, 0, 0, 0, 1, NULL };
+	struct vec_kmeans_params p = { 4, 0, 0, 0, 1, NULL, 0 };
 	struct vec_kmeans_result r;
 	struct vec_errbuf eb;
 
@@ -201,6 +255,7 @@ void suite_kmeans(void)
 	RUN(test_deterministic);
 	RUN(test_separated);
 	RUN(test_empty_split);
+	RUN(test_spherical);
 	RUN(test_train_size);
 	RUN(test_degenerate);
 }
