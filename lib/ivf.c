@@ -53,6 +53,7 @@
 #define RANK_CHUNK 512 /* centroids scored at once, per block of queries */
 #define RANK_FIRST 64  /* the first chunk: then each lane's threshold is set */
 #define RANK_PROBE_MAX 4096 /* larger nprobe: ranked by vec_flat_search */
+#define RANK_RADIX_MIN 48   /* more lists than this: sorted by radix_pairs */
 #define LMAJOR_MIN 8 /* batches from this size read each probed list
 			once for all their queries (lmajor_fits) ... */
 #define LMAJOR_HEAP_MAX (1u << 22) /* ... flat: when their heaps hold no
@@ -1098,6 +1099,8 @@ struct rank_scratch {
 	uint64_t *pass;           /* RANK_CHUNK lane masks (kernels.h) */
 	uint32_t *qrow;           /* bf16: one query's pairs */
 	struct vec_topk heap;     /* nprobe: the canonical best */
+	uint64_t *sk;             /* 2 nprobe: its keys, sorted (radix_pairs) */
+	uint16_t *sp;             /* 2 nprobe: their heap positions */
 };
 
 /*
@@ -1121,11 +1124,63 @@ static void canon_rows(const struct rank *r, const float *q, uint32_t j0,
 	r->fk->narrow(&nw);
 }
 
-/* The heap's lists, best first, as probe and psc (padded). */
-static void canon_out(const struct rank *r, struct vec_topk *h, uint64_t *pr,
-		      float *ps)
+/*
+ * Sort keys k[0..n) ascending, with p[] (positions) moved alongside: LSD
+ * radix, a byte a pass, skipping the bytes every key shares (an id's top
+ * bytes, a score's exponent); tk, tp scratch of n.  No comparisons to
+ * mispredict, where extracting a heap of a few hundred took longer than
+ * the ranking that filled it.
+ */
+static void radix_pairs(uint64_t *k, uint16_t *p, uint64_t *tk, uint16_t *tp,
+			size_t n)
 {
-	size_t got = vec_topk_extract(h, pr, ps);
+	size_t cnt[256];
+
+	for (unsigned sh = 0; sh < 64; sh += 8) {
+		size_t sum = 0;
+		memset(cnt, 0, sizeof cnt);
+		for (size_t i = 0; i < n; i++)
+			cnt[(k[i] >> sh) & 255]++;
+		if (cnt[(k[0] >> sh) & 255] == n)
+			continue; /* one value of this byte */
+		for (unsigned b = 0; b < 256; b++) {
+			size_t c = cnt[b];
+			cnt[b] = sum;
+			sum += c;
+		}
+		for (size_t i = 0; i < n; i++) {
+			size_t d = cnt[(k[i] >> sh) & 255]++;
+			tk[d] = k[i];
+			tp[d] = p[i];
+		}
+		memcpy(k, tk, n * sizeof *k);
+		memcpy(p, tp, n * sizeof *p);
+	}
+}
+
+/* The heap's lists, best first, as probe and psc (padded).  Large heaps
+ * are sorted by key (score with -0 as +0, then list: the heap's order);
+ * the scores are the heap's own floats. */
+static void canon_out(const struct rank *r, struct rank_scratch *w,
+		      uint64_t *pr, float *ps)
+{
+	struct vec_topk *h = &w->heap;
+	size_t got = h->n;
+
+	if (got > RANK_RADIX_MIN) {
+		for (size_t e = 0; e < got; e++) {
+			w->sk[e] = cand_key(h->score[e] + 0.0f, (uint32_t)h->id[e]);
+			w->sp[e] = (uint16_t)e;
+		}
+		radix_pairs(w->sk, w->sp, w->sk + got, w->sp + got, got);
+		for (size_t e = 0; e < got; e++) {
+			pr[e] = h->id[w->sp[e]];
+			ps[e] = h->score[w->sp[e]];
+		}
+		h->n = 0;
+	} else {
+		got = vec_topk_extract(h, pr, ps);
+	}
 
 	for (size_t e = 0; e < got; e++)
 		ps[e] = r->cnorms ? sqrtf(ps[e] > 0 ? ps[e] : 0) : -ps[e];
@@ -1136,12 +1191,12 @@ static void canon_out(const struct rank *r, struct vec_topk *h, uint64_t *pr,
 }
 
 /* Query q against every centroid, canonically. */
-static void rank_all(const struct rank *r, const float *q, struct vec_topk *h,
-		     uint64_t *pr, float *ps)
+static void rank_all(const struct rank *r, const float *q,
+		     struct rank_scratch *w, uint64_t *pr, float *ps)
 {
-	vec_topk_reset(h);
-	canon_rows(r, q, 0, r->g->nlist, h);
-	canon_out(r, h, pr, ps);
+	vec_topk_reset(&w->heap);
+	canon_rows(r, q, 0, r->g->nlist, &w->heap);
+	canon_out(r, w, pr, ps);
 }
 
 /*
@@ -1307,7 +1362,7 @@ static void rank_task(void *ctx, size_t b, int worker)
 		float lim;
 
 		if (w->all[l]) {
-			rank_all(r, q, &w->heap, pr, ps);
+			rank_all(r, q, w, pr, ps);
 			continue;
 		}
 		/* Every centroid within the margin of the keep-th fast score,
@@ -1317,7 +1372,7 @@ static void rank_task(void *ctx, size_t b, int worker)
 		vec_topk_reset(&w->heap);
 		for (size_t i = 0; i < n; i++)
 			canon_rows(r, q, key_id(key[i]), 1, &w->heap);
-		canon_out(r, &w->heap, pr, ps);
+		canon_out(r, w, pr, ps);
 	}
 }
 
@@ -1334,6 +1389,8 @@ static void rank_free(struct rank *r, size_t nworkers)
 			free(r->rs[i].all);
 			free(r->rs[i].pass);
 			free(r->rs[i].qrow);
+			free(r->rs[i].sk);
+			free(r->rs[i].sp);
 			vec_topk_free(&r->rs[i].heap);
 		}
 	free(r->rs);
@@ -1470,8 +1527,10 @@ static int rank_init(struct rank *r, const struct vec_ivf *g, size_t nprobe,
 		w->all = malloc(qb);
 		w->pass = malloc(RANK_CHUNK * sizeof *w->pass);
 		w->qrow = malloc((dim + 1) / 2 * sizeof *w->qrow);
+		w->sk = malloc(2 * nprobe * sizeof *w->sk);
+		w->sp = malloc(2 * nprobe * sizeof *w->sp);
 		if (!w->qp || !w->out || !w->key || !w->n || !w->thr || !w->mrg ||
-		    !w->all || !w->pass || !w->qrow ||
+		    !w->all || !w->pass || !w->qrow || !w->sk || !w->sp ||
 		    vec_topk_init(&w->heap, nprobe))
 			return -1;
 	}
@@ -1497,7 +1556,7 @@ static int rank_lists(struct rank *r, const float *q, size_t m,
 	/* The few left: every centroid, canonically (worker 0's scratch:
 	 * the pool has returned). */
 	for (size_t i = r->nwide; i < m; i++)
-		rank_all(r, q + i * g->dim, &r->rs[0].heap, probe + i * r->nprobe,
+		rank_all(r, q + i * g->dim, &r->rs[0], probe + i * r->nprobe,
 			 psc + i * r->nprobe);
 	return VEC_OK;
 }
@@ -2047,13 +2106,11 @@ static void search_task(void *ctx, size_t i, int worker)
 }
 
 /*
- * Query i's answer from its candidates (w->cand; for the flat payload,
- * heap's (list, position) pairs): re-ranked if asked, then written out.
- */
-/*
  * The next query's candidates, chosen now (the k2 best, which its
  * finish_query would choose) and their refine codes prefetched into the
- * outer caches, so that they arrive while this query is finished.
+ * outer caches, so that they arrive while this query is finished.  (The
+ * full vectors of an uncoded refine, prefetched so, gained nothing
+ * measurable on glove-100.)
  */
 static void refine_ahead(const struct search *s, struct cands *c)
 {
@@ -2071,6 +2128,11 @@ static void refine_ahead(const struct search *s, struct cands *c)
 			__builtin_prefetch(p + o, 0, 1);
 	}
 }
+
+/*
+ * Query i's answer from its candidates (w->cand; for the flat payload,
+ * heap's (list, position) pairs): re-ranked if asked, then written out.
+ */
 
 static void finish_query(const struct search *s, struct scratch *w, size_t i,
 			 const float *q, struct vec_topk *heap, struct cands *c)
