@@ -53,6 +53,9 @@
 #define RANK_CHUNK 512 /* centroids scored at once, per block of queries */
 #define RANK_FIRST 64  /* the first chunk: then each lane's threshold is set */
 #define RANK_PROBE_MAX 4096 /* larger nprobe: ranked by vec_flat_search */
+
+
+
 #define RANK_RADIX_MIN 48   /* more lists than this: sorted by radix_pairs */
 #define LMAJOR_MIN 8 /* batches from this size read each probed list
 			once for all their queries (lmajor_fits) ... */
@@ -2184,6 +2187,30 @@ static void finish_query(const struct search *s, struct scratch *w, size_t i,
  * in, so the answers are identical; only the entries come in another
  * order.
  */
+/*
+ * Flat payload, list-major: the whole of the next list some query probes
+ * (off[] as in lmajor_task), prefetched as list j is scanned; lists are
+ * short, and the hardware's stream prefetch was still ramping up on one
+ * when it ended (fetching the list after that as well gained nothing
+ * more).  +4-5% at nprobe 1 on glove-100 and fashion-mnist.
+ */
+static void prefetch_next_list(const struct vec_ivf *g, const uint64_t *off,
+			       uint32_t j)
+{
+	uint32_t n = j + 1;
+	const char *d;
+	size_t bytes;
+
+	while (n < g->nlist && off[n] == off[j])
+		n++;
+	if (n >= g->nlist)
+		return;
+	d = (const char *)g->lists[n].data;
+	bytes = (size_t)g->lists[n].len * g->dim * sizeof(float);
+	for (size_t o = 0; o < bytes; o += 64)
+		__builtin_prefetch(d + o);
+}
+
 static void lmajor_task(void *ctx, size_t part, int worker)
 {
 	const struct search *s = ctx;
@@ -2235,6 +2262,9 @@ static void lmajor_task(void *ctx, size_t part, int worker)
 			}
 			continue;
 		}
+		if (from == off[j])
+			continue; /* no query probes list j */
+		prefetch_next_list(g, off, j);
 		nw.x = (const float *)(const void *)l->data;
 		nw.nb = (size_t)l->len;
 		nw.dim = g->dim;
