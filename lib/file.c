@@ -60,7 +60,8 @@ static int known_section(uint32_t id)
 	 * them.  Required ones this version understands: */
 	return id == VEC_SEC_VECS || id == VEC_SEC_NORM || id == VEC_SEC_KEYS ||
 	       id == VEC_SEC_IDS ||
-	       id == VEC_SEC_HNSP || id == VEC_SEC_HNS0 || id == VEC_SEC_HNSU ||
+	       id == VEC_SEC_HNSP || id == VEC_SEC_HNS0 || id == VEC_SEC_HNSL ||
+	       id == VEC_SEC_HNSU ||
 	       id == VEC_SEC_IVFP || id == VEC_SEC_IVFC || id == VEC_SEC_IVFO ||
 	       id == VEC_SEC_IVFI || id == VEC_SEC_IVFV || id == VEC_SEC_IVFQ ||
 	       id == VEC_SEC_IVFX || id == VEC_SEC_IVFN;

@@ -6,14 +6,21 @@
  *  - Node i has a level drawn as floor(-ln(U) mL), mL = 1 / ln(M), where U
  *    comes from a hash of (seed, i): levels depend on neither the thread
  *    count nor how the nodes were split between insert calls.
- *  - Level 0: one row of 1 + M0 u32 per node (degree, then ids), so a
- *    node's links are at a fixed stride.  Upper levels: offsets[count + 1]
+ *  - Level 0, while built or grown: one row of 1 + M0 u32 per node
+ *    (degree, then ids), so a node's links are at a fixed stride and can
+ *    be rewritten in place.  In a file (HNSL, read in place): each node's
+ *    links only, 3-byte ids below 2^24 nodes, found by offsets (l0_start);
+ *    about 77 bytes a node on glove-100 at M 16 instead of 132, which
+ *    brought the index within 1.1x of hnswlib's with its quantised copy.
+ *    Upper levels: offsets[count + 1]
  *    (in blocks) into blocks of 1 + M u32; node i's level L >= 1 block is
  *    offsets[i] + L - 1, and its level is offsets[i + 1] - offsets[i].
  *  - A quantised copy of the vectors steers the search (sq8.h): 8 bits
  *    per component (4 for long vectors, see vec_hnsw_default_bits),
- *    per-dimension offset lo[d] and step scale[d], rows padded to a
- *    multiple of 64 bytes.  At 784 dimensions 4-bit rows answered 20-30%
+ *    per-dimension offset lo[d] and step scale[d], rows packed (sq8.h:
+ *    the row's own bytes, 64 spare bytes after the last; about 5% slower
+ *    to read than rows padded to 64 bytes, for 28-48 bytes a node less).
+ *    At 784 dimensions 4-bit rows answered 20-30%
  *    more queries a second at the same ef (half the cache lines a node),
  *    with recall@10 within 0.002 from ef 16 on; at 100 dimensions they
  *    were no faster and lost recall, so short vectors keep 8 bits.  The query is scaled by scale[d] and
@@ -32,11 +39,14 @@
  * Sections (man/vec-index.5), all little-endian:
  *   HNSP required  64 bytes: version, M, M0, ef_construction, seed, count,
  *                  entry point, max level, dim, metric, code stride, then
- *                  (version 2) the code bits, then reserved zero bytes;
- *                  8-bit graphs are written as version 1, which has no
- *                  bits byte, so that older readers still open them
- *   HSQ8 optional  count x stride bytes of codes (8 or 4 bits)
- *   HNS0 required  count x (1 + M0) u32
+ *                  (versions 2, 3) the code bits, (3) the bytes of a
+ *                  level-0 link, then reserved zero bytes; writers use
+ *                  version 3, readers open 1 (8 bits, no bits byte) and 2
+ *   HSQ8 optional  count x stride bytes of codes (8 or 4 bits), then 64
+ *                  zero bytes if the stride is not a multiple of 64
+ *   HNSL required  (3) E = count / 2^16 + 1 u64 bases, count + 1 u32
+ *                  offsets, the ids (3 or 4 bytes), padding to 4, 4 zeros
+ *   HNS0 required  (1, 2) count x (1 + M0) u32
  *   HNSU required  (count + 1) u32 offsets, then offsets[count] x (1 + M) u32
  *   HSQN optional  lo[dim], scale[dim] f32, then (l2) count f32 squared
  *                  norms of the reconstructed rows
@@ -58,7 +68,8 @@
 #include "sq8.h"
 
 #define HNSP_BYTES 64
-#define HNSP_VERSION 2        /* with the code bits; 1: 8 bits implied */
+#define HNSP_VERSION 3        /* 3: HNSL, packed codes; 2: HNS0 and the
+				 code bits; 1: HNS0, 8 bits implied */
 #define MAX_LEVEL 31           /* levels 0..31: stats has 32 slots */
 #define M_LIMIT 4096           /* largest M accepted (links per list) */
 #define EF_DEFAULT 80          /* see vec_hnsw_default_ef */
@@ -79,7 +90,13 @@ struct vec_hnsw {
 	uint32_t max_level;
 
 	/* Current view: into a mapped file, or the owned arrays below. */
-	const uint32_t *l0;         /* count x (1 + M0) */
+	const uint32_t *l0;         /* count x (1 + M0), or NULL: compact */
+	const uint64_t *l0base;     /* compact (HNSL): epoch bases ... */
+	const uint32_t *l0rel;      /* ... count + 1 offsets in them ... */
+	const uint8_t *l0ids;       /* ... and the ids, l0w bytes each */
+	unsigned l0w;
+	const uint8_t *l0sec;       /* the mapped HNSL section, l0len bytes */
+	uint64_t l0len;
 	const uint32_t *uoff;       /* count + 1 block offsets */
 	const uint32_t *ublk;       /* uoff[count] x (1 + M) */
 	const uint8_t *codes;       /* count x stride */
@@ -96,7 +113,7 @@ struct vec_hnsw {
 
 	/* Serialised sections, valid until the next change. */
 	uint8_t hnsp[HNSP_BYTES];
-	uint8_t *ser_u, *ser_n;
+	uint8_t *ser_u, *ser_n, *ser_l;
 };
 
 /* ---- small helpers ---- */
@@ -123,6 +140,48 @@ static inline const uint32_t *list_at(const struct vec_hnsw *g, uint32_t i,
 	if (L == 0)
 		return g->l0 + (size_t)i * row0(g);
 	return g->ublk + ((size_t)g->uoff[i] + L - 1) * rowu(g);
+}
+
+/*
+ * Compact level 0 (HNSL, what files hold): node i's links are ids
+ * [start(i), start(i + 1)) of one array, l0w bytes each (3 while there
+ * are fewer than 2^24 nodes), where start(i) = base[i >> 16] + rel[i].
+ * Open checks that every degree is within M0, so that these reads stay
+ * in the section.
+ */
+#define L0_EPOCH 16 /* rel[] counts from base[] every 2^16 nodes */
+
+static inline uint64_t l0_start(const struct vec_hnsw *g, uint64_t i)
+{
+	return g->l0base[i >> L0_EPOCH] + g->l0rel[i];
+}
+
+/* Node i's level-0 degree, either layout. */
+static inline uint32_t degree0(const struct vec_hnsw *g, uint64_t i)
+{
+	if (g->l0)
+		return g->l0[i * row0(g)];
+	return (uint32_t)(l0_start(g, i + 1) - l0_start(g, i));
+}
+
+/* Node i's level-0 links into buf (M0 room); returns how many. */
+static size_t links0(const struct vec_hnsw *g, uint64_t i, uint32_t *buf)
+{
+	const uint8_t *p = g->l0ids + l0_start(g, i) * g->l0w;
+	size_t n = degree0(g, i);
+
+	if (g->l0w == 4) {
+		memcpy(buf, p, n * 4);
+		return n;
+	}
+	/* 3 bytes an id: a 4-byte read, masked (the section ends in 4
+	 * spare bytes). */
+	for (size_t j = 0; j < n; j++) {
+		uint32_t u;
+		memcpy(&u, p + 3 * j, 4); /* little-endian hosts only (open) */
+		buf[j] = u & 0xffffffu;
+	}
+	return n;
 }
 
 static uint64_t mix64(uint64_t x)
@@ -314,6 +373,21 @@ static void eval(struct searcher *s, const uint32_t *ids, size_t n, float *out)
 	}
 }
 
+/* Start fetching node id's code row, if short: the lines of its first
+ * and last bytes (and the one between, up to three). */
+static inline void prefetch_code(const struct vec_hnsw *g, uint32_t id)
+{
+	const char *r = (const char *)g->codes + (size_t)id * g->sq.stride;
+	size_t st = g->sq.stride;
+
+	if (st > 192)
+		return; /* the gather kernel prefetches long rows */
+	__builtin_prefetch(r);
+	if (st > 64)
+		__builtin_prefetch(r + 64);
+	__builtin_prefetch(r + st - 1);
+}
+
 /*
  * Node c's links at level L, clamped to the list's capacity; a level the
  * node does not have gives none (a hostile file cannot make us read
@@ -329,6 +403,10 @@ static size_t neighbours(struct searcher *s, uint32_t c, unsigned L,
 
 	if (L && node_level(g, c) < L)
 		return 0;
+	if (!L && !g->l0) {
+		*out = s->nbuf;
+		return links0(g, c, s->nbuf);
+	}
 	p = list_at(g, c, L);
 	if (!s->locks) {
 		n = p[0] < max ? p[0] : max;
@@ -369,13 +447,8 @@ static int greedy_expand(struct searcher *s)
 		for (size_t j = 0; j < deg; j++)
 			if (nb[j] < s->limit) {
 				s->ids[m++] = nb[j];
-				if (s->quant) {
-					const char *r = (const char *)s->g->codes +
-							(size_t)nb[j] * s->g->sq.stride;
-					__builtin_prefetch(r);
-					if (s->g->sq.stride <= 256)
-						__builtin_prefetch(r + s->g->sq.stride - 64);
-				}
+				if (s->quant)
+					prefetch_code(s->g, nb[j]);
 			}
 		if (m) {
 			s->bm = m;
@@ -449,10 +522,24 @@ static inline void vis_mark(struct searcher *s, uint32_t id, unsigned bit)
 		s->ntouched = s->touched_cap; /* overflow: clear it all */
 }
 
-/* Prefetch node c's level-0 list (1 + M0 u32, a few cache lines). */
+/* Prefetch node c's level-0 list (a few cache lines). */
 static inline void prefetch_list0(const struct vec_hnsw *g, uint32_t c)
 {
-	prefetch_rows(g->l0 + (size_t)c * row0(g), row0(g) * 4);
+	const char *p;
+	uint64_t a, n;
+
+	if (g->l0) {
+		prefetch_rows(g->l0 + (size_t)c * row0(g), row0(g) * 4);
+		return;
+	}
+	a = l0_start(g, c);
+	p = (const char *)g->l0ids + a * g->l0w;
+	n = (l0_start(g, (uint64_t)c + 1) - a) * g->l0w;
+	__builtin_prefetch(p);
+	if (n > 64)
+		__builtin_prefetch(p + 64);
+	if (n)
+		__builtin_prefetch(p + n - 1);
 }
 
 /*
@@ -526,13 +613,8 @@ static int beam_expand(struct searcher *s)
 			continue;
 		vis_mark(s, id, 0);
 		s->ids[m++] = id;
-		if (s->quant) { /* start short rows early */
-			const char *r = (const char *)s->g->codes +
-					(size_t)id * s->g->sq.stride;
-			__builtin_prefetch(r);
-			if (s->g->sq.stride <= 256)
-				__builtin_prefetch(r + s->g->sq.stride - 64);
-		}
+		if (s->quant) /* start short rows early */
+			prefetch_code(s->g, id);
 	}
 	s->bm = m;
 	return 1;
@@ -777,7 +859,8 @@ static void drop_serialised(struct vec_hnsw *g)
 {
 	free(g->ser_u);
 	free(g->ser_n);
-	g->ser_u = g->ser_n = NULL;
+	free(g->ser_l);
+	g->ser_u = g->ser_n = g->ser_l = NULL;
 }
 
 int vec_hnsw_create(struct vec_hnsw **out, const struct vec_hnsw_params *p,
@@ -815,7 +898,7 @@ int vec_hnsw_create(struct vec_hnsw **out, const struct vec_hnsw_params *p,
 	g->entry = NONE;
 	g->sq.dim = dim;
 	g->sq.bits = bits;
-	g->sq.stride = bits == 4 ? vec_sq4_stride(dim) : vec_sq8_stride(dim);
+	g->sq.stride = bits == 4 ? vec_sq4_packed(dim) : dim;
 	g->owned = 1;
 	g->own_qparam = calloc(2 * dim, sizeof(float));
 	if (!g->own_qparam) {
@@ -877,8 +960,11 @@ static int grow_arrays(struct vec_hnsw *g, uint64_t need, uint64_t blocks)
 		if (!(p = realloc(g->own_uoff, (size_t)(cap + 1) * 4)))
 			return VEC_E_NOMEM;
 		g->own_uoff = p;
-		if (!(p = realloc(g->own_codes, (size_t)cap * g->sq.stride)))
+		if (!(p = realloc(g->own_codes, (size_t)cap * g->sq.stride +
+					       vec_sq_slack(g->sq.stride))))
 			return VEC_E_NOMEM;
+		memset((uint8_t *)p + (size_t)cap * g->sq.stride, 0,
+		       vec_sq_slack(g->sq.stride));
 		g->own_codes = p;
 		if (g->metric == VEC_METRIC_L2) {
 			if (!(p = realloc(g->own_qnorm, (size_t)cap * 4)))
@@ -930,11 +1016,22 @@ static int make_owned(struct vec_hnsw *g)
 		free(qp);
 		return VEC_E_NOMEM;
 	}
-	memcpy(g->own_l0, g->l0, (size_t)n * row0(g) * 4);
+	if (g->l0) {
+		memcpy(g->own_l0, g->l0, (size_t)n * row0(g) * 4);
+	} else {
+		for (uint64_t i = 0; i < n; i++) {
+			uint32_t *row = g->own_l0 + i * row0(g);
+			row[0] = (uint32_t)links0(g, i, row + 1);
+		}
+	}
 	memcpy(g->own_uoff, g->uoff, (size_t)(n + 1) * 4);
 	memcpy(g->own_ublk, g->ublk, (size_t)nb * rowu(g) * 4);
 	if (g->codes)
 		memcpy(g->own_codes, g->codes, (size_t)n * g->sq.stride);
+	g->l0base = NULL;
+	g->l0rel = NULL;
+	g->l0ids = NULL;
+	g->l0sec = NULL;
 	if (g->own_qnorm && g->qnorm)
 		memcpy(g->own_qnorm, g->qnorm, (size_t)n * 4);
 	memcpy(qp, g->sq.lo, g->dim * sizeof *qp);
@@ -949,9 +1046,11 @@ static int make_owned(struct vec_hnsw *g)
 /* The owned quantiser (the view may still point into a file). */
 static struct vec_sq8 own_quantiser(const struct vec_hnsw *g)
 {
-	if (g->sq.bits == 4)
-		return vec_sq4_view(g->dim, g->own_qparam, g->own_qparam + g->dim);
-	return vec_sq8_view(g->dim, g->own_qparam, g->own_qparam + g->dim);
+	struct vec_sq8 q = g->sq;
+
+	q.lo = g->own_qparam;
+	q.scale = g->own_qparam + g->dim;
+	return q;
 }
 
 /* Fit the owned quantiser to rows [0, n) of x. */
@@ -1274,6 +1373,58 @@ int vec_hnsw_search(const struct vec_hnsw *g, const struct vec_vectors *v,
 
 /* ---- sections ---- */
 
+/* Bytes of an HNSL section: bases, offsets, ids and 4 spare bytes. */
+static uint64_t hnsl_bytes(uint64_t cnt, uint64_t links, unsigned w)
+{
+	return ((cnt >> L0_EPOCH) + 1) * 8 + (cnt + 1) * 4 +
+	       (links * w + 3) / 4 * 4 + 4;
+}
+
+/* Node i's degree in fixed rows, clamped (a file's rows are only checked
+ * by --verify). */
+static inline uint32_t deg_fixed(const struct vec_hnsw *g, uint64_t i)
+{
+	uint32_t d = g->l0[i * row0(g)];
+	return d < g->M0 ? d : g->M0;
+}
+
+/* The fixed-row level 0 (g->l0) made compact in g->ser_l; NULL: no
+ * memory.  Ids take 3 bytes while they fit. */
+static const uint8_t *compact_l0(struct vec_hnsw *g, uint64_t *len,
+				 unsigned *wout)
+{
+	uint64_t cnt = g->count, links = 0, nep = (cnt >> L0_EPOCH) + 1, at = 0;
+	unsigned w = cnt < (1u << 24) ? 3 : 4;
+	uint8_t *b, *ids;
+	uint64_t *base;
+	uint32_t *rel;
+
+	for (uint64_t i = 0; i < cnt; i++)
+		links += deg_fixed(g, i);
+	*len = hnsl_bytes(cnt, links, w);
+	if (*len > SIZE_MAX || !(b = calloc(1, (size_t)*len)))
+		return NULL;
+	base = (uint64_t *)(void *)b;
+	rel = (uint32_t *)(void *)(b + nep * 8);
+	ids = b + nep * 8 + (cnt + 1) * 4;
+	for (uint64_t i = 0; i <= cnt; i++) {
+		if ((i & ((1u << L0_EPOCH) - 1)) == 0)
+			base[i >> L0_EPOCH] = at;
+		rel[i] = (uint32_t)(at - base[i >> L0_EPOCH]);
+		if (i == cnt)
+			break;
+		const uint32_t *row = g->l0 + i * row0(g);
+		for (uint32_t j = 0; j < deg_fixed(g, i); j++, at++) {
+			uint8_t t[4];
+			vec_put_le32(t, row[1 + j]);
+			memcpy(ids + at * w, t, w);
+		}
+	}
+	g->ser_l = b;
+	*wout = w;
+	return b;
+}
+
 int vec_hnsw_sections(struct vec_hnsw *g, struct vec_file_section *secs,
 		      size_t *n, struct vec_errbuf *eb)
 {
@@ -1282,15 +1433,19 @@ int vec_hnsw_sections(struct vec_hnsw *g, struct vec_file_section *secs,
 	size_t nlen = (2 * g->dim + (g->qnorm ? (size_t)cnt : 0)) * 4;
 	uint8_t *p = g->hnsp;
 
+	const uint8_t *l0 = g->l0sec;
+	uint64_t l0len = g->l0len;
+	unsigned w = g->l0w;
+
 	drop_serialised(g);
 	g->ser_u = malloc(ulen);
 	g->ser_n = malloc(nlen);
-	if (!g->ser_u || !g->ser_n) {
+	if (!g->ser_u || !g->ser_n || (!l0 && !(l0 = compact_l0(g, &l0len, &w)))) {
 		drop_serialised(g);
 		return vec_err(eb, VEC_E_NOMEM, "out of memory");
 	}
 	memset(p, 0, HNSP_BYTES);
-	vec_put_le32(p + 0, g->sq.bits == 8 ? 1 : HNSP_VERSION);
+	vec_put_le32(p + 0, HNSP_VERSION);
 	vec_put_le32(p + 4, g->M);
 	vec_put_le32(p + 8, g->M0);
 	vec_put_le32(p + 12, g->efc);
@@ -1301,8 +1456,8 @@ int vec_hnsw_sections(struct vec_hnsw *g, struct vec_file_section *secs,
 	vec_put_le32(p + 40, (uint32_t)g->dim);
 	vec_put_le32(p + 44, (uint32_t)g->metric);
 	vec_put_le32(p + 48, (uint32_t)g->sq.stride);
-	if (g->sq.bits != 8)
-		p[52] = (uint8_t)g->sq.bits;
+	p[52] = (uint8_t)g->sq.bits;
+	p[53] = (uint8_t)w;
 
 	if (cnt) {
 		memcpy(g->ser_u, g->uoff, (size_t)(cnt + 1) * 4);
@@ -1321,22 +1476,51 @@ int vec_hnsw_sections(struct vec_hnsw *g, struct vec_file_section *secs,
 	secs[0].flags = VEC_SEC_REQUIRED;
 	secs[0].data = g->hnsp;
 	secs[0].length = HNSP_BYTES;
-	secs[1].id = VEC_SEC_HNS0;
+	secs[1].id = VEC_SEC_HNSL;
 	secs[1].flags = VEC_SEC_REQUIRED;
-	secs[1].data = cnt ? (const uint8_t *)g->l0 : g->hnsp;
-	secs[1].length = cnt * row0(g) * 4;
+	secs[1].data = l0;
+	secs[1].length = l0len;
 	secs[2].id = VEC_SEC_HNSU;
 	secs[2].flags = VEC_SEC_REQUIRED;
 	secs[2].data = g->ser_u;
 	secs[2].length = ulen;
 	secs[3].id = VEC_SEC_HSQ8;
 	secs[3].data = cnt ? g->codes : g->hnsp;
-	secs[3].length = cnt * g->sq.stride;
+	secs[3].length = cnt ? cnt * g->sq.stride + vec_sq_slack(g->sq.stride) : 0;
 	secs[4].id = VEC_SEC_HSQN;
 	secs[4].data = g->ser_n;
 	secs[4].length = nlen;
 	*n = 5;
 	return VEC_OK;
+}
+
+/*
+ * An HNSL section for cnt nodes (O(count)): 8-byte aligned, its size that
+ * of its link count, each epoch's offsets starting at 0, and every degree
+ * within M0, so that a node's links are read inside the section.
+ */
+static int check_hnsl(const struct vec_file_section *s, uint64_t cnt,
+		      uint32_t M0, unsigned w)
+{
+	uint64_t nep = (cnt >> L0_EPOCH) + 1, head = nep * 8 + (cnt + 1) * 4, prev = 0;
+	const uint64_t *base = (const uint64_t *)(const void *)s->data;
+	const uint32_t *rel;
+
+	if (((uintptr_t)s->data & 7) || s->length < head + 4)
+		return -1;
+	rel = (const uint32_t *)(const void *)(s->data + nep * 8);
+	for (uint64_t i = 0; i <= cnt; i++) {
+		uint64_t a;
+		if ((i & ((1u << L0_EPOCH) - 1)) == 0 && rel[i] != 0)
+			return -1;
+		a = base[i >> L0_EPOCH] + rel[i];
+		if (a < base[i >> L0_EPOCH] || (i && (a < prev || a - prev > M0)))
+			return -1;
+		prev = a;
+	}
+	if (base[0] != 0 || prev > (s->length - head) / w)
+		return -1;
+	return s->length == hnsl_bytes(cnt, prev, w) ? 0 : -1;
 }
 
 /* Is p aligned for in-place u32/f32 reads? */
@@ -1353,7 +1537,7 @@ int vec_hnsw_open(struct vec_hnsw **out, const struct vec_file *f,
 	struct vec_hnsw *g;
 	const uint8_t *p;
 	uint64_t cnt, want, nb;
-	uint32_t M, M0, ver, entry, maxl, dim, metric, stride, bits;
+	uint32_t M, M0, ver, entry, maxl, dim, metric, stride, bits, w;
 	const uint32_t *off;
 
 	*out = NULL;
@@ -1362,11 +1546,10 @@ int vec_hnsw_open(struct vec_hnsw **out, const struct vec_file *f,
 			       "%s: this build cannot map little-endian indexes on a big-endian host",
 			       name);
 	sp = vec_file_find(f, VEC_SEC_HNSP);
-	s0 = vec_file_find(f, VEC_SEC_HNS0);
 	su = vec_file_find(f, VEC_SEC_HNSU);
-	if (!sp || !s0 || !su)
+	if (!sp || !su)
 		return VEC_CORRUPT(eb, "%s: missing section '%s'", name,
-				   !sp ? "HNSP" : !s0 ? "HNS0" : "HNSU");
+				   !sp ? "HNSP" : "HNSU");
 	if (sp->length != HNSP_BYTES)
 		return VEC_CORRUPT(eb, "%s: section 'HNSP' is %llu bytes, expected %d",
 				   name, (unsigned long long)sp->length, HNSP_BYTES);
@@ -1375,10 +1558,17 @@ int vec_hnsw_open(struct vec_hnsw **out, const struct vec_file *f,
 	if (ver < 1 || ver > HNSP_VERSION)
 		return vec_err(eb, VEC_E_VERSION, "%s: graph version %u is not supported",
 			       name, ver);
+	s0 = vec_file_find(f, ver < 3 ? VEC_SEC_HNS0 : VEC_SEC_HNSL);
+	if (!s0)
+		return VEC_CORRUPT(eb, "%s: missing section '%s'", name,
+				   ver < 3 ? "HNS0" : "HNSL");
 	bits = ver == 1 ? 8 : p[52];
 	if (bits != 4 && bits != 8)
 		return VEC_CORRUPT(eb, "%s: section 'HNSP': bad code bits %u", name, bits);
-	for (int i = ver == 1 ? 52 : 53; i < HNSP_BYTES; i++)
+	w = ver < 3 ? 4 : p[53];
+	if (w != 3 && w != 4)
+		return VEC_CORRUPT(eb, "%s: section 'HNSP': bad link bytes %u", name, w);
+	for (int i = ver == 1 ? 52 : ver == 2 ? 53 : 54; i < HNSP_BYTES; i++)
 		if (p[i])
 			return VEC_CORRUPT(eb, "%s: section 'HNSP': reserved byte %d is not zero",
 					   name, i);
@@ -1403,12 +1593,17 @@ int vec_hnsw_open(struct vec_hnsw **out, const struct vec_file *f,
 		return VEC_CORRUPT(eb, "%s: section 'HNSP': bad ef_construction", name);
 	if (cnt ? entry >= cnt || maxl > MAX_LEVEL : entry != NONE || maxl != 0)
 		return VEC_CORRUPT(eb, "%s: section 'HNSP': bad entry point", name);
-	if (stride != (bits == 4 ? vec_sq4_stride(dim) : vec_sq8_stride(dim)))
+	/* Rows padded to 64 bytes (every version), or packed (3). */
+	if (stride != (bits == 4 ? vec_sq4_stride(dim) : vec_sq8_stride(dim)) &&
+	    (ver < 3 || stride != (bits == 4 ? vec_sq4_packed(dim) : dim)))
 		return VEC_CORRUPT(eb, "%s: section 'HNSP': bad code stride %u", name, stride);
-	if (vec_mul_overflows(cnt, ((uint64_t)M0 + 1) * 4, &want) || s0->length != want)
+	if (ver < 3 && (vec_mul_overflows(cnt, ((uint64_t)M0 + 1) * 4, &want) ||
+			s0->length != want))
 		return VEC_CORRUPT(eb, "%s: section 'HNS0' is %llu bytes, expected %llu",
 				   name, (unsigned long long)s0->length,
 				   (unsigned long long)want);
+	if (ver >= 3 && check_hnsl(s0, cnt, M0, w))
+		return VEC_CORRUPT(eb, "%s: section 'HNSL': bad offsets or size", name);
 	if (su->length < (cnt + 1) * 4 || !aligned4(su->data) || !aligned4(s0->data))
 		return VEC_CORRUPT(eb, "%s: section 'HNSU' is too short", name);
 	off = (const uint32_t *)(const void *)su->data;
@@ -1444,7 +1639,17 @@ int vec_hnsw_open(struct vec_hnsw **out, const struct vec_file *f,
 	g->sq.dim = dim;
 	g->sq.stride = stride;
 	g->sq.bits = bits;
-	g->l0 = (const uint32_t *)(const void *)s0->data;
+	if (ver < 3) {
+		g->l0 = (const uint32_t *)(const void *)s0->data;
+	} else {
+		uint64_t nep = (cnt >> L0_EPOCH) + 1;
+		g->l0sec = s0->data;
+		g->l0len = s0->length;
+		g->l0base = (const uint64_t *)(const void *)s0->data;
+		g->l0rel = (const uint32_t *)(const void *)(s0->data + nep * 8);
+		g->l0ids = s0->data + nep * 8 + (cnt + 1) * 4;
+	}
+	g->l0w = w;
 	g->uoff = off;
 	g->ublk = off + cnt + 1;
 
@@ -1453,7 +1658,8 @@ int vec_hnsw_open(struct vec_hnsw **out, const struct vec_file *f,
 	if (sq && sn) {
 		uint64_t nlen = (2 * (uint64_t)dim + (metric == VEC_METRIC_L2 ? cnt : 0)) * 4;
 		const float *qp = (const float *)(const void *)sn->data;
-		if (sq->length != cnt * stride || sn->length != nlen || !aligned4(qp)) {
+		if (sq->length != (cnt ? cnt * stride + vec_sq_slack(stride) : 0) ||
+		    sn->length != nlen || !aligned4(qp)) {
 			vec_hnsw_free(g);
 			return VEC_CORRUPT(eb, "%s: sections 'HSQ8'/'HSQN' have the wrong size",
 					   name);
@@ -1471,14 +1677,25 @@ int vec_hnsw_open(struct vec_hnsw **out, const struct vec_file *f,
 		/* No codes stored: rebuild them (O(count x dim)). */
 		int rc;
 		g->owned = 1;
-		g->l0 = NULL;
 		g->own_qparam = calloc(2 * (size_t)dim, sizeof(float));
 		rc = !g->own_qparam || reserve(g, cnt ? cnt : 1, nb ? nb : 1);
 		if (rc) {
 			vec_hnsw_free(g);
 			return vec_err(eb, VEC_E_NOMEM, "out of memory");
 		}
-		memcpy(g->own_l0, s0->data, (size_t)s0->length);
+		if (g->l0sec) {
+			g->l0 = NULL; /* reserve pointed the view at own_l0 */
+			for (uint64_t i = 0; i < cnt; i++) {
+				uint32_t *row = g->own_l0 + i * row0(g);
+				row[0] = (uint32_t)links0(g, i, row + 1);
+			}
+		} else {
+			memcpy(g->own_l0, s0->data, (size_t)s0->length);
+		}
+		g->l0base = NULL;
+		g->l0rel = NULL;
+		g->l0ids = NULL;
+		g->l0sec = NULL;
 		memcpy(g->own_uoff, off, (size_t)(cnt + 1) * 4);
 		memcpy(g->own_ublk, off + cnt + 1, (size_t)nb * rowu(g) * 4);
 		if (cnt)
@@ -1490,29 +1707,45 @@ int vec_hnsw_open(struct vec_hnsw **out, const struct vec_file *f,
 	return VEC_OK;
 }
 
-int vec_hnsw_check(const struct vec_hnsw *g, struct vec_errbuf *eb)
+/* One list (degree, then ids) of node i at level L. */
+static int check_list(const struct vec_hnsw *g, uint64_t i, unsigned L,
+		      const uint32_t *p, uint32_t max, struct vec_errbuf *eb)
 {
-	for (uint64_t i = 0; i < g->count; i++) {
-		unsigned lev = node_level(g, (uint32_t)i);
-		for (unsigned L = 0; L <= lev; L++) {
-			const uint32_t *p = list_at(g, (uint32_t)i, L);
-			uint32_t max = L ? g->M : g->M0;
-			if (p[0] > max)
-				return VEC_CORRUPT(eb, "graph: node %llu level %u: degree %u, at most %u",
-						   (unsigned long long)i, L, p[0], max);
-			for (uint32_t j = 0; j < p[0]; j++) {
-				uint32_t t = p[1 + j];
-				if (t >= g->count)
-					return VEC_CORRUPT(eb, "graph: node %llu level %u: link to %u, only %llu nodes",
-							   (unsigned long long)i, L, t,
-							   (unsigned long long)g->count);
-				if (L && node_level(g, t) < L)
-					return VEC_CORRUPT(eb, "graph: node %llu level %u: link to %u, which has no level %u",
-							   (unsigned long long)i, L, t, L);
-			}
-		}
+	if (p[0] > max)
+		return VEC_CORRUPT(eb, "graph: node %llu level %u: degree %u, at most %u",
+				   (unsigned long long)i, L, p[0], max);
+	for (uint32_t j = 0; j < p[0]; j++) {
+		uint32_t t = p[1 + j];
+		if (t >= g->count)
+			return VEC_CORRUPT(eb, "graph: node %llu level %u: link to %u, only %llu nodes",
+					   (unsigned long long)i, L, t,
+					   (unsigned long long)g->count);
+		if (L && node_level(g, t) < L)
+			return VEC_CORRUPT(eb, "graph: node %llu level %u: link to %u, which has no level %u",
+					   (unsigned long long)i, L, t, L);
 	}
 	return VEC_OK;
+}
+
+int vec_hnsw_check(const struct vec_hnsw *g, struct vec_errbuf *eb)
+{
+	uint32_t *buf = malloc(((size_t)g->M0 + 1) * sizeof *buf);
+	int rc = VEC_OK;
+
+	if (!buf)
+		return vec_err(eb, VEC_E_NOMEM, "out of memory");
+	for (uint64_t i = 0; i < g->count && rc == VEC_OK; i++) {
+		unsigned lev = node_level(g, (uint32_t)i);
+		for (unsigned L = 0; L <= lev && rc == VEC_OK; L++) {
+			const uint32_t *p = L || g->l0 ? list_at(g, (uint32_t)i, L) : buf;
+			uint32_t max = L ? g->M : g->M0;
+			if (p == buf)
+				buf[0] = (uint32_t)links0(g, i, buf + 1);
+			rc = check_list(g, i, L, p, max, eb);
+		}
+	}
+	free(buf);
+	return rc;
 }
 
 void vec_hnsw_stats(const struct vec_hnsw *g, struct vec_hnsw_stats *s)
@@ -1528,7 +1761,7 @@ void vec_hnsw_stats(const struct vec_hnsw *g, struct vec_hnsw_stats *s)
 	s->levels = g->count ? g->max_level + 1 : 0;
 	for (uint64_t i = 0; i < g->count; i++) {
 		unsigned lev = node_level(g, (uint32_t)i);
-		uint32_t d = g->l0[i * row0(g)];
+		uint32_t d = degree0(g, i);
 		for (unsigned L = 0; L <= lev && L < 32; L++)
 			s->nodes_per_level[L]++;
 		sum += d;
@@ -1536,9 +1769,12 @@ void vec_hnsw_stats(const struct vec_hnsw *g, struct vec_hnsw_stats *s)
 			s->max_degree0 = d;
 	}
 	s->avg_degree0 = g->count ? (double)sum / (double)g->count : 0;
-	s->graph_bytes = g->count * row0(g) * 4 + (g->count + 1) * 4 +
+	/* As the file holds it: level 0 compact (HNSL), then HNSU. */
+	s->graph_bytes = hnsl_bytes(g->count, sum, g->l0 ? (g->count < (1u << 24) ? 3 : 4) : g->l0w) +
+			 (g->count + 1) * 4 +
 			 (g->count ? (uint64_t)g->uoff[g->count] : 0) * rowu(g) * 4;
 	s->code_bits = g->sq.bits;
 	s->extra_bytes = g->count * g->sq.stride +
+			 (g->count ? vec_sq_slack(g->sq.stride) : 0) +
 			 (2 * g->dim + (g->metric == VEC_METRIC_L2 ? g->count : 0)) * 4;
 }

@@ -59,7 +59,8 @@ static inline unsigned vec_hnsw_default_bits(size_t dim)
 
 /* Section ids the graph writes (all REQUIRED except where noted). */
 #define VEC_SEC_HNSP VEC_FOURCC('H', 'N', 'S', 'P') /* parameters, entry point */
-#define VEC_SEC_HNS0 VEC_FOURCC('H', 'N', 'S', '0') /* level-0 adjacency */
+#define VEC_SEC_HNS0 VEC_FOURCC('H', 'N', 'S', '0') /* level 0, fixed rows (v1, v2) */
+#define VEC_SEC_HNSL VEC_FOURCC('H', 'N', 'S', 'L') /* level 0, compact (v3) */
 #define VEC_SEC_HNSU VEC_FOURCC('H', 'N', 'S', 'U') /* upper levels */
 #define VEC_HNSW_MAX_SECTIONS 6
 

@@ -197,7 +197,7 @@ static void gather4_scalar(const uint8_t *codes, size_t stride,
 		const uint8_t *x = codes + (size_t)ids[j] * stride;
 		int32_t s = 0;
 		for (size_t b = 0; b < stride; b += VEC_SQ4_BLOCK / 2)
-			for (size_t i = 0; i < VEC_SQ4_BLOCK / 2; i++) {
+			for (size_t i = 0; i < VEC_SQ4_BLOCK / 2 && b + i < stride; i++) {
 				s += (int32_t)(x[b + i] & 15) * cq[2 * b + i];
 				s += (int32_t)(x[b + i] >> 4) *
 				     cq[2 * b + VEC_SQ4_BLOCK / 2 + i];

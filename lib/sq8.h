@@ -12,7 +12,8 @@
  *  - Codes are stored a row per vector, stride bytes a row: the dim codes,
  *    then zeros up to stride = dim rounded up to VEC_SQ8_ALIGN.  The zeros
  *    are part of the format (the kernels read whole rows), so only
- *    vec_sq8_encode should write rows.
+ *    vec_sq8_encode should write rows.  The HNSW copy packs its rows
+ *    instead (see vec_sq_span below); the gather kernels take either.
  *  - A query is quantised against the quantiser, not the other way round:
  *    w[d] = x[d] * scale[d], scaled so that max |w| = 127 and rounded to a
  *    signed byte cq[d]; t is the value of one step of cq and qlo =
@@ -71,6 +72,37 @@ static inline size_t vec_sq4_stride(size_t dim)
 	return (dim + VEC_SQ4_BLOCK - 1) / VEC_SQ4_BLOCK * (VEC_SQ4_BLOCK / 2);
 }
 
+/*
+ * Packed rows (the HNSW copy): stride is then the row's own bytes, dim
+ * for 8 bits and vec_sq4_packed(dim) for 4, not a multiple of 64.  The
+ * kernels still read a row in 64-byte blocks, vec_sq_span(stride) bytes
+ * from its start: past its end they read the next row's bytes, or after
+ * the last row VEC_SQ_SLACK bytes that an array of packed rows must have
+ * (vec_sq_slack), and meet zero query bytes there (the AVX-512 levels
+ * mask them off instead of reading them).
+ */
+#define VEC_SQ_SLACK 64
+
+/* Bytes the kernels read of a row of stride bytes (a multiple of 64). */
+static inline size_t vec_sq_span(size_t stride)
+{
+	return (stride + 63) / 64 * 64;
+}
+
+/* Slack an array of rows of stride bytes needs after its last row. */
+static inline size_t vec_sq_slack(size_t stride)
+{
+	return stride % 64 ? VEC_SQ_SLACK : 0;
+}
+
+/* Bytes of a packed 4-bit row: the blocks up to the last component's. */
+static inline size_t vec_sq4_packed(size_t dim)
+{
+	size_t full = dim / VEC_SQ4_BLOCK, rem = dim % VEC_SQ4_BLOCK;
+	return full * (VEC_SQ4_BLOCK / 2) +
+	       (rem < VEC_SQ4_BLOCK / 2 ? rem : VEC_SQ4_BLOCK / 2);
+}
+
 /* A view of lo and scale (dim each) with its stride filled in. */
 static inline struct vec_sq8 vec_sq8_view(size_t dim, const float *lo,
 					  const float *scale)
@@ -90,7 +122,8 @@ static inline struct vec_sq8 vec_sq4_view(size_t dim, const float *lo,
 /* Bytes of a quantised query (cq) for q: one per component of a row. */
 static inline size_t vec_sq_qbytes(const struct vec_sq8 *q)
 {
-	return q->bits == 4 ? 2 * q->stride : q->stride;
+	size_t span = vec_sq_span(q->stride);
+	return q->bits == 4 ? 2 * span : span;
 }
 
 /*
@@ -177,8 +210,10 @@ static inline float vec_sq8_est_ip(float t, float qlo, int32_t dot)
  *
  * out[j] = sum over the stride bytes of a code row (unsigned) times cq
  * (signed), exactly, in 32 bits: |sum| <= 255 * 127 * stride < 2^31 for
- * any stride up to 66,304 (VEC_DIM_MAX is 65,536).  stride is a multiple
- * of VEC_SQ8_ALIGN and both rows are zero padded.
+ * any stride up to 66,304 (VEC_DIM_MAX is 65,536).  For scan, stride is a
+ * multiple of VEC_SQ8_ALIGN and rows are zero padded; gather also takes
+ * packed rows (the slack of vec_sq_slack after the last), with cq of
+ * vec_sq_qbytes bytes.
  *   gather: rows ids[0..n) of codes (scattered: the next rows are
  *           prefetched while one is summed), the graph's access;
  *   scan:   rows 0..n) of codes, one after another, a list's access.

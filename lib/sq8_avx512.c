@@ -22,11 +22,22 @@
 #define AHEAD 2 /* rows prefetched ahead of the one being summed */
 #endif
 
-/* Prefetch one row of codes into L1. */
+/* Prefetch one row of codes into L1 (a packed row's last line too). */
 static inline void prefetch_row(const uint8_t *p, size_t stride)
 {
 	for (size_t o = 0; o < stride; o += 64)
 		_mm_prefetch((const char *)p + o, _MM_HINT_T0);
+	if (stride % 64)
+		_mm_prefetch((const char *)p + stride - 1, _MM_HINT_T0);
+}
+
+/* 64 bytes of a row from byte i, those at or past stride zero (packed
+ * rows: the next row's bytes are not read). */
+static inline __m512i row_block(const uint8_t *x, size_t i, size_t stride)
+{
+	if (i + 64 <= stride)
+		return _mm512_loadu_si512(x + i);
+	return _mm512_maskz_loadu_epi8((1ull << (stride - i)) - 1, x + i);
 }
 
 /* The four sums of a, b, c, d, in that order. */
@@ -61,18 +72,17 @@ static inline int32_t dot_row_vnni(const uint8_t *x, const int8_t *q,
 		s1 = _mm512_dpbusd_epi32(s1, _mm512_loadu_si512(x + i + 64),
 					 _mm512_loadu_si512(q + i + 64));
 	}
-	if (i < stride)
-		s0 = _mm512_dpbusd_epi32(s0, _mm512_loadu_si512(x + i),
+	for (; i < stride; i += 64)
+		s0 = _mm512_dpbusd_epi32(s0, row_block(x, i, stride),
 					 _mm512_loadu_si512(q + i));
 	return _mm512_reduce_add_epi32(_mm512_add_epi32(s0, s1));
 }
 
 /* One 64-byte block of a 4-bit row: 128 components. */
 __attribute__((target("avx512vnni")))
-static inline __m512i dot_block4_vnni(__m512i s, const uint8_t *x,
-				      __m512i a, __m512i b)
+static inline __m512i dot_block4_vnni(__m512i s, __m512i v, __m512i a,
+				      __m512i b)
 {
-	__m512i v = _mm512_loadu_si512(x);
 	s = _mm512_dpbusd_epi32(s, SQ4_LO(v), a);
 	return _mm512_dpbusd_epi32(s, SQ4_HI(v), b);
 }
@@ -85,12 +95,14 @@ static inline __m512i dot_block4_vnni(__m512i s, const uint8_t *x,
  */
 __attribute__((target("avx512vnni")))
 static inline __attribute__((always_inline)) __m512i
-block_vnni(__m512i s, const uint8_t *x, const int8_t *cq, size_t i, int four)
+block_vnni(__m512i s, const uint8_t *x, const int8_t *cq, size_t i,
+	   size_t stride, int four)
 {
 	if (!four)
-		return _mm512_dpbusd_epi32(s, _mm512_loadu_si512(x + i),
+		return _mm512_dpbusd_epi32(s, row_block(x, i, stride),
 					   _mm512_loadu_si512(cq + i));
-	return dot_block4_vnni(s, x + i, _mm512_loadu_si512(cq + 2 * i),
+	return dot_block4_vnni(s, row_block(x, i, stride),
+			       _mm512_loadu_si512(cq + 2 * i),
 			       _mm512_loadu_si512(cq + 2 * i + 64));
 }
 
@@ -114,10 +126,10 @@ gather_vnni(const uint8_t *codes, size_t stride, const int8_t *cq,
 		for (size_t t = j + 4; t < n && t < j + 8; t++)
 			prefetch_row(codes + (size_t)ids[t] * stride, stride);
 		for (size_t i = 0; i < stride; i += 64) {
-			s0 = block_vnni(s0, x0, cq, i, four);
-			s1 = block_vnni(s1, x1, cq, i, four);
-			s2 = block_vnni(s2, x2, cq, i, four);
-			s3 = block_vnni(s3, x3, cq, i, four);
+			s0 = block_vnni(s0, x0, cq, i, stride, four);
+			s1 = block_vnni(s1, x1, cq, i, stride, four);
+			s2 = block_vnni(s2, x2, cq, i, stride, four);
+			s3 = block_vnni(s3, x3, cq, i, stride, four);
 		}
 		_mm_storeu_si128((__m128i *)(out + j), hsum4(s0, s1, s2, s3));
 	}
@@ -129,7 +141,7 @@ gather_vnni(const uint8_t *codes, size_t stride, const int8_t *cq,
 			continue;
 		}
 		for (size_t i = 0; i < stride; i += 64)
-			s0 = block_vnni(s0, x, cq, i, 1);
+			s0 = block_vnni(s0, x, cq, i, stride, 1);
 		out[j] = _mm512_reduce_add_epi32(s0);
 	}
 }
@@ -191,8 +203,12 @@ static inline int32_t dot_row_avx512(const uint8_t *x, const int8_t *q,
 	__m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
 
 	for (size_t i = 0; i < stride; i += 64) {
-		s0 = _mm512_add_epi32(s0, madd_bytes(x + i, widen_query(q + i)));
-		s1 = _mm512_add_epi32(s1, madd_bytes(x + i + 32, widen_query(q + i + 32)));
+		__m512i v = row_block(x, i, stride);
+		s0 = _mm512_add_epi32(s0, _mm512_madd_epi16(
+			_mm512_cvtepu8_epi16(_mm512_castsi512_si256(v)), widen_query(q + i)));
+		s1 = _mm512_add_epi32(s1, _mm512_madd_epi16(
+			_mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(v, 1)),
+			widen_query(q + i + 32)));
 	}
 	return _mm512_reduce_add_epi32(_mm512_add_epi32(s0, s1));
 }
@@ -205,7 +221,7 @@ static inline int32_t dot_row4_bw(const uint8_t *x, const int8_t *q,
 	__m512i s = _mm512_setzero_si512();
 
 	for (size_t i = 0; i < stride; i += 64) {
-		__m512i v = _mm512_loadu_si512(x + i);
+		__m512i v = row_block(x, i, stride);
 		__m512i p = _mm512_add_epi16(
 			_mm512_maddubs_epi16(SQ4_LO(v), _mm512_loadu_si512(q + 2 * i)),
 			_mm512_maddubs_epi16(SQ4_HI(v), _mm512_loadu_si512(q + 2 * i + 64)));

@@ -112,9 +112,11 @@ BIG="${VEC_DATA:-$BATS_TEST_DIRNAME/../../shared/data}"
 @test "a link to a node that does not exist is refused by --verify" {
 	vec_build -q -t hnsw -o h.vec "$DATA/digits/base.fvecs"
 	cp h.vec orig.vec
-	read -r off len < <(section_entry h.vec HNS0)
-	# Node 0's first link (after its degree word) now points past the end.
-	poke h.vec $((off + 4)) '\xf0\xff\xff\x0f'
+	read -r off len < <(section_entry h.vec HNSL)
+	n=$(vec_stat h.vec | awk '$1 == "count:" { print $2 }')
+	# Node 0's first link (3 bytes, after one epoch base and n + 1
+	# offsets) now points past the end.
+	poke h.vec $((off + 8 + (n + 1) * 4)) '\xf0\xff\xff'
 	reseal h.vec
 	run --separate-stderr vec_stat --verify h.vec
 	expect_err_has 1 "vec-stat: h.vec:" "node 0" "link"
@@ -167,7 +169,9 @@ BIG="${VEC_DATA:-$BATS_TEST_DIRNAME/../../shared/data}"
 	[[ "$output" == *"quantised copy: 4 bits per component, "* ]]
 	# Half the bytes a row: 128 instead of 256, for each of the 300 rows.
 	vec_build -q -t hnsw --sq-bits 8 -o r256-8.vec r256.fvecs
-	assert_eq $(($(stat -c %s r256-8.vec) - $(stat -c %s r256.vec))) $((300 * 128))
+	read -r off len8 < <(section_entry r256-8.vec HSQ8)
+	read -r off len4 < <(section_entry r256.vec HSQ8)
+	assert_eq "$len8 $len4" "$((300 * 256)) $((300 * 128))"
 	run --separate-stderr vec_query -k 1 r256.vec <(head -c $((2 * (4 + 256 * 4))) r256.fvecs)
 	expect_ok
 	assert_eq "$(cut -f3 <<<"$output" | tr '\n' ' ')" "0 1 "

@@ -316,7 +316,15 @@ static void test_round_trip(void)
 		EXPECT(st.nodes_per_level[0] == N);
 		EXPECT(st.nodes_per_level[1] > 0 && st.nodes_per_level[1] < N / 4);
 		EXPECT(st.max_degree0 <= 32 && st.avg_degree0 > 4);
-		EXPECT(st.graph_bytes >= (uint64_t)N * 33 * 4);
+		{
+			/* What the file holds: HNSL and HNSU. */
+			uint64_t gb = 0;
+			for (size_t i = 0; i < f.n_sections; i++)
+				if (f.sec[i].id == VEC_SEC_HNSL || f.sec[i].id == VEC_SEC_HNSU)
+					gb += f.sec[i].length;
+			EXPECT_MSG(st.graph_bytes == gb, "graph bytes %llu, sections %llu",
+				   (unsigned long long)st.graph_bytes, (unsigned long long)gb);
+		}
 		EXPECT(st.extra_bytes >= (uint64_t)N * DIM);
 		/* A change copies the mapped graph first. */
 		EXPECT(vec_hnsw_insert(o, &fx_l2.v, 1, NULL) == VEC_OK);
@@ -486,7 +494,7 @@ static void test_corrupt(void)
 	if (!g_l2)
 		return;
 	buf = flatten(g_l2, &f);
-	s0 = sec_of(&f, VEC_SEC_HNS0);
+	s0 = sec_of(&f, VEC_SEC_HNSL);
 	su = sec_of(&f, VEC_SEC_HNSU);
 	sp = sec_of(&f, VEC_SEC_HNSP);
 	EXPECT(s0 && su && sp);
@@ -495,8 +503,15 @@ static void test_corrupt(void)
 		return;
 	}
 
-	/* A link past the last node: check finds it, search survives it. */
-	put32(s0, 33 * 5 + 1, N + 5);
+	/* A link past the last node (node 5's first, 3 bytes: HNSL is one
+	 * base, N + 1 offsets, then the ids): check finds it, search
+	 * survives it. */
+	{
+		uint8_t *ids0 = (uint8_t *)(uintptr_t)s0->data + 8 + (N + 1) * 4;
+		uint32_t at5 = vec_get_le32(s0->data + 8 + 5 * 4), bad = N + 5;
+		EXPECT(vec_get_le32(s0->data + 8 + 6 * 4) > at5);
+		memcpy(ids0 + 3 * at5, &bad, 3);
+	}
 	EXPECT(vec_hnsw_open(&o, &f, &fx_l2.v, NULL) == VEC_OK);
 	if (o) {
 		EXPECT(vec_hnsw_check(o, &eb) == VEC_E_CORRUPT);
@@ -507,16 +522,21 @@ static void test_corrupt(void)
 		vec_hnsw_free(o);
 		o = NULL;
 	}
-	/* Every list full of bad links and oversized degrees. */
-	for (size_t i = 0; i < N; i++)
-		put32(s0, 33 * i, 33 * (uint32_t)(i % 3) + 7);
-	EXPECT(vec_hnsw_open(&o, &f, &fx_l2.v, NULL) == VEC_OK);
-	if (o) {
-		EXPECT(vec_hnsw_check(o, &eb) == VEC_E_CORRUPT);
-		EXPECT(strstr(eb.msg, "degree") != NULL);
-		EXPECT(vec_hnsw_search(o, &fx_l2.v, fx_l2.x + N * DIM, NQ, K, 64, 1,
-				       ids, sc, NULL) == VEC_OK);
-		EXPECT(rows_sane(ids, NQ, K, N));
+	/* Offsets that fall back, or step by more than M0, or an epoch not
+	 * starting at 0: refused at open (a degree must fit M0). */
+	{
+		uint32_t o5 = vec_get_le32(s0->data + 8 + 5 * 4);
+		uint32_t o0 = vec_get_le32(s0->data + 8);
+		put32(s0, 2 + 5, vec_get_le32(s0->data + 8 + 4 * 4) - 1);
+		EXPECT(vec_hnsw_open(&o, &f, &fx_l2.v, &eb) == VEC_E_CORRUPT);
+		EXPECT(o == NULL && strstr(eb.msg, "HNSL") != NULL);
+		put32(s0, 2 + 5, vec_get_le32(s0->data + 8 + 4 * 4) + 33);
+		EXPECT(vec_hnsw_open(&o, &f, &fx_l2.v, &eb) == VEC_E_CORRUPT);
+		put32(s0, 2 + 5, o5);
+		put32(s0, 2, 1);
+		EXPECT(vec_hnsw_open(&o, &f, &fx_l2.v, &eb) == VEC_E_CORRUPT);
+		put32(s0, 2, o0);
+		EXPECT(vec_hnsw_open(&o, &f, &fx_l2.v, NULL) == VEC_OK);
 		vec_hnsw_free(o);
 		o = NULL;
 	}
@@ -596,7 +616,9 @@ static void test_sq4(void)
 	EXPECT(vec_hnsw_insert(g, &fx_l2.v, 2, NULL) == VEC_OK);
 	vec_hnsw_stats(g, &st);
 	EXPECT(st.code_bits == 4);
-	EXPECT(st.extra_bytes == (uint64_t)N * vec_sq4_stride(DIM) + (2 * DIM + N) * 4);
+	/* Packed rows (DIM / 2 bytes), 64 spare bytes after the last. */
+	EXPECT(st.extra_bytes == (uint64_t)N * vec_sq4_packed(DIM) + VEC_SQ_SLACK +
+				 (2 * DIM + N) * 4);
 	r = recall(g, &fx_l2, 64, ids1, sc1);
 	r8 = recall(g_l2, &fx_l2, 64, NULL, NULL);
 	EXPECT_MSG(r >= 0.95 && r >= r8 - 0.03, "recall %.4f (8 bits: %.4f)", r, r8);
@@ -635,30 +657,35 @@ static void test_sq4(void)
 	sp = sec_of(&f, VEC_SEC_HNSP);
 	EXPECT(sp != NULL);
 	if (sp) {
-		/* Version 2 says the bits in byte 52; only 4 and 8 exist. */
-		EXPECT(vec_get_le32(sp->data) == 2 && sp->data[52] == 4);
+		/* Version 3 says the bits in byte 52 (only 4 and 8 exist)
+		 * and the bytes of a level-0 link in 53 (3 or 4). */
+		EXPECT(vec_get_le32(sp->data) == 3 && sp->data[52] == 4 &&
+		       sp->data[53] == 3);
 		((uint8_t *)sp->data)[52] = 5;
 		EXPECT(vec_hnsw_open(&o, &f, &fx_l2.v, &eb) == VEC_E_CORRUPT);
 		EXPECT(o == NULL && strstr(eb.msg, "code bits") != NULL);
 		((uint8_t *)sp->data)[52] = 4;
-		((uint8_t *)sp->data)[53] = 1;
+		((uint8_t *)sp->data)[53] = 2;
 		EXPECT(vec_hnsw_open(&o, &f, &fx_l2.v, &eb) == VEC_E_CORRUPT);
-		EXPECT(o == NULL && strstr(eb.msg, "reserved byte 53") != NULL);
-		((uint8_t *)sp->data)[53] = 0;
-		/* Version 1 has no bits byte: a 4 there is damage. */
-		put32(sp, 0, 1);
+		EXPECT(o == NULL && strstr(eb.msg, "link bytes") != NULL);
+		((uint8_t *)sp->data)[53] = 3;
+		((uint8_t *)sp->data)[54] = 1;
 		EXPECT(vec_hnsw_open(&o, &f, &fx_l2.v, &eb) == VEC_E_CORRUPT);
-		EXPECT(o == NULL && strstr(eb.msg, "reserved byte 52") != NULL);
-		put32(sp, 0, 3);
+		EXPECT(o == NULL && strstr(eb.msg, "reserved byte 54") != NULL);
+		((uint8_t *)sp->data)[54] = 0;
+		/* Versions 1 and 2 keep level 0 in HNS0. */
+		put32(sp, 0, 2);
+		EXPECT(vec_hnsw_open(&o, &f, &fx_l2.v, &eb) == VEC_E_CORRUPT);
+		EXPECT(o == NULL && strstr(eb.msg, "HNS0") != NULL);
+		put32(sp, 0, 4);
 		EXPECT(vec_hnsw_open(&o, &f, &fx_l2.v, &eb) == VEC_E_VERSION);
 		EXPECT(o == NULL);
-		put32(sp, 0, 2);
-		/* 8 bits with the 4-bit rows' stride (DIM 32: 64 bytes either
-		 * way, so the stride of dim 129 under 4 bits stands in). */
-		put32(sp, 12, vec_sq4_stride(129) == 128 ? 128 : 0);
+		put32(sp, 0, 3);
+		/* A stride neither packed nor padded. */
+		put32(sp, 12, (uint32_t)vec_sq4_packed(DIM) + 1);
 		EXPECT(vec_hnsw_open(&o, &f, &fx_l2.v, &eb) == VEC_E_CORRUPT);
 		EXPECT(o == NULL && strstr(eb.msg, "stride") != NULL);
-		put32(sp, 12, (uint32_t)vec_sq4_stride(DIM));
+		put32(sp, 12, (uint32_t)vec_sq4_packed(DIM));
 		EXPECT(vec_hnsw_open(&o, &f, &fx_l2.v, NULL) == VEC_OK);
 		vec_hnsw_free(o);
 	}
@@ -711,6 +738,97 @@ static void rebuilt_codes(struct vec_hnsw *g, unsigned bits)
 	free(buf);
 }
 
+/*
+ * Files of versions 1 and 2 (level 0 in fixed rows of 1 + M0 u32, HNS0;
+ * code rows padded to 64 bytes; version 1: 8 bits, no bits byte), made
+ * here from a version-3 graph's sections by the documented layouts,
+ * open and answer as the graph does; saving one writes version 3 again,
+ * with the same answers.
+ */
+static void old_format(struct vec_hnsw *g, unsigned bits)
+{
+	struct vec_file f, f2;
+	struct vec_file_section *sp, *sl, *sq;
+	struct vec_hnsw *o = NULL, *o2 = NULL;
+	uint64_t ids1[NQ * K], ids2[NQ * K];
+	float sc1[NQ * K], sc2[NQ * K];
+	uint8_t *buf = flatten(g, &f), *buf2 = NULL, *hnsp, *l0, *codes;
+	size_t packed = bits == 4 ? vec_sq4_packed(DIM) : DIM;
+	size_t padded = bits == 4 ? vec_sq4_stride(DIM) : vec_sq8_stride(DIM);
+
+	if (!buf)
+		return;
+	sp = sec_of(&f, VEC_SEC_HNSP);
+	sl = sec_of(&f, VEC_SEC_HNSL);
+	sq = sec_of(&f, VEC_FOURCC('H', 'S', 'Q', '8'));
+	EXPECT(sp && sl && sq && sl->data[0] == 0 && vec_get_le32(sp->data + 48) == packed);
+	hnsp = malloc(64);
+	l0 = calloc((size_t)N * 33, 4);
+	codes = calloc((size_t)N, padded);
+	if (!sp || !sl || !sq || !hnsp || !l0 || !codes)
+		goto out;
+	memcpy(hnsp, sp->data, 64);
+	vec_put_le32(hnsp, bits == 8 ? 1 : 2);
+	hnsp[52] = bits == 8 ? 0 : (uint8_t)bits;
+	hnsp[53] = 0;
+	vec_put_le32(hnsp + 48, (uint32_t)padded);
+	/* HNSL: one epoch base (0), N + 1 offsets, 3-byte ids. */
+	for (size_t i = 0; i < N; i++) {
+		uint32_t a = vec_get_le32(sl->data + 8 + 4 * i);
+		uint32_t b = vec_get_le32(sl->data + 8 + 4 * (i + 1));
+		const uint8_t *id = sl->data + 8 + 4 * (N + 1) + 3 * (size_t)a;
+		vec_put_le32(l0 + 4 * 33 * i, b - a);
+		for (uint32_t j = 0; j < b - a; j++)
+			vec_put_le32(l0 + 4 * (33 * i + 1 + j),
+				     id[3 * j] | id[3 * j + 1] << 8 | (uint32_t)id[3 * j + 2] << 16);
+	}
+	for (size_t i = 0; i < N; i++)
+		memcpy(codes + i * padded, sq->data + i * packed, packed);
+	sp->data = hnsp;
+	sl->id = VEC_SEC_HNS0;
+	sl->data = l0;
+	sl->length = (uint64_t)N * 33 * 4;
+	sq->data = codes;
+	sq->length = (uint64_t)N * padded;
+	recall(g, &fx_l2, 40, ids1, sc1);
+	EXPECT(vec_hnsw_open(&o, &f, &fx_l2.v, NULL) == VEC_OK);
+	if (!o)
+		goto out;
+	EXPECT(vec_hnsw_check(o, NULL) == VEC_OK);
+	recall(o, &fx_l2, 40, ids2, sc2);
+	EXPECT_MSG(!memcmp(ids1, ids2, sizeof ids1) && !memcmp(sc1, sc2, sizeof sc1),
+		   "version %d: other answers", bits == 8 ? 1 : 2);
+	buf2 = flatten(o, &f2);
+	EXPECT(buf2 && sec_of(&f2, VEC_SEC_HNSL) && !sec_of(&f2, VEC_SEC_HNS0));
+	EXPECT(buf2 && vec_hnsw_open(&o2, &f2, &fx_l2.v, NULL) == VEC_OK);
+	if (o2) {
+		recall(o2, &fx_l2, 40, ids2, sc2);
+		EXPECT(!memcmp(ids1, ids2, sizeof ids1) && !memcmp(sc1, sc2, sizeof sc1));
+	}
+out:
+	vec_hnsw_free(o);
+	vec_hnsw_free(o2);
+	free(buf);
+	free(buf2);
+	free(hnsp);
+	free(l0);
+	free(codes);
+}
+
+static void test_old_format(void)
+{
+	struct vec_hnsw_params p = { 16, 100, 7, 4 };
+	struct vec_hnsw *g = NULL;
+
+	if (!g_l2)
+		return;
+	old_format(g_l2, 8);
+	EXPECT(vec_hnsw_create(&g, &p, DIM, VEC_METRIC_L2, NULL) == VEC_OK);
+	if (g && vec_hnsw_insert(g, &fx_l2.v, 2, NULL) == VEC_OK)
+		old_format(g, 4);
+	vec_hnsw_free(g);
+}
+
 static void test_rebuilt_codes(void)
 {
 	struct vec_hnsw_params p = { 16, 100, 7, 4 };
@@ -742,6 +860,7 @@ void suite_hnsw(void)
 	RUN(test_corrupt);
 	RUN(test_sq4);
 	RUN(test_rebuilt_codes);
+	RUN(test_old_format);
 	vec_hnsw_free(g_l2);
 	fixture_free(&fx_l2);
 }

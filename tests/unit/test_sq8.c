@@ -334,14 +334,21 @@ static void test_gather_levels(void)
 	const size_t n = 500, m = 203;
 
 	rng_state = 0x5eed5eed5eed5eedu;
-	for (size_t t = 0; t < NDIMS; t++) {
-		size_t dim = dims[t], stride = vec_sq8_stride(dim);
-		uint8_t *c = malloc(n * stride);
-		int8_t *q = malloc(stride);
+	/* Padded rows, then packed ones (stride dim; the kernels read past
+	 * a row into the next, or into the slack, here all 0xff, and must
+	 * count none of it). */
+	for (size_t t = 0; t < 2 * NDIMS; t++) {
+		size_t dim = dims[t % NDIMS];
+		size_t stride = t < NDIMS ? vec_sq8_stride(dim) : dim;
+		size_t qb = vec_sq_span(stride), slack = vec_sq_slack(stride);
+		uint8_t *c = malloc(n * stride + slack);
+		int8_t *q = malloc(qb);
 		uint32_t ids[203];
 		int32_t out[204];
 
 		fill_codes(c, q, n, dim, stride);
+		memset(c + n * stride, 0xff, slack);
+		memset(q + dim, 0, qb - dim);
 		for (size_t j = 0; j < m; j++)
 			ids[j] = (uint32_t)(rng() % n);
 		ids[0] = 0;
@@ -352,10 +359,10 @@ static void test_gather_levels(void)
 				out[cnt] = 12345;
 				kr[k]->gather(c, stride, q, ids, cnt, out);
 				for (size_t j = 0; j < cnt; j++)
-					bad += out[j] != ref_dot(c + ids[j] * stride, q, stride);
+					bad += out[j] != ref_dot(c + ids[j] * stride, q, dim);
 				EXPECT_MSG(bad == 0 && out[cnt] == 12345,
-					   "%s: dim %zu, %zu ids: %zu wrong", kr[k]->name,
-					   dim, cnt, bad);
+					   "%s: dim %zu, stride %zu, %zu ids: %zu wrong",
+					   kr[k]->name, dim, stride, cnt, bad);
 			}
 		free(c);
 		free(q);
@@ -714,12 +721,17 @@ static void test_sq4_gather_levels(void)
 	static const size_t d4[] = { 1, 63, 64, 65, 127, 128, 129, 300, 784,
 				     VEC_DIM_MAX };
 
+	const size_t nd = sizeof d4 / sizeof d4[0];
+
 	rng_state = 0x0f0f0f0f33445566u;
-	for (size_t t = 0; t < sizeof d4 / sizeof d4[0]; t++) {
-		size_t dim = d4[t], stride = vec_sq4_stride(dim);
+	/* Padded rows, then packed ones, their slack all 0xff. */
+	for (size_t t = 0; t < 2 * nd; t++) {
+		size_t dim = d4[t % nd];
+		size_t stride = t < nd ? vec_sq4_stride(dim) : vec_sq4_packed(dim);
 		size_t rows = dim > 1000 ? 5 : n, cnt_max = dim > 1000 ? 5 : m;
-		uint8_t *c = calloc(rows, stride);
-		int8_t *q = calloc(2 * stride, 1);
+		size_t slack = vec_sq_slack(stride);
+		uint8_t *c = calloc(rows * stride + slack, 1);
+		int8_t *q = calloc(2 * vec_sq_span(stride), 1);
 		uint32_t ids[131];
 		int32_t out[132];
 
@@ -732,9 +744,11 @@ static void test_sq4_gather_levels(void)
 				c[i * stride + d / 128 * 64 + d % 64] |=
 					(uint8_t)(d % 128 < 64 ? v : v << 4);
 			}
+		memset(c + rows * stride, 0xff, slack);
 		for (size_t j = 0; j < cnt_max; j++)
 			ids[j] = (uint32_t)(rng() % rows);
 		ids[0] = 0;
+		ids[cnt_max - 1] = (uint32_t)(rows - 1);
 		for (int k = 0; k < nk; k++)
 			for (size_t cnt = 0; cnt <= cnt_max;
 			     cnt += cnt < 6 ? 1 : cnt_max - 6) {
@@ -748,8 +762,8 @@ static void test_sq4_gather_levels(void)
 					bad += out[j] != s;
 				}
 				EXPECT_MSG(bad == 0 && out[cnt] == 12345,
-					   "%s: dim %zu, %zu ids: %zu wrong", kr[k]->name,
-					   dim, cnt, bad);
+					   "%s: dim %zu, stride %zu, %zu ids: %zu wrong",
+					   kr[k]->name, dim, stride, cnt, bad);
 			}
 		free(c);
 		free(q);
