@@ -1000,6 +1000,21 @@ static int reserve(struct vec_hnsw *g, uint64_t need, uint64_t blocks)
 	return rc;
 }
 
+/* The compact level 0 of the view into the owned fixed rows (room for
+ * count reserved); the view forgets it (view_owned points it at them). */
+static void expand_l0(struct vec_hnsw *g)
+{
+	g->l0 = NULL; /* degree0 and links0 read the compact arrays */
+	for (uint64_t i = 0; i < g->count; i++) {
+		uint32_t *row = g->own_l0 + i * row0(g);
+		row[0] = (uint32_t)links0(g, i, row + 1);
+	}
+	g->l0base = NULL;
+	g->l0rel = NULL;
+	g->l0ids = NULL;
+	g->l0sec = NULL;
+}
+
 /* Copy a mapped graph into owned memory before its first change. */
 static int make_owned(struct vec_hnsw *g)
 {
@@ -1016,22 +1031,14 @@ static int make_owned(struct vec_hnsw *g)
 		free(qp);
 		return VEC_E_NOMEM;
 	}
-	if (g->l0) {
+	if (g->l0)
 		memcpy(g->own_l0, g->l0, (size_t)n * row0(g) * 4);
-	} else {
-		for (uint64_t i = 0; i < n; i++) {
-			uint32_t *row = g->own_l0 + i * row0(g);
-			row[0] = (uint32_t)links0(g, i, row + 1);
-		}
-	}
+	else
+		expand_l0(g);
 	memcpy(g->own_uoff, g->uoff, (size_t)(n + 1) * 4);
 	memcpy(g->own_ublk, g->ublk, (size_t)nb * rowu(g) * 4);
 	if (g->codes)
 		memcpy(g->own_codes, g->codes, (size_t)n * g->sq.stride);
-	g->l0base = NULL;
-	g->l0rel = NULL;
-	g->l0ids = NULL;
-	g->l0sec = NULL;
 	if (g->own_qnorm && g->qnorm)
 		memcpy(g->own_qnorm, g->qnorm, (size_t)n * 4);
 	memcpy(qp, g->sq.lo, g->dim * sizeof *qp);
@@ -1683,19 +1690,10 @@ int vec_hnsw_open(struct vec_hnsw **out, const struct vec_file *f,
 			vec_hnsw_free(g);
 			return vec_err(eb, VEC_E_NOMEM, "out of memory");
 		}
-		if (g->l0sec) {
-			g->l0 = NULL; /* reserve pointed the view at own_l0 */
-			for (uint64_t i = 0; i < cnt; i++) {
-				uint32_t *row = g->own_l0 + i * row0(g);
-				row[0] = (uint32_t)links0(g, i, row + 1);
-			}
-		} else {
+		if (g->l0sec)
+			expand_l0(g);
+		else
 			memcpy(g->own_l0, s0->data, (size_t)s0->length);
-		}
-		g->l0base = NULL;
-		g->l0rel = NULL;
-		g->l0ids = NULL;
-		g->l0sec = NULL;
 		memcpy(g->own_uoff, off, (size_t)(cnt + 1) * 4);
 		memcpy(g->own_ublk, off + cnt + 1, (size_t)nb * rowu(g) * 4);
 		if (cnt)
