@@ -9,18 +9,18 @@
  *  - Level 0, while built or grown: one row of 1 + M0 u32 per node
  *    (degree, then ids), so a node's links are at a fixed stride and can
  *    be rewritten in place.  In a file (HNSL, read in place): each node's
- *    links only, 3-byte ids below 2^24 nodes, found by offsets (l0_start);
- *    about 77 bytes a node on glove-100 at M 16 instead of 132, which
- *    brought the index within 1.1x of hnswlib's with its quantised copy.
+ *    links only, as bit fields just wide enough for the node count,
+ *    found by offsets (l0_start); 56 bytes a node on glove-100 at M 16
+ *    instead of 132, which brought the index within 1.1x of hnswlib's
+ *    saved index with its quantised copy, at the same q/s.
  *    Upper levels: offsets[count + 1]
  *    (in blocks) into blocks of 1 + M u32; node i's level L >= 1 block is
  *    offsets[i] + L - 1, and its level is offsets[i + 1] - offsets[i].
  *  - A quantised copy of the vectors steers the search (sq8.h): 8 bits
  *    per component (4 for long vectors, see vec_hnsw_default_bits),
- *    per-dimension offset lo[d] and step scale[d], rows packed (sq8.h:
- *    the row's own bytes, 64 spare bytes after the last; about 5% slower
- *    to read than rows padded to 64 bytes, for 28-48 bytes a node less).
- *    At 784 dimensions 4-bit rows answered 20-30%
+ *    per-dimension offset lo[d] and step scale[d], rows padded to 64
+ *    bytes or, from 256, packed (code_stride).  At 784 dimensions
+ *    4-bit rows answered 20-30%
  *    more queries a second at the same ef (half the cache lines a node),
  *    with recall@10 within 0.002 from ef 16 on; at 100 dimensions they
  *    were no faster and lost recall, so short vectors keep 8 bits.  The query is scaled by scale[d] and
@@ -39,13 +39,13 @@
  * Sections (man/vec-index.5), all little-endian:
  *   HNSP required  64 bytes: version, M, M0, ef_construction, seed, count,
  *                  entry point, max level, dim, metric, code stride, then
- *                  (versions 2, 3) the code bits, (3) the bytes of a
+ *                  (versions 2, 3) the code bits, (3) the bits of a
  *                  level-0 link, then reserved zero bytes; writers use
  *                  version 3, readers open 1 (8 bits, no bits byte) and 2
  *   HSQ8 optional  count x stride bytes of codes (8 or 4 bits), then 64
  *                  zero bytes if the stride is not a multiple of 64
  *   HNSL required  (3) E = count / 2^16 + 1 u64 bases, count + 1 u32
- *                  offsets, the ids (3 or 4 bytes), padding to 4, 4 zeros
+ *                  offsets, the ids' bit fields, padding to 4, 8 zeros
  *   HNS0 required  (1, 2) count x (1 + M0) u32
  *   HNSU required  (count + 1) u32 offsets, then offsets[count] x (1 + M) u32
  *   HSQN optional  lo[dim], scale[dim] f32, then (l2) count f32 squared
@@ -93,8 +93,8 @@ struct vec_hnsw {
 	const uint32_t *l0;         /* count x (1 + M0), or NULL: compact */
 	const uint64_t *l0base;     /* compact (HNSL): epoch bases ... */
 	const uint32_t *l0rel;      /* ... count + 1 offsets in them ... */
-	const uint8_t *l0ids;       /* ... and the ids, l0w bytes each */
-	unsigned l0w;
+	const uint8_t *l0ids;       /* ... and the ids, l0bits bits each */
+	unsigned l0bits;
 	const uint8_t *l0sec;       /* the mapped HNSL section, l0len bytes */
 	uint64_t l0len;
 	const uint32_t *uoff;       /* count + 1 block offsets */
@@ -144,10 +144,10 @@ static inline const uint32_t *list_at(const struct vec_hnsw *g, uint32_t i,
 
 /*
  * Compact level 0 (HNSL, what files hold): node i's links are ids
- * [start(i), start(i + 1)) of one array, l0w bytes each (3 while there
- * are fewer than 2^24 nodes), where start(i) = base[i >> 16] + rel[i].
- * Open checks that every degree is within M0, so that these reads stay
- * in the section.
+ * [start(i), start(i + 1)) of one array of l0bits-bit fields (just
+ * enough for count - 1: 17 bits at 100,000 nodes), where start(i) =
+ * base[i >> 16] + rel[i].  Open checks that every degree is within M0,
+ * so that these reads stay in the section.
  */
 #define L0_EPOCH 16 /* rel[] counts from base[] every 2^16 nodes */
 
@@ -164,22 +164,29 @@ static inline uint32_t degree0(const struct vec_hnsw *g, uint64_t i)
 	return (uint32_t)(l0_start(g, i + 1) - l0_start(g, i));
 }
 
-/* Node i's level-0 links into buf (M0 room); returns how many. */
+/* The bits of a link id for count nodes: enough for count - 1, at least 1. */
+static unsigned link_bits(uint64_t count)
+{
+	unsigned b = 1;
+	while (b < 32 && (count - 1) >> b)
+		b++;
+	return b;
+}
+
+/* Node i's level-0 links into buf (M0 room); returns how many.  Each id
+ * is one 8-byte little-endian read, shifted and masked (the section ends
+ * in 8 spare bytes). */
 static size_t links0(const struct vec_hnsw *g, uint64_t i, uint32_t *buf)
 {
-	const uint8_t *p = g->l0ids + l0_start(g, i) * g->l0w;
+	const unsigned w = g->l0bits;
+	const uint64_t mask = ((uint64_t)1 << w) - 1;
+	uint64_t b = l0_start(g, i) * w;
 	size_t n = degree0(g, i);
 
-	if (g->l0w == 4) {
-		memcpy(buf, p, n * 4);
-		return n;
-	}
-	/* 3 bytes an id: a 4-byte read, masked (the section ends in 4
-	 * spare bytes). */
-	for (size_t j = 0; j < n; j++) {
-		uint32_t u;
-		memcpy(&u, p + 3 * j, 4); /* little-endian hosts only (open) */
-		buf[j] = u & 0xffffffu;
+	for (size_t j = 0; j < n; j++, b += w) {
+		uint64_t u;
+		memcpy(&u, g->l0ids + (b >> 3), 8); /* little-endian hosts (open) */
+		buf[j] = (uint32_t)((u >> (b & 7)) & mask);
 	}
 	return n;
 }
@@ -375,17 +382,21 @@ static void eval(struct searcher *s, const uint32_t *ids, size_t n, float *out)
 
 /* Start fetching node id's code row, if short: the lines of its first
  * and last bytes (and the one between, up to three). */
-static inline void prefetch_code(const struct vec_hnsw *g, uint32_t id)
+static inline __attribute__((always_inline)) void
+prefetch_code(const struct vec_hnsw *g, uint32_t id)
 {
 	const char *r = (const char *)g->codes + (size_t)id * g->sq.stride;
 	size_t st = g->sq.stride;
 
-	if (st > 192)
-		return; /* the gather kernel prefetches long rows */
 	__builtin_prefetch(r);
-	if (st > 64)
-		__builtin_prefetch(r + 64);
-	__builtin_prefetch(r + st - 1);
+	if (st % 64 == 0) {
+		if (st <= 256)
+			__builtin_prefetch(r + st - 64);
+	} else if (st <= 192) {
+		if (st > 64)
+			__builtin_prefetch(r + 64);
+		__builtin_prefetch(r + st - 1);
+	}
 }
 
 /*
@@ -533,8 +544,8 @@ static inline void prefetch_list0(const struct vec_hnsw *g, uint32_t c)
 		return;
 	}
 	a = l0_start(g, c);
-	p = (const char *)g->l0ids + a * g->l0w;
-	n = (l0_start(g, (uint64_t)c + 1) - a) * g->l0w;
+	p = (const char *)g->l0ids + a * g->l0bits / 8;
+	n = (l0_start(g, (uint64_t)c + 1) - a) * g->l0bits / 8 + 1;
 	__builtin_prefetch(p);
 	if (n > 64)
 		__builtin_prefetch(p + 64);
@@ -863,6 +874,24 @@ static void drop_serialised(struct vec_hnsw *g)
 	g->ser_u = g->ser_n = g->ser_l = NULL;
 }
 
+/*
+ * The stride of the code rows a graph writes: packed (sq8.h) when the
+ * padded row would take PACK_MIN bytes or more, else padded.  Packed
+ * 784-dimensional 4-bit rows (400 bytes for 448) measured 8-15% more
+ * queries a second; packed 100-dimensional 8-bit rows (100 for 128) 14%
+ * fewer, a row touching 2.5 cache lines on average instead of 2.
+ */
+#define PACK_MIN 256
+
+static size_t code_stride(size_t dim, unsigned bits)
+{
+	size_t padded = bits == 4 ? vec_sq4_stride(dim) : vec_sq8_stride(dim);
+
+	if (padded < PACK_MIN)
+		return padded;
+	return bits == 4 ? vec_sq4_packed(dim) : dim;
+}
+
 int vec_hnsw_create(struct vec_hnsw **out, const struct vec_hnsw_params *p,
 		    size_t dim, int metric, struct vec_errbuf *eb)
 {
@@ -898,7 +927,7 @@ int vec_hnsw_create(struct vec_hnsw **out, const struct vec_hnsw_params *p,
 	g->entry = NONE;
 	g->sq.dim = dim;
 	g->sq.bits = bits;
-	g->sq.stride = bits == 4 ? vec_sq4_packed(dim) : dim;
+	g->sq.stride = code_stride(dim, bits);
 	g->owned = 1;
 	g->own_qparam = calloc(2 * dim, sizeof(float));
 	if (!g->own_qparam) {
@@ -1380,11 +1409,12 @@ int vec_hnsw_search(const struct vec_hnsw *g, const struct vec_vectors *v,
 
 /* ---- sections ---- */
 
-/* Bytes of an HNSL section: bases, offsets, ids and 4 spare bytes. */
-static uint64_t hnsl_bytes(uint64_t cnt, uint64_t links, unsigned w)
+/* Bytes of an HNSL section: bases, offsets, the id bits (to a multiple
+ * of 4 bytes), then 8 spare bytes. */
+static uint64_t hnsl_bytes(uint64_t cnt, uint64_t links, unsigned bits)
 {
 	return ((cnt >> L0_EPOCH) + 1) * 8 + (cnt + 1) * 4 +
-	       (links * w + 3) / 4 * 4 + 4;
+	       (links * bits + 31) / 32 * 4 + 8;
 }
 
 /* Node i's degree in fixed rows, clamped (a file's rows are only checked
@@ -1396,12 +1426,12 @@ static inline uint32_t deg_fixed(const struct vec_hnsw *g, uint64_t i)
 }
 
 /* The fixed-row level 0 (g->l0) made compact in g->ser_l; NULL: no
- * memory.  Ids take 3 bytes while they fit. */
+ * memory. */
 static const uint8_t *compact_l0(struct vec_hnsw *g, uint64_t *len,
 				 unsigned *wout)
 {
 	uint64_t cnt = g->count, links = 0, nep = (cnt >> L0_EPOCH) + 1, at = 0;
-	unsigned w = cnt < (1u << 24) ? 3 : 4;
+	unsigned w = link_bits(cnt);
 	uint8_t *b, *ids;
 	uint64_t *base;
 	uint32_t *rel;
@@ -1422,9 +1452,10 @@ static const uint8_t *compact_l0(struct vec_hnsw *g, uint64_t *len,
 			break;
 		const uint32_t *row = g->l0 + i * row0(g);
 		for (uint32_t j = 0; j < deg_fixed(g, i); j++, at++) {
-			uint8_t t[4];
-			vec_put_le32(t, row[1 + j]);
-			memcpy(ids + at * w, t, w);
+			uint64_t bit = at * w, u;
+			memcpy(&u, ids + (bit >> 3), 8);
+			u |= (uint64_t)row[1 + j] << (bit & 7);
+			memcpy(ids + (bit >> 3), &u, 8);
 		}
 	}
 	g->ser_l = b;
@@ -1442,7 +1473,7 @@ int vec_hnsw_sections(struct vec_hnsw *g, struct vec_file_section *secs,
 
 	const uint8_t *l0 = g->l0sec;
 	uint64_t l0len = g->l0len;
-	unsigned w = g->l0w;
+	unsigned w = g->l0bits;
 
 	drop_serialised(g);
 	g->ser_u = malloc(ulen);
@@ -1525,7 +1556,7 @@ static int check_hnsl(const struct vec_file_section *s, uint64_t cnt,
 			return -1;
 		prev = a;
 	}
-	if (base[0] != 0 || prev > (s->length - head) / w)
+	if (base[0] != 0 || prev > (s->length - head) * 8 / w)
 		return -1;
 	return s->length == hnsl_bytes(cnt, prev, w) ? 0 : -1;
 }
@@ -1572,9 +1603,6 @@ int vec_hnsw_open(struct vec_hnsw **out, const struct vec_file *f,
 	bits = ver == 1 ? 8 : p[52];
 	if (bits != 4 && bits != 8)
 		return VEC_CORRUPT(eb, "%s: section 'HNSP': bad code bits %u", name, bits);
-	w = ver < 3 ? 4 : p[53];
-	if (w != 3 && w != 4)
-		return VEC_CORRUPT(eb, "%s: section 'HNSP': bad link bytes %u", name, w);
 	for (int i = ver == 1 ? 52 : ver == 2 ? 53 : 54; i < HNSP_BYTES; i++)
 		if (p[i])
 			return VEC_CORRUPT(eb, "%s: section 'HNSP': reserved byte %d is not zero",
@@ -1582,6 +1610,9 @@ int vec_hnsw_open(struct vec_hnsw **out, const struct vec_file *f,
 	M = vec_get_le32(p + 4);
 	M0 = vec_get_le32(p + 8);
 	cnt = vec_get_le64(p + 24);
+	w = ver < 3 ? 32 : p[53];
+	if (ver >= 3 && w != link_bits(cnt))
+		return VEC_CORRUPT(eb, "%s: section 'HNSP': bad link bits %u", name, w);
 	entry = vec_get_le32(p + 32);
 	maxl = vec_get_le32(p + 36);
 	dim = vec_get_le32(p + 40);
@@ -1656,7 +1687,7 @@ int vec_hnsw_open(struct vec_hnsw **out, const struct vec_file *f,
 		g->l0rel = (const uint32_t *)(const void *)(s0->data + nep * 8);
 		g->l0ids = s0->data + nep * 8 + (cnt + 1) * 4;
 	}
-	g->l0w = w;
+	g->l0bits = w;
 	g->uoff = off;
 	g->ublk = off + cnt + 1;
 
@@ -1768,7 +1799,7 @@ void vec_hnsw_stats(const struct vec_hnsw *g, struct vec_hnsw_stats *s)
 	}
 	s->avg_degree0 = g->count ? (double)sum / (double)g->count : 0;
 	/* As the file holds it: level 0 compact (HNSL), then HNSU. */
-	s->graph_bytes = hnsl_bytes(g->count, sum, g->l0 ? (g->count < (1u << 24) ? 3 : 4) : g->l0w) +
+	s->graph_bytes = hnsl_bytes(g->count, sum, link_bits(g->count)) +
 			 (g->count + 1) * 4 +
 			 (g->count ? (uint64_t)g->uoff[g->count] : 0) * rowu(g) * 4;
 	s->code_bits = g->sq.bits;

@@ -96,15 +96,35 @@ static inline __m512i dot_block4_vnni(__m512i s, __m512i v, __m512i a,
 __attribute__((target("avx512vnni")))
 static inline __attribute__((always_inline)) __m512i
 block_vnni(__m512i s, const uint8_t *x, const int8_t *cq, size_t i,
-	   size_t stride, int four)
+	   __mmask64 m, int four)
 {
+	__m512i v = _mm512_maskz_loadu_epi8(m, x + i);
+
 	if (!four)
-		return _mm512_dpbusd_epi32(s, row_block(x, i, stride),
-					   _mm512_loadu_si512(cq + i));
-	return dot_block4_vnni(s, row_block(x, i, stride),
-			       _mm512_loadu_si512(cq + 2 * i),
+		return _mm512_dpbusd_epi32(s, v, _mm512_loadu_si512(cq + i));
+	return dot_block4_vnni(s, v, _mm512_loadu_si512(cq + 2 * i),
 			       _mm512_loadu_si512(cq + 2 * i + 64));
 }
+
+/* Four rows' blocks from byte 0: the whole ones, then (packed rows) the
+ * last one masked to the row's bytes. */
+#define FOUR_ROWS(four)                                                       \
+	do {                                                                  \
+		size_t i = 0;                                                 \
+		for (; i + 64 <= stride; i += 64) {                           \
+			s0 = block_vnni(s0, x0, cq, i, ~0ull, four);          \
+			s1 = block_vnni(s1, x1, cq, i, ~0ull, four);          \
+			s2 = block_vnni(s2, x2, cq, i, ~0ull, four);          \
+			s3 = block_vnni(s3, x3, cq, i, ~0ull, four);          \
+		}                                                             \
+		if (i < stride) {                                             \
+			__mmask64 m = (1ull << (stride - i)) - 1;             \
+			s0 = block_vnni(s0, x0, cq, i, m, four);              \
+			s1 = block_vnni(s1, x1, cq, i, m, four);              \
+			s2 = block_vnni(s2, x2, cq, i, m, four);              \
+			s3 = block_vnni(s3, x3, cq, i, m, four);              \
+		}                                                             \
+	} while (0)
 
 __attribute__((target("avx512vnni")))
 static inline __attribute__((always_inline)) void
@@ -125,12 +145,10 @@ gather_vnni(const uint8_t *codes, size_t stride, const int8_t *cq,
 
 		for (size_t t = j + 4; t < n && t < j + 8; t++)
 			prefetch_row(codes + (size_t)ids[t] * stride, stride);
-		for (size_t i = 0; i < stride; i += 64) {
-			s0 = block_vnni(s0, x0, cq, i, stride, four);
-			s1 = block_vnni(s1, x1, cq, i, stride, four);
-			s2 = block_vnni(s2, x2, cq, i, stride, four);
-			s3 = block_vnni(s3, x3, cq, i, stride, four);
-		}
+		if (four)
+			FOUR_ROWS(1);
+		else
+			FOUR_ROWS(0);
 		_mm_storeu_si128((__m128i *)(out + j), hsum4(s0, s1, s2, s3));
 	}
 	for (; j < n; j++) {
@@ -141,7 +159,8 @@ gather_vnni(const uint8_t *codes, size_t stride, const int8_t *cq,
 			continue;
 		}
 		for (size_t i = 0; i < stride; i += 64)
-			s0 = block_vnni(s0, x, cq, i, stride, 1);
+			s0 = block_vnni(s0, x, cq, i, i + 64 <= stride ? ~0ull :
+					(1ull << (stride - i)) - 1, 1);
 		out[j] = _mm512_reduce_add_epi32(s0);
 	}
 }

@@ -114,9 +114,9 @@ BIG="${VEC_DATA:-$BATS_TEST_DIRNAME/../../shared/data}"
 	cp h.vec orig.vec
 	read -r off len < <(section_entry h.vec HNSL)
 	n=$(vec_stat h.vec | awk '$1 == "count:" { print $2 }')
-	# Node 0's first link (3 bytes, after one epoch base and n + 1
-	# offsets) now points past the end.
-	poke h.vec $((off + 8 + (n + 1) * 4)) '\xf0\xff\xff'
+	# Node 0's first link (the first 11 bits, enough for n - 1 = 1796,
+	# after one epoch base and n + 1 offsets) now points past the end.
+	poke h.vec $((off + 8 + (n + 1) * 4)) '\xff\x07'
 	reseal h.vec
 	run --separate-stderr vec_stat --verify h.vec
 	expect_err_has 1 "vec-stat: h.vec:" "node 0" "link"

@@ -480,6 +480,26 @@ static void put32(struct vec_file_section *s, size_t word, uint32_t v)
 	b[3] = (uint8_t)(v >> 24);
 }
 
+/* Link field `at` of HNSL's ids, w bits each, little-endian bit order. */
+static uint32_t get_link(const uint8_t *ids, uint64_t at, unsigned w)
+{
+	uint64_t v = 0;
+	for (unsigned k = 0; k < w; k++) {
+		uint64_t b = at * w + k;
+		v |= (uint64_t)((ids[b / 8] >> (b % 8)) & 1) << k;
+	}
+	return (uint32_t)v;
+}
+
+static void put_link(uint8_t *ids, uint64_t at, unsigned w, uint32_t v)
+{
+	for (unsigned k = 0; k < w; k++) {
+		uint64_t b = at * w + k;
+		ids[b / 8] = (uint8_t)((ids[b / 8] & ~(1u << (b % 8))) |
+				       ((v >> k) & 1u) << (b % 8));
+	}
+}
+
 static void test_corrupt(void)
 {
 	struct vec_hnsw *o = NULL;
@@ -503,14 +523,16 @@ static void test_corrupt(void)
 		return;
 	}
 
-	/* A link past the last node (node 5's first, 3 bytes: HNSL is one
-	 * base, N + 1 offsets, then the ids): check finds it, search
-	 * survives it. */
+	/* A link past the last node (node 5's first: HNSL is one base, N + 1
+	 * offsets, then ids of 13 bits, enough for N - 1 = 4999): check
+	 * finds it, search survives it. */
+	EXPECT(sp->data[53] == 13);
 	{
 		uint8_t *ids0 = (uint8_t *)(uintptr_t)s0->data + 8 + (N + 1) * 4;
-		uint32_t at5 = vec_get_le32(s0->data + 8 + 5 * 4), bad = N + 5;
+		uint32_t at5 = vec_get_le32(s0->data + 8 + 5 * 4);
 		EXPECT(vec_get_le32(s0->data + 8 + 6 * 4) > at5);
-		memcpy(ids0 + 3 * at5, &bad, 3);
+		EXPECT(get_link(ids0, at5, 13) < N);
+		put_link(ids0, at5, 13, N + 5);
 	}
 	EXPECT(vec_hnsw_open(&o, &f, &fx_l2.v, NULL) == VEC_OK);
 	if (o) {
@@ -616,9 +638,8 @@ static void test_sq4(void)
 	EXPECT(vec_hnsw_insert(g, &fx_l2.v, 2, NULL) == VEC_OK);
 	vec_hnsw_stats(g, &st);
 	EXPECT(st.code_bits == 4);
-	/* Packed rows (DIM / 2 bytes), 64 spare bytes after the last. */
-	EXPECT(st.extra_bytes == (uint64_t)N * vec_sq4_packed(DIM) + VEC_SQ_SLACK +
-				 (2 * DIM + N) * 4);
+	/* Rows this short stay padded (64 bytes), so no spare bytes. */
+	EXPECT(st.extra_bytes == (uint64_t)N * vec_sq4_stride(DIM) + (2 * DIM + N) * 4);
 	r = recall(g, &fx_l2, 64, ids1, sc1);
 	r8 = recall(g_l2, &fx_l2, 64, NULL, NULL);
 	EXPECT_MSG(r >= 0.95 && r >= r8 - 0.03, "recall %.4f (8 bits: %.4f)", r, r8);
@@ -658,17 +679,17 @@ static void test_sq4(void)
 	EXPECT(sp != NULL);
 	if (sp) {
 		/* Version 3 says the bits in byte 52 (only 4 and 8 exist)
-		 * and the bytes of a level-0 link in 53 (3 or 4). */
+		 * and the bits of a level-0 link in 53 (those of N - 1). */
 		EXPECT(vec_get_le32(sp->data) == 3 && sp->data[52] == 4 &&
-		       sp->data[53] == 3);
+		       sp->data[53] == 13);
 		((uint8_t *)sp->data)[52] = 5;
 		EXPECT(vec_hnsw_open(&o, &f, &fx_l2.v, &eb) == VEC_E_CORRUPT);
 		EXPECT(o == NULL && strstr(eb.msg, "code bits") != NULL);
 		((uint8_t *)sp->data)[52] = 4;
-		((uint8_t *)sp->data)[53] = 2;
+		((uint8_t *)sp->data)[53] = 14;
 		EXPECT(vec_hnsw_open(&o, &f, &fx_l2.v, &eb) == VEC_E_CORRUPT);
-		EXPECT(o == NULL && strstr(eb.msg, "link bytes") != NULL);
-		((uint8_t *)sp->data)[53] = 3;
+		EXPECT(o == NULL && strstr(eb.msg, "link bits") != NULL);
+		((uint8_t *)sp->data)[53] = 13;
 		((uint8_t *)sp->data)[54] = 1;
 		EXPECT(vec_hnsw_open(&o, &f, &fx_l2.v, &eb) == VEC_E_CORRUPT);
 		EXPECT(o == NULL && strstr(eb.msg, "reserved byte 54") != NULL);
@@ -685,7 +706,7 @@ static void test_sq4(void)
 		put32(sp, 12, (uint32_t)vec_sq4_packed(DIM) + 1);
 		EXPECT(vec_hnsw_open(&o, &f, &fx_l2.v, &eb) == VEC_E_CORRUPT);
 		EXPECT(o == NULL && strstr(eb.msg, "stride") != NULL);
-		put32(sp, 12, (uint32_t)vec_sq4_packed(DIM));
+		put32(sp, 12, (uint32_t)vec_sq4_stride(DIM));
 		EXPECT(vec_hnsw_open(&o, &f, &fx_l2.v, NULL) == VEC_OK);
 		vec_hnsw_free(o);
 	}
@@ -753,15 +774,20 @@ static void old_format(struct vec_hnsw *g, unsigned bits)
 	uint64_t ids1[NQ * K], ids2[NQ * K];
 	float sc1[NQ * K], sc2[NQ * K];
 	uint8_t *buf = flatten(g, &f), *buf2 = NULL, *hnsp, *l0, *codes;
-	size_t packed = bits == 4 ? vec_sq4_packed(DIM) : DIM;
-	size_t padded = bits == 4 ? vec_sq4_stride(DIM) : vec_sq8_stride(DIM);
+	size_t padded = bits == 4 ? vec_sq4_stride(DIM) : vec_sq8_stride(DIM), st = 0;
+	unsigned w = 0;
 
 	if (!buf)
 		return;
 	sp = sec_of(&f, VEC_SEC_HNSP);
 	sl = sec_of(&f, VEC_SEC_HNSL);
 	sq = sec_of(&f, VEC_FOURCC('H', 'S', 'Q', '8'));
-	EXPECT(sp && sl && sq && sl->data[0] == 0 && vec_get_le32(sp->data + 48) == packed);
+	EXPECT(sp && sl && sq && sl->data[0] == 0);
+	if (sp) {
+		st = vec_get_le32(sp->data + 48); /* packed or padded */
+		w = sp->data[53];
+		EXPECT(w == 13 && st >= (bits == 4 ? DIM / 2 : DIM) && st <= padded);
+	}
 	hnsp = malloc(64);
 	l0 = calloc((size_t)N * 33, 4);
 	codes = calloc((size_t)N, padded);
@@ -772,18 +798,17 @@ static void old_format(struct vec_hnsw *g, unsigned bits)
 	hnsp[52] = bits == 8 ? 0 : (uint8_t)bits;
 	hnsp[53] = 0;
 	vec_put_le32(hnsp + 48, (uint32_t)padded);
-	/* HNSL: one epoch base (0), N + 1 offsets, 3-byte ids. */
+	/* HNSL: one epoch base (0), N + 1 offsets, w-bit ids. */
 	for (size_t i = 0; i < N; i++) {
 		uint32_t a = vec_get_le32(sl->data + 8 + 4 * i);
 		uint32_t b = vec_get_le32(sl->data + 8 + 4 * (i + 1));
-		const uint8_t *id = sl->data + 8 + 4 * (N + 1) + 3 * (size_t)a;
+		const uint8_t *ids0 = sl->data + 8 + 4 * (N + 1);
 		vec_put_le32(l0 + 4 * 33 * i, b - a);
 		for (uint32_t j = 0; j < b - a; j++)
-			vec_put_le32(l0 + 4 * (33 * i + 1 + j),
-				     id[3 * j] | id[3 * j + 1] << 8 | (uint32_t)id[3 * j + 2] << 16);
+			vec_put_le32(l0 + 4 * (33 * i + 1 + j), get_link(ids0, a + j, w));
 	}
 	for (size_t i = 0; i < N; i++)
-		memcpy(codes + i * padded, sq->data + i * packed, packed);
+		memcpy(codes + i * padded, sq->data + i * st, st);
 	sp->data = hnsp;
 	sl->id = VEC_SEC_HNS0;
 	sl->data = l0;
@@ -829,6 +854,56 @@ static void test_old_format(void)
 	vec_hnsw_free(g);
 }
 
+/*
+ * Rows of 256 padded bytes or more are packed: 8-bit codes of 200
+ * components take 200 bytes a row, then 64 spare bytes; the file answers
+ * as the graph it was saved from, and its rows are the packed codes.
+ */
+static void test_packed_rows(void)
+{
+	const size_t dim = 200, n = 1500, nq = 50;
+	struct vec_hnsw_params p = { 16, 100, 7, 8 };
+	struct vec_hnsw *g = NULL, *o = NULL;
+	struct vec_vectors v;
+	struct vec_file f;
+	struct vec_file_section *sq, *sp;
+	float *x = malloc((n + nq) * dim * sizeof *x), sc1[50 * K], sc2[50 * K];
+	uint64_t ids1[50 * K], ids2[50 * K], seed = 99;
+	uint8_t *buf = NULL;
+
+	for (size_t i = 0; i < (n + nq) * dim; i++)
+		x[i] = unit_uniform(&seed) + (i / dim % 7 == i % 7 ? 2.0f : 0.0f);
+	v.x = x;
+	v.norms = NULL;
+	v.dim = dim;
+	v.metric = VEC_METRIC_IP;
+	v.count = n;
+	EXPECT(vec_hnsw_create(&g, &p, dim, VEC_METRIC_IP, NULL) == VEC_OK);
+	if (!g || vec_hnsw_insert(g, &v, 2, NULL) != VEC_OK)
+		goto out;
+	buf = flatten(g, &f);
+	sq = buf ? sec_of(&f, VEC_FOURCC('H', 'S', 'Q', '8')) : NULL;
+	sp = buf ? sec_of(&f, VEC_SEC_HNSP) : NULL;
+	EXPECT(sq && sp);
+	if (!sq || !sp)
+		goto out;
+	EXPECT(vec_get_le32(sp->data + 48) == dim);
+	EXPECT_MSG(sq->length == n * dim + VEC_SQ_SLACK, "HSQ8 %llu bytes",
+		   (unsigned long long)sq->length);
+	EXPECT(vec_hnsw_search(g, &v, x + n * dim, nq, K, 64, 1, ids1, sc1, NULL) == VEC_OK);
+	EXPECT(vec_hnsw_open(&o, &f, &v, NULL) == VEC_OK);
+	if (o) {
+		EXPECT(vec_hnsw_search(o, &v, x + n * dim, nq, K, 64, 1, ids2, sc2,
+				       NULL) == VEC_OK);
+		EXPECT(!memcmp(ids1, ids2, sizeof ids1) && !memcmp(sc1, sc2, sizeof sc1));
+	}
+out:
+	vec_hnsw_free(g);
+	vec_hnsw_free(o);
+	free(buf);
+	free(x);
+}
+
 static void test_rebuilt_codes(void)
 {
 	struct vec_hnsw_params p = { 16, 100, 7, 4 };
@@ -861,6 +936,7 @@ void suite_hnsw(void)
 	RUN(test_sq4);
 	RUN(test_rebuilt_codes);
 	RUN(test_old_format);
+	RUN(test_packed_rows);
 	vec_hnsw_free(g_l2);
 	fixture_free(&fx_l2);
 }
