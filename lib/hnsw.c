@@ -626,6 +626,10 @@ static int beam_expand(struct searcher *s)
 		s->ids[m++] = id;
 		if (s->quant) /* start short rows early */
 			prefetch_code(s->g, id);
+		/* Compact level 0: its offset, so that expanding the node
+		 * later waits for one miss (its links), not two. */
+		if (!L && !s->g->l0)
+			__builtin_prefetch(&s->g->l0rel[id]);
 	}
 	s->bm = m;
 	return 1;
