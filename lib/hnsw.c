@@ -1456,9 +1456,11 @@ static const uint8_t *compact_l0(struct vec_hnsw *g, uint64_t *len,
 			break;
 		const uint32_t *row = g->l0 + i * row0(g);
 		for (uint32_t j = 0; j < deg_fixed(g, i); j++, at++) {
-			uint64_t bit = at * w, u;
+			/* Masked: a bad id of a file's fixed rows (--verify
+			 * finds those) cannot spill into its neighbours. */
+			uint64_t bit = at * w, u, id = row[1 + j] & (((uint64_t)1 << w) - 1);
 			memcpy(&u, ids + (bit >> 3), 8);
-			u |= (uint64_t)row[1 + j] << (bit & 7);
+			u |= id << (bit & 7);
 			memcpy(ids + (bit >> 3), &u, 8);
 		}
 	}

@@ -53,9 +53,6 @@
 #define RANK_CHUNK 512 /* centroids scored at once, per block of queries */
 #define RANK_FIRST 64  /* the first chunk: then each lane's threshold is set */
 #define RANK_PROBE_MAX 4096 /* larger nprobe: ranked by vec_flat_search */
-
-
-
 #define RANK_RADIX_MIN 48   /* more lists than this: sorted by radix_pairs */
 #define LMAJOR_MIN 8 /* batches from this size read each probed list
 			once for all their queries (lmajor_fits) ... */
