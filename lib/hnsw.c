@@ -996,7 +996,12 @@ static int grow_arrays(struct vec_hnsw *g, uint64_t need, uint64_t blocks)
 		if (!(p = realloc(g->own_codes, (size_t)cap * g->sq.stride +
 					       vec_sq_slack(g->sq.stride))))
 			return VEC_E_NOMEM;
-		memset((uint8_t *)p + (size_t)cap * g->sq.stride, 0,
+		/* The new rows and the slack zeroed: a packed row's last block
+		 * is read past its end (sq8.h), into the next row or the
+		 * slack, whose bytes meet zero query bytes but must be
+		 * defined. */
+		memset((uint8_t *)p + (size_t)g->cap * g->sq.stride, 0,
+		       (size_t)(cap - g->cap) * g->sq.stride +
 		       vec_sq_slack(g->sq.stride));
 		g->own_codes = p;
 		if (g->metric == VEC_METRIC_L2) {
