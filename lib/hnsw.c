@@ -93,10 +93,9 @@ struct vec_hnsw {
 	const uint32_t *l0;         /* count x (1 + M0), or NULL: compact */
 	const uint64_t *l0base;     /* compact (HNSL): epoch bases ... */
 	const uint32_t *l0rel;      /* ... count + 1 offsets in them ... */
-	const uint8_t *l0ids;       /* ... and the ids, l0bits bits each */
+	const uint8_t *l0ids;       /* ... and the ids, l0bits bits each
+				       (l0base: the mapped HNSL section) */
 	unsigned l0bits;
-	const uint8_t *l0sec;       /* the mapped HNSL section, l0len bytes */
-	uint64_t l0len;
 	const uint32_t *uoff;       /* count + 1 block offsets */
 	const uint32_t *ublk;       /* uoff[count] x (1 + M) */
 	const uint8_t *codes;       /* count x stride */
@@ -381,22 +380,16 @@ static void eval(struct searcher *s, const uint32_t *ids, size_t n, float *out)
 }
 
 /* Start fetching node id's code row, if short: the lines of its first
- * and last bytes (and the one between, up to three). */
+ * and last bytes (the gather kernel fetches the rest).  Always inlined:
+ * called as a function, it cost 16% of glove-100's q/s. */
 static inline __attribute__((always_inline)) void
 prefetch_code(const struct vec_hnsw *g, uint32_t id)
 {
 	const char *r = (const char *)g->codes + (size_t)id * g->sq.stride;
-	size_t st = g->sq.stride;
 
 	__builtin_prefetch(r);
-	if (st % 64 == 0) {
-		if (st <= 256)
-			__builtin_prefetch(r + st - 64);
-	} else if (st <= 192) {
-		if (st > 64)
-			__builtin_prefetch(r + 64);
-		__builtin_prefetch(r + st - 1);
-	}
+	if (g->sq.stride <= 256)
+		__builtin_prefetch(r + g->sq.stride - 1);
 }
 
 /*
@@ -881,9 +874,9 @@ static void drop_serialised(struct vec_hnsw *g)
 /*
  * The stride of the code rows a graph writes: packed (sq8.h) when the
  * padded row would take PACK_MIN bytes or more, else padded.  Packed
- * 784-dimensional 4-bit rows (400 bytes for 448) measured 8-15% more
- * queries a second; packed 100-dimensional 8-bit rows (100 for 128) 14%
- * fewer, a row touching 2.5 cache lines on average instead of 2.
+ * 784-dimensional 4-bit rows (400 bytes for 448) read no slower; packed
+ * 100-dimensional 8-bit rows (100 for 128) 14% slower, a row touching
+ * 2.5 cache lines on average instead of 2.
  */
 #define PACK_MIN 256
 
@@ -1050,7 +1043,6 @@ static void expand_l0(struct vec_hnsw *g)
 	g->l0base = NULL;
 	g->l0rel = NULL;
 	g->l0ids = NULL;
-	g->l0sec = NULL;
 }
 
 /* Copy a mapped graph into owned memory before its first change. */
@@ -1418,6 +1410,13 @@ int vec_hnsw_search(const struct vec_hnsw *g, const struct vec_vectors *v,
 
 /* ---- sections ---- */
 
+/* Bytes of HSQ8 for cnt rows of stride bytes: the slack after packed
+ * rows (sq8.h) too; none for no rows. */
+static uint64_t codes_bytes(uint64_t cnt, size_t stride)
+{
+	return cnt ? cnt * stride + vec_sq_slack(stride) : 0;
+}
+
 /* Bytes of an HNSL section: bases, offsets, the id bits (to a multiple
  * of 4 bytes), then 8 spare bytes. */
 static uint64_t hnsl_bytes(uint64_t cnt, uint64_t links, unsigned bits)
@@ -1434,10 +1433,9 @@ static inline uint32_t deg_fixed(const struct vec_hnsw *g, uint64_t i)
 	return d < g->M0 ? d : g->M0;
 }
 
-/* The fixed-row level 0 (g->l0) made compact in g->ser_l; NULL: no
- * memory. */
-static const uint8_t *compact_l0(struct vec_hnsw *g, uint64_t *len,
-				 unsigned *wout)
+/* The fixed-row level 0 (g->l0) made compact in g->ser_l, *len bytes;
+ * NULL: no memory. */
+static const uint8_t *compact_l0(struct vec_hnsw *g, uint64_t *len)
 {
 	uint64_t cnt = g->count, links = 0, nep = (cnt >> L0_EPOCH) + 1, at = 0;
 	unsigned w = link_bits(cnt);
@@ -1470,7 +1468,6 @@ static const uint8_t *compact_l0(struct vec_hnsw *g, uint64_t *len,
 		}
 	}
 	g->ser_l = b;
-	*wout = w;
 	return b;
 }
 
@@ -1482,14 +1479,14 @@ int vec_hnsw_sections(struct vec_hnsw *g, struct vec_file_section *secs,
 	size_t nlen = (2 * g->dim + (g->qnorm ? (size_t)cnt : 0)) * 4;
 	uint8_t *p = g->hnsp;
 
-	const uint8_t *l0 = g->l0sec;
-	uint64_t l0len = g->l0len;
-	unsigned w = g->l0bits;
+	/* A mapped compact level 0 is written as it is. */
+	const uint8_t *l0 = (const uint8_t *)g->l0base;
+	uint64_t l0len = l0 ? hnsl_bytes(cnt, l0_start(g, cnt), g->l0bits) : 0;
 
 	drop_serialised(g);
 	g->ser_u = malloc(ulen);
 	g->ser_n = malloc(nlen);
-	if (!g->ser_u || !g->ser_n || (!l0 && !(l0 = compact_l0(g, &l0len, &w)))) {
+	if (!g->ser_u || !g->ser_n || (!l0 && !(l0 = compact_l0(g, &l0len)))) {
 		drop_serialised(g);
 		return vec_err(eb, VEC_E_NOMEM, "out of memory");
 	}
@@ -1506,7 +1503,7 @@ int vec_hnsw_sections(struct vec_hnsw *g, struct vec_file_section *secs,
 	vec_put_le32(p + 44, (uint32_t)g->metric);
 	vec_put_le32(p + 48, (uint32_t)g->sq.stride);
 	p[52] = (uint8_t)g->sq.bits;
-	p[53] = (uint8_t)w;
+	p[53] = (uint8_t)link_bits(cnt);
 
 	if (cnt) {
 		memcpy(g->ser_u, g->uoff, (size_t)(cnt + 1) * 4);
@@ -1535,7 +1532,7 @@ int vec_hnsw_sections(struct vec_hnsw *g, struct vec_file_section *secs,
 	secs[2].length = ulen;
 	secs[3].id = VEC_SEC_HSQ8;
 	secs[3].data = cnt ? g->codes : g->hnsp;
-	secs[3].length = cnt ? cnt * g->sq.stride + vec_sq_slack(g->sq.stride) : 0;
+	secs[3].length = codes_bytes(cnt, g->sq.stride);
 	secs[4].id = VEC_SEC_HSQN;
 	secs[4].data = g->ser_n;
 	secs[4].length = nlen;
@@ -1692,8 +1689,6 @@ int vec_hnsw_open(struct vec_hnsw **out, const struct vec_file *f,
 		g->l0 = (const uint32_t *)(const void *)s0->data;
 	} else {
 		uint64_t nep = (cnt >> L0_EPOCH) + 1;
-		g->l0sec = s0->data;
-		g->l0len = s0->length;
 		g->l0base = (const uint64_t *)(const void *)s0->data;
 		g->l0rel = (const uint32_t *)(const void *)(s0->data + nep * 8);
 		g->l0ids = s0->data + nep * 8 + (cnt + 1) * 4;
@@ -1707,7 +1702,7 @@ int vec_hnsw_open(struct vec_hnsw **out, const struct vec_file *f,
 	if (sq && sn) {
 		uint64_t nlen = (2 * (uint64_t)dim + (metric == VEC_METRIC_L2 ? cnt : 0)) * 4;
 		const float *qp = (const float *)(const void *)sn->data;
-		if (sq->length != (cnt ? cnt * stride + vec_sq_slack(stride) : 0) ||
+		if (sq->length != codes_bytes(cnt, stride) ||
 		    sn->length != nlen || !aligned4(qp)) {
 			vec_hnsw_free(g);
 			return VEC_CORRUPT(eb, "%s: sections 'HSQ8'/'HSQN' have the wrong size",
@@ -1732,7 +1727,7 @@ int vec_hnsw_open(struct vec_hnsw **out, const struct vec_file *f,
 			vec_hnsw_free(g);
 			return vec_err(eb, VEC_E_NOMEM, "out of memory");
 		}
-		if (g->l0sec)
+		if (g->l0base)
 			expand_l0(g);
 		else
 			memcpy(g->own_l0, s0->data, (size_t)s0->length);
@@ -1777,11 +1772,12 @@ int vec_hnsw_check(const struct vec_hnsw *g, struct vec_errbuf *eb)
 	for (uint64_t i = 0; i < g->count && rc == VEC_OK; i++) {
 		unsigned lev = node_level(g, (uint32_t)i);
 		for (unsigned L = 0; L <= lev && rc == VEC_OK; L++) {
-			const uint32_t *p = L || g->l0 ? list_at(g, (uint32_t)i, L) : buf;
-			uint32_t max = L ? g->M : g->M0;
-			if (p == buf)
+			const uint32_t *p = buf;
+			if (L || g->l0)
+				p = list_at(g, (uint32_t)i, L);
+			else
 				buf[0] = (uint32_t)links0(g, i, buf + 1);
-			rc = check_list(g, i, L, p, max, eb);
+			rc = check_list(g, i, L, p, L ? g->M : g->M0, eb);
 		}
 	}
 	free(buf);
@@ -1814,7 +1810,6 @@ void vec_hnsw_stats(const struct vec_hnsw *g, struct vec_hnsw_stats *s)
 			 (g->count + 1) * 4 +
 			 (g->count ? (uint64_t)g->uoff[g->count] : 0) * rowu(g) * 4;
 	s->code_bits = g->sq.bits;
-	s->extra_bytes = g->count * g->sq.stride +
-			 (g->count ? vec_sq_slack(g->sq.stride) : 0) +
+	s->extra_bytes = codes_bytes(g->count, g->sq.stride) +
 			 (2 * g->dim + (g->metric == VEC_METRIC_L2 ? g->count : 0)) * 4;
 }

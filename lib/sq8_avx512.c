@@ -31,13 +31,18 @@ static inline void prefetch_row(const uint8_t *p, size_t stride)
 		_mm_prefetch((const char *)p + stride - 1, _MM_HINT_T0);
 }
 
+/* The bytes of a row's 64-byte block from byte i that are the row's:
+ * all, but in a packed row's last block only those before stride. */
+static inline __mmask64 row_mask(size_t i, size_t stride)
+{
+	return i + 64 <= stride ? ~0ull : (1ull << (stride - i)) - 1;
+}
+
 /* 64 bytes of a row from byte i, those at or past stride zero (packed
  * rows: the next row's bytes are not read). */
 static inline __m512i row_block(const uint8_t *x, size_t i, size_t stride)
 {
-	if (i + 64 <= stride)
-		return _mm512_loadu_si512(x + i);
-	return _mm512_maskz_loadu_epi8((1ull << (stride - i)) - 1, x + i);
+	return _mm512_maskz_loadu_epi8(row_mask(i, stride), x + i);
 }
 
 /* The four sums of a, b, c, d, in that order. */
@@ -106,26 +111,6 @@ block_vnni(__m512i s, const uint8_t *x, const int8_t *cq, size_t i,
 			       _mm512_loadu_si512(cq + 2 * i + 64));
 }
 
-/* Four rows' blocks from byte 0: the whole ones, then (packed rows) the
- * last one masked to the row's bytes. */
-#define FOUR_ROWS(four)                                                       \
-	do {                                                                  \
-		size_t i = 0;                                                 \
-		for (; i + 64 <= stride; i += 64) {                           \
-			s0 = block_vnni(s0, x0, cq, i, ~0ull, four);          \
-			s1 = block_vnni(s1, x1, cq, i, ~0ull, four);          \
-			s2 = block_vnni(s2, x2, cq, i, ~0ull, four);          \
-			s3 = block_vnni(s3, x3, cq, i, ~0ull, four);          \
-		}                                                             \
-		if (i < stride) {                                             \
-			__mmask64 m = (1ull << (stride - i)) - 1;             \
-			s0 = block_vnni(s0, x0, cq, i, m, four);              \
-			s1 = block_vnni(s1, x1, cq, i, m, four);              \
-			s2 = block_vnni(s2, x2, cq, i, m, four);              \
-			s3 = block_vnni(s3, x3, cq, i, m, four);              \
-		}                                                             \
-	} while (0)
-
 __attribute__((target("avx512vnni")))
 static inline __attribute__((always_inline)) void
 gather_vnni(const uint8_t *codes, size_t stride, const int8_t *cq,
@@ -145,10 +130,21 @@ gather_vnni(const uint8_t *codes, size_t stride, const int8_t *cq,
 
 		for (size_t t = j + 4; t < n && t < j + 8; t++)
 			prefetch_row(codes + (size_t)ids[t] * stride, stride);
-		if (four)
-			FOUR_ROWS(1);
-		else
-			FOUR_ROWS(0);
+		/* The whole blocks, then a packed row's last one masked. */
+		size_t i = 0;
+		for (; i + 64 <= stride; i += 64) {
+			s0 = block_vnni(s0, x0, cq, i, ~0ull, four);
+			s1 = block_vnni(s1, x1, cq, i, ~0ull, four);
+			s2 = block_vnni(s2, x2, cq, i, ~0ull, four);
+			s3 = block_vnni(s3, x3, cq, i, ~0ull, four);
+		}
+		if (i < stride) {
+			__mmask64 m = row_mask(i, stride);
+			s0 = block_vnni(s0, x0, cq, i, m, four);
+			s1 = block_vnni(s1, x1, cq, i, m, four);
+			s2 = block_vnni(s2, x2, cq, i, m, four);
+			s3 = block_vnni(s3, x3, cq, i, m, four);
+		}
 		_mm_storeu_si128((__m128i *)(out + j), hsum4(s0, s1, s2, s3));
 	}
 	for (; j < n; j++) {
@@ -159,8 +155,7 @@ gather_vnni(const uint8_t *codes, size_t stride, const int8_t *cq,
 			continue;
 		}
 		for (size_t i = 0; i < stride; i += 64)
-			s0 = block_vnni(s0, x, cq, i, i + 64 <= stride ? ~0ull :
-					(1ull << (stride - i)) - 1, 1);
+			s0 = block_vnni(s0, x, cq, i, row_mask(i, stride), 1);
 		out[j] = _mm512_reduce_add_epi32(s0);
 	}
 }

@@ -840,18 +840,24 @@ out:
 	free(codes);
 }
 
-static void test_old_format(void)
+/* fn on the 8-bit graph g_l2, then on the same data with 4-bit codes. */
+static void at_both_bits(void (*fn)(struct vec_hnsw *, unsigned))
 {
 	struct vec_hnsw_params p = { 16, 100, 7, 4 };
 	struct vec_hnsw *g = NULL;
 
 	if (!g_l2)
 		return;
-	old_format(g_l2, 8);
+	fn(g_l2, 8);
 	EXPECT(vec_hnsw_create(&g, &p, DIM, VEC_METRIC_L2, NULL) == VEC_OK);
 	if (g && vec_hnsw_insert(g, &fx_l2.v, 2, NULL) == VEC_OK)
-		old_format(g, 4);
+		fn(g, 4);
 	vec_hnsw_free(g);
+}
+
+static void test_old_format(void)
+{
+	at_both_bits(old_format);
 }
 
 /*
@@ -906,16 +912,7 @@ out:
 
 static void test_rebuilt_codes(void)
 {
-	struct vec_hnsw_params p = { 16, 100, 7, 4 };
-	struct vec_hnsw *g = NULL;
-
-	if (!g_l2)
-		return;
-	rebuilt_codes(g_l2, 8);
-	EXPECT(vec_hnsw_create(&g, &p, DIM, VEC_METRIC_L2, NULL) == VEC_OK);
-	if (g && vec_hnsw_insert(g, &fx_l2.v, 2, NULL) == VEC_OK)
-		rebuilt_codes(g, 4);
-	vec_hnsw_free(g);
+	at_both_bits(rebuilt_codes);
 }
 
 void suite_hnsw(void)
