@@ -129,8 +129,20 @@ static void narrow_portable(const struct vec_flat_narrow *w)
 	}
 }
 
+/* One query's scores of chosen rows, as narrow_portable sums them. */
+static void scores_portable(const float *q, const float *x, size_t dim,
+			    const uint32_t *rows, size_t n, int l2, float *out)
+{
+	const struct vec_kernels *kr = vec_kernels();
+
+	for (size_t j = 0; j < n; j++) {
+		const float *xr = x + (rows ? rows[j] : j) * dim;
+		out[j] = l2 ? kr->l2sq(q, xr, dim) : -kr->dot(q, xr, dim);
+	}
+}
+
 static const struct vec_flat_kernels flat_portable = {
-	"portable", PQB, wide_portable, narrow_portable,
+	"portable", PQB, wide_portable, narrow_portable, scores_portable,
 };
 
 /* The flat kernels matching the distance level in use. */

@@ -127,12 +127,19 @@ static inline __m256 load_tail(const float *p, size_t n)
  */
 ALWAYS_INLINE void narrow_tile(const struct vec_flat_narrow *w, size_t j0,
 			       const int Q, const int R, const int l2,
-			       float *thr)
+			       float *thr, const int G, const uint32_t *rows,
+			       float *out)
 {
 	__m256 acc[VEC_FLAT_NARROW_MAX][2];
 	const size_t dim = w->dim;
-	const float *x = w->x + j0 * dim;
+	const float *x = w->x + j0 * dim, *xp[2];
 	size_t d = 0;
+
+	/* G (scores): rows[j] of w->x (or row j), sums to out[j] */
+#pragma GCC unroll 2
+	for (int r = 0; r < R; r++)
+		xp[r] = G && rows ? w->x + (size_t)rows[j0 + r] * dim
+				  : x + (size_t)r * dim;
 
 #pragma GCC unroll 4
 	for (int i = 0; i < Q; i++)
@@ -144,8 +151,8 @@ ALWAYS_INLINE void narrow_tile(const struct vec_flat_narrow *w, size_t j0,
 		int tail = dim - d < 8;
 #pragma GCC unroll 2
 		for (int r = 0; r < R; r++)
-			xv[r] = tail ? load_tail(x + r * dim + d, dim - d)
-				     : _mm256_loadu_ps(x + r * dim + d);
+			xv[r] = tail ? load_tail(xp[r] + d, dim - d)
+				     : _mm256_loadu_ps(xp[r] + d);
 #pragma GCC unroll 4
 		for (int i = 0; i < Q; i++) {
 			const float *q = w->q + i * dim + d;
@@ -170,7 +177,9 @@ ALWAYS_INLINE void narrow_tile(const struct vec_flat_narrow *w, size_t j0,
 			float s = hsum256(acc[i][r]);
 			if (!l2)
 				s = -s;
-			if (s <= thr[i])
+			if (G)
+				out[j0 + r] = s;
+			else if (s <= thr[i])
 				vec_flat_offer(w->heap[i], &thr[i],
 					       w->id0 + j0 + r, s);
 		}
@@ -184,9 +193,9 @@ ALWAYS_INLINE void narrow_rows(const struct vec_flat_narrow *w, const int Q,
 	size_t j = 0;
 
 	for (; j + 2 <= w->nb; j += 2)
-		narrow_tile(w, j, Q, 2, l2, thr);
+		narrow_tile(w, j, Q, 2, l2, thr, 0, NULL, NULL);
 	for (; j < w->nb; j++)
-		narrow_tile(w, j, Q, 1, l2, thr);
+		narrow_tile(w, j, Q, 1, l2, thr, 0, NULL, NULL);
 }
 
 /* Dispatch on the query count and metric, so every tile is specialised. */
@@ -212,7 +221,31 @@ static void narrow_avx2(const struct vec_flat_narrow *w)
 #undef CASE
 }
 
+/* One query's scores of chosen rows, summed as narrow_avx2 sums them. */
+ALWAYS_INLINE void scores_rows(const struct vec_flat_narrow *w,
+			       const uint32_t *rows, const int l2, float *out)
+{
+	size_t j = 0;
+
+	for (; j + 2 <= w->nb; j += 2)
+		narrow_tile(w, j, 1, 2, l2, NULL, 1, rows, out);
+	for (; j < w->nb; j++)
+		narrow_tile(w, j, 1, 1, l2, NULL, 1, rows, out);
+}
+
+static void scores_avx2(const float *q, const float *x, size_t dim,
+			const uint32_t *rows, size_t n, int l2, float *out)
+{
+	struct vec_flat_narrow w = { .q = q, .nq = 1, .x = x, .nb = n,
+				     .dim = dim, .l2 = l2 };
+
+	if (l2)
+		scores_rows(&w, rows, 1, out);
+	else
+		scores_rows(&w, rows, 0, out);
+}
+
 const struct vec_flat_kernels vec_flat_avx2 = {
-	"avx2", QB, wide_avx2, narrow_avx2,
+	"avx2", QB, wide_avx2, narrow_avx2, scores_avx2,
 };
 #endif

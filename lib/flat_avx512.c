@@ -147,12 +147,19 @@ static inline __m128 reduce4(__m512 a, __m512 b, __m512 c, __m512 d)
  */
 ALWAYS_INLINE void narrow_tile(const struct vec_flat_narrow *w, size_t j0,
 			       const int Q, const int R, const int l2,
-			       float *thr)
+			       float *thr, const int G, const uint32_t *rows,
+			       float *out)
 {
 	__m512 acc[VEC_FLAT_NARROW_MAX][8];
 	const size_t dim = w->dim;
-	const float *x = w->x + j0 * dim;
+	const float *x = w->x + j0 * dim, *xp[8];
 	size_t d = 0;
+
+	/* G (scores): rows[j] of w->x (or row j), sums to out[j] */
+#pragma GCC unroll 8
+	for (int r = 0; r < R; r++)
+		xp[r] = G && rows ? w->x + (size_t)rows[j0 + r] * dim
+				  : x + (size_t)r * dim;
 
 #pragma GCC unroll 4
 	for (int i = 0; i < Q; i++)
@@ -163,7 +170,7 @@ ALWAYS_INLINE void narrow_tile(const struct vec_flat_narrow *w, size_t j0,
 		__m512 xv[8];
 #pragma GCC unroll 8
 		for (int r = 0; r < R; r++)
-			xv[r] = _mm512_loadu_ps(x + r * dim + d);
+			xv[r] = _mm512_loadu_ps(xp[r] + d);
 #pragma GCC unroll 4
 		for (int i = 0; i < Q; i++) {
 			__m512 qv = _mm512_loadu_ps(w->q + i * dim + d);
@@ -184,7 +191,7 @@ ALWAYS_INLINE void narrow_tile(const struct vec_flat_narrow *w, size_t j0,
 		__m512 xv[8];
 #pragma GCC unroll 8
 		for (int r = 0; r < R; r++)
-			xv[r] = _mm512_maskz_loadu_ps(m, x + r * dim + d);
+			xv[r] = _mm512_maskz_loadu_ps(m, xp[r] + d);
 #pragma GCC unroll 4
 		for (int i = 0; i < Q; i++) {
 			__m512 qv = _mm512_maskz_loadu_ps(m, w->q + i * dim + d);
@@ -215,6 +222,13 @@ ALWAYS_INLINE void narrow_tile(const struct vec_flat_narrow *w, size_t j0,
 				s = reduce4(acc[i][0], z, z, z);
 			if (!l2)
 				s = _mm_mul_ps(s, _mm_set1_ps(-1.0f));
+			if (G) {
+				if (R >= 4)
+					_mm_storeu_ps(out + j0 + g, s);
+				else
+					out[j0] = _mm_cvtss_f32(s);
+				continue;
+			}
 			m = _mm_cmp_ps_mask(s, _mm_set1_ps(thr[i]), _CMP_LE_OQ);
 			m &= (__mmask8)((1u << (R < 4 ? R : 4)) - 1);
 			if (__builtin_expect(m != 0, 0)) {
@@ -241,11 +255,11 @@ ALWAYS_INLINE void narrow_rows(const struct vec_flat_narrow *w, const int Q,
 	/* one query: eight rows in flight, for memory-level parallelism */
 	if (Q == 1)
 		for (; j + 8 <= w->nb; j += 8)
-			narrow_tile(w, j, Q, 8, l2, thr);
+			narrow_tile(w, j, Q, 8, l2, thr, 0, NULL, NULL);
 	for (; j + 4 <= w->nb; j += 4)
-		narrow_tile(w, j, Q, 4, l2, thr);
+		narrow_tile(w, j, Q, 4, l2, thr, 0, NULL, NULL);
 	for (; j < w->nb; j++)
-		narrow_tile(w, j, Q, 1, l2, thr);
+		narrow_tile(w, j, Q, 1, l2, thr, 0, NULL, NULL);
 }
 
 /* Dispatch on the query count and metric, so every tile is specialised. */
@@ -271,7 +285,33 @@ static void narrow_avx512(const struct vec_flat_narrow *w)
 #undef CASE
 }
 
+/* One query's scores of chosen rows, summed as narrow_avx512 sums them. */
+ALWAYS_INLINE void scores_rows(const struct vec_flat_narrow *w,
+			       const uint32_t *rows, const int l2, float *out)
+{
+	size_t j = 0;
+
+	for (; j + 8 <= w->nb; j += 8)
+		narrow_tile(w, j, 1, 8, l2, NULL, 1, rows, out);
+	for (; j + 4 <= w->nb; j += 4)
+		narrow_tile(w, j, 1, 4, l2, NULL, 1, rows, out);
+	for (; j < w->nb; j++)
+		narrow_tile(w, j, 1, 1, l2, NULL, 1, rows, out);
+}
+
+static void scores_avx512(const float *q, const float *x, size_t dim,
+			  const uint32_t *rows, size_t n, int l2, float *out)
+{
+	struct vec_flat_narrow w = { .q = q, .nq = 1, .x = x, .nb = n,
+				     .dim = dim, .l2 = l2 };
+
+	if (l2)
+		scores_rows(&w, rows, 1, out);
+	else
+		scores_rows(&w, rows, 0, out);
+}
+
 const struct vec_flat_kernels vec_flat_avx512 = {
-	"avx512", QB, wide_avx512, narrow_avx512,
+	"avx512", QB, wide_avx512, narrow_avx512, scores_avx512,
 };
 #endif

@@ -53,7 +53,7 @@
 #define RANK_CHUNK 512 /* centroids scored at once, per block of queries */
 #define RANK_FIRST 64  /* the first chunk: then each lane's threshold is set */
 #define RANK_PROBE_MAX 4096 /* larger nprobe: ranked by vec_flat_search */
-#define RANK_RADIX_MIN 48   /* more lists than this: sorted by radix_pairs */
+#define RANK_RADIX_MIN 48   /* more lists than this: sorted by radix_keys */
 #define LMAJOR_MIN 8 /* batches from this size read each probed list
 			once for all their queries (lmajor_fits) ... */
 #define LMAJOR_HEAP_MAX (1u << 22) /* ... flat: when their heaps hold no
@@ -1098,41 +1098,19 @@ struct rank_scratch {
 	unsigned char *all;       /* qb: the margin held too many: score all */
 	uint64_t *pass;           /* RANK_CHUNK lane masks (kernels.h) */
 	uint32_t *qrow;           /* bf16: one query's pairs */
-	struct vec_topk heap;     /* nprobe: the canonical best */
-	uint64_t *sk;             /* 2 nprobe: its keys, sorted (radix_pairs) */
-	uint16_t *sp;             /* 2 nprobe: their heap positions */
+	uint32_t *cid;            /* cap: the lists kept, to score canonically */
+	float *sc;                /* cap: their canonical scores */
+	float *csc;               /* nlist: canonical scores by list */
+	uint64_t *ak, *tk;        /* max(cap, nlist): their keys; sort scratch */
 };
 
 /*
- * Canonical scores of centroids [j0, j0 + nb) for query q, offered to h
- * (nprobe, by score then id): the narrow kernel's for one query, whose sum
- * for a row does not depend on the rows scored with it (kernels.h).
+ * Sort keys k[0..n) ascending (t: scratch of n): LSD radix, a byte a pass,
+ * skipping the bytes every key shares (an id's top bytes, a score's
+ * exponent).  No comparisons to mispredict, where extracting a heap of a
+ * few hundred took longer than the ranking that filled it.
  */
-static void canon_rows(const struct rank *r, const float *q, uint32_t j0,
-		       size_t nb, struct vec_topk *h)
-{
-	struct vec_flat_narrow nw;
-
-	nw.q = q;
-	nw.nq = 1;
-	nw.x = r->g->cent + (size_t)j0 * r->g->dim;
-	nw.nb = nb;
-	nw.dim = r->g->dim;
-	nw.id0 = j0;
-	nw.l2 = r->cnorms != NULL;
-	nw.heap = &h;
-	r->fk->narrow(&nw);
-}
-
-/*
- * Sort keys k[0..n) ascending, with p[] (positions) moved alongside: LSD
- * radix, a byte a pass, skipping the bytes every key shares (an id's top
- * bytes, a score's exponent); tk, tp scratch of n.  No comparisons to
- * mispredict, where extracting a heap of a few hundred took longer than
- * the ranking that filled it.
- */
-static void radix_pairs(uint64_t *k, uint16_t *p, uint64_t *tk, uint16_t *tp,
-			size_t n)
+static void radix_keys(uint64_t *k, uint64_t *t, size_t n)
 {
 	size_t cnt[256];
 
@@ -1148,42 +1126,47 @@ static void radix_pairs(uint64_t *k, uint16_t *p, uint64_t *tk, uint16_t *tp,
 			cnt[b] = sum;
 			sum += c;
 		}
-		for (size_t i = 0; i < n; i++) {
-			size_t d = cnt[(k[i] >> sh) & 255]++;
-			tk[d] = k[i];
-			tp[d] = p[i];
-		}
-		memcpy(k, tk, n * sizeof *k);
-		memcpy(p, tp, n * sizeof *p);
+		for (size_t i = 0; i < n; i++)
+			t[cnt[(k[i] >> sh) & 255]++] = k[i];
+		memcpy(k, t, n * sizeof *k);
 	}
 }
 
-/* The heap's lists, best first, as probe and psc (padded).  Large heaps
- * are sorted by key (score with -0 as +0, then list: the heap's order);
- * the scores are the heap's own floats. */
-static void canon_out(const struct rank *r, struct rank_scratch *w,
-		      uint64_t *pr, float *ps)
+/*
+ * The best nprobe of n lists (ids[i], or list i when ids is NULL) by
+ * canonical score then list number, as probe pr and psc ps (padded): the
+ * scores of all n in one call of the kernels' scores (the narrow kernel's
+ * sums for q alone), a selection of the best, and a sort of those.
+ */
+static void canon_pick(const struct rank *r, struct rank_scratch *w,
+		       const float *q, const uint32_t *ids, size_t n,
+		       uint64_t *pr, float *ps)
 {
-	struct vec_topk *h = &w->heap;
-	size_t got = h->n;
+	const struct vec_ivf *g = r->g;
+	size_t got = n < r->nprobe ? n : r->nprobe;
+	struct cands c;
 
-	if (got > RANK_RADIX_MIN) {
-		for (size_t e = 0; e < got; e++) {
-			w->sk[e] = cand_key(h->score[e] + 0.0f, (uint32_t)h->id[e]);
-			w->sp[e] = (uint16_t)e;
-		}
-		radix_pairs(w->sk, w->sp, w->sk + got, w->sp + got, got);
-		for (size_t e = 0; e < got; e++) {
-			pr[e] = h->id[w->sp[e]];
-			ps[e] = h->score[w->sp[e]];
-		}
-		h->n = 0;
-	} else {
-		got = vec_topk_extract(h, pr, ps);
+	r->fk->scores(q, g->cent, g->dim, ids, n, r->cnorms != NULL,
+		      ids ? w->sc : w->csc);
+	for (size_t i = 0; i < n; i++) {
+		uint32_t id = ids ? ids[i] : (uint32_t)i;
+		if (ids)
+			w->csc[id] = w->sc[i];
+		w->ak[i] = cand_key(w->csc[id] + 0.0f, id); /* -0 as +0 */
 	}
-
-	for (size_t e = 0; e < got; e++)
-		ps[e] = r->cnorms ? sqrtf(ps[e] > 0 ? ps[e] : 0) : -ps[e];
+	c.key = w->ak;
+	c.n = n;
+	cands_select(&c, got);
+	if (got > RANK_RADIX_MIN)
+		radix_keys(w->ak, w->tk, got);
+	else
+		sort_keys(w->ak, got);
+	for (size_t e = 0; e < got; e++) {
+		uint32_t id = key_id(w->ak[e]);
+		float v = w->csc[id];
+		pr[e] = id;
+		ps[e] = r->cnorms ? sqrtf(v > 0 ? v : 0) : -v;
+	}
 	for (size_t e = got; e < r->nprobe; e++) {
 		pr[e] = UINT64_MAX;
 		ps[e] = r->cnorms ? INFINITY : -INFINITY;
@@ -1194,9 +1177,7 @@ static void canon_out(const struct rank *r, struct rank_scratch *w,
 static void rank_all(const struct rank *r, const float *q,
 		     struct rank_scratch *w, uint64_t *pr, float *ps)
 {
-	vec_topk_reset(&w->heap);
-	canon_rows(r, q, 0, r->g->nlist, &w->heap);
-	canon_out(r, w, pr, ps);
+	canon_pick(r, w, q, NULL, r->g->nlist, pr, ps);
 }
 
 /*
@@ -1369,10 +1350,9 @@ static void rank_task(void *ctx, size_t b, int worker)
 		 * scored canonically. */
 		if (n > keep)
 			margin_keep(key, &n, keep, w->mrg[l], &lim);
-		vec_topk_reset(&w->heap);
 		for (size_t i = 0; i < n; i++)
-			canon_rows(r, q, key_id(key[i]), 1, &w->heap);
-		canon_out(r, w, pr, ps);
+			w->cid[i] = key_id(key[i]);
+		canon_pick(r, w, q, w->cid, n, pr, ps);
 	}
 }
 
@@ -1389,9 +1369,11 @@ static void rank_free(struct rank *r, size_t nworkers)
 			free(r->rs[i].all);
 			free(r->rs[i].pass);
 			free(r->rs[i].qrow);
-			free(r->rs[i].sk);
-			free(r->rs[i].sp);
-			vec_topk_free(&r->rs[i].heap);
+			free(r->rs[i].cid);
+			free(r->rs[i].sc);
+			free(r->rs[i].csc);
+			free(r->rs[i].ak);
+			free(r->rs[i].tk);
 		}
 	free(r->rs);
 	r->rs = NULL;
@@ -1493,7 +1475,7 @@ static int centroid_bf16(const struct vec_ivf *g, int l2)
 static int rank_init(struct rank *r, const struct vec_ivf *g, size_t nprobe,
 		     int l2, int threads)
 {
-	size_t qb, dim = g->dim;
+	size_t qb, dim = g->dim, nk;
 
 	memset(r, 0, sizeof *r);
 	r->g = g;
@@ -1512,6 +1494,7 @@ static int rank_init(struct rank *r, const struct vec_ivf *g, size_t nprobe,
 		centroid_bf16(g, l2) == 0;
 	if (r->bf)
 		r->cap = 4 * nprobe > 256 ? 4 * nprobe : 256;
+	nk = r->cap > g->nlist ? r->cap : g->nlist;
 	r->rs = calloc((size_t)threads, sizeof *r->rs);
 	if (!r->rs)
 		return -1;
@@ -1527,11 +1510,14 @@ static int rank_init(struct rank *r, const struct vec_ivf *g, size_t nprobe,
 		w->all = malloc(qb);
 		w->pass = malloc(RANK_CHUNK * sizeof *w->pass);
 		w->qrow = malloc((dim + 1) / 2 * sizeof *w->qrow);
-		w->sk = malloc(2 * nprobe * sizeof *w->sk);
-		w->sp = malloc(2 * nprobe * sizeof *w->sp);
+		w->cid = malloc(r->cap * sizeof *w->cid);
+		w->sc = malloc(r->cap * sizeof *w->sc);
+		w->csc = malloc(g->nlist * sizeof *w->csc);
+		w->ak = malloc(nk * sizeof *w->ak);
+		w->tk = malloc(nk * sizeof *w->tk);
 		if (!w->qp || !w->out || !w->key || !w->n || !w->thr || !w->mrg ||
-		    !w->all || !w->pass || !w->qrow || !w->sk || !w->sp ||
-		    vec_topk_init(&w->heap, nprobe))
+		    !w->all || !w->pass || !w->qrow || !w->cid || !w->sc ||
+		    !w->csc || !w->ak || !w->tk)
 			return -1;
 	}
 	return 0;
@@ -2104,6 +2090,7 @@ static void search_task(void *ctx, size_t i, int worker)
 	}
 	finish_query(s, w, i, q, &w->heap, &w->cand);
 }
+
 
 /*
  * The next query's candidates, chosen now (the k2 best, which its

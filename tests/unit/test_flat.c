@@ -645,6 +645,78 @@ static void test_wide_pass(void)
 	free(out);
 }
 
+/*
+ * The kernels' scores (kernels.h): for one query, the score of each chosen
+ * row is, to the bit, the one the narrow kernel offers for that row, at
+ * every level, L2 and IP, for dimensions around the vector widths, rows
+ * contiguous (rows NULL) and gathered in any order with repeats, and row
+ * counts that leave every tile shape.
+ */
+static void test_scores_as_narrow(void)
+{
+	static const size_t dims[] = { 1, 7, 8, 15, 16, 17, 33, 100 };
+	const size_t nb = 29;
+	const struct vec_kernels *best = vec_kernels();
+	float *x = malloc(nb * 100 * sizeof *x), q[100], out[29], want[29];
+	uint32_t rows[29];
+	uint64_t hid[29];
+	float hsc[29];
+	struct vec_topk h;
+	int bad = 0, checked = 0;
+
+	EXPECT(vec_topk_init(&h, nb) == 0);
+	for (size_t e = 0; e < nb * 100; e++)
+		x[e] = frand() * 4 - 2;
+	for (size_t d = 0; d < 100; d++)
+		q[d] = frand() * 4 - 2;
+	for (size_t j = 0; j < nb; j++)
+		rows[j] = (uint32_t)((j * 7 + 3) % nb / 2); /* repeats */
+	for (int lv = VEC_SIMD_SCALAR; lv <= VEC_SIMD_NEON; lv++) {
+		const struct vec_flat_kernels *fk;
+		if (!vec_kernels_for((enum vec_simd)lv))
+			continue;
+		vec_simd_select((enum vec_simd)lv);
+		fk = vec_flat_kernels();
+		for (size_t di = 0; di < sizeof dims / sizeof *dims; di++)
+			for (int l2 = 0; l2 < 2; l2++) {
+				size_t dim = dims[di];
+				struct vec_topk *hp = &h;
+				struct vec_flat_narrow nw;
+				size_t n;
+
+				/* narrow: every row offered (a heap of nb) */
+				memset(&nw, 0, sizeof nw);
+				nw.q = q;
+				nw.nq = 1;
+				nw.x = x;
+				nw.nb = nb;
+				nw.dim = dim;
+				nw.l2 = l2;
+				nw.heap = &hp;
+				vec_topk_reset(&h);
+				fk->narrow(&nw);
+				n = vec_topk_extract(&h, hid, hsc);
+				EXPECT(n == nb);
+				for (size_t e = 0; e < n; e++)
+					want[hid[e]] = hsc[e];
+				for (size_t m = 1; m <= nb; m += 4) {
+					fk->scores(q, x, dim, NULL, m, l2, out);
+					for (size_t j = 0; j < m; j++, checked++)
+						bad += memcmp(&out[j], &want[j], 4) != 0;
+					fk->scores(q, x, dim, rows, m, l2, out);
+					for (size_t j = 0; j < m; j++, checked++)
+						bad += memcmp(&out[j], &want[rows[j]], 4) != 0;
+				}
+			}
+	}
+	vec_simd_select(best->level);
+	EXPECT_MSG(bad == 0, "%d of %d scores differ from the narrow kernel's",
+		   bad, checked);
+	EXPECT(checked > 0);
+	vec_topk_free(&h);
+	free(x);
+}
+
 void suite_flat(void)
 {
 	RUN(test_flat_random);
@@ -654,4 +726,5 @@ void suite_flat(void)
 	RUN(test_flat_prefilter_exact);
 	RUN(test_flat_prefilter_vs_avx2);
 	RUN(test_wide_pass);
+	RUN(test_scores_as_narrow);
 }
