@@ -1224,6 +1224,41 @@ static void margin_keep(uint64_t *k, size_t *n, size_t keep, float mrg,
 	*thr = lim;
 }
 
+/*
+ * Lane l's scores of chunk [c0, c0 + nb) (w->out), those no worse than its
+ * threshold appended as keys: a store for every score and a count of
+ * those that pass, where following the pass masks costs a branch each.
+ * A full buffer is shrunk as by the masked loop.
+ */
+static void dense_append(const struct rank *r, struct rank_scratch *w,
+			 unsigned l, size_t c0, size_t nb)
+{
+	const size_t qb = r->fk->qb;
+	uint64_t *key = w->key + (size_t)l * r->cap;
+	const float *o = w->out + l;
+	size_t n = w->n[l];
+	float thr = w->thr[l];
+
+	if (w->all[l])
+		return;
+	for (size_t e = 0; e < nb; e++) {
+		float v = o[e * qb];
+		key[n] = cand_key(v + 0.0f, (uint32_t)(c0 + e));
+		n += v <= thr;
+		if (__builtin_expect(n < r->cap, 1))
+			continue;
+		margin_keep(key, &n, r->nprobe, w->mrg[l], &thr);
+		if (n > r->cap / 2) {
+			w->all[l] = 1;
+			n = 0;
+			thr = -INFINITY;
+			break;
+		}
+	}
+	w->n[l] = n;
+	w->thr[l] = thr;
+}
+
 static void rank_task(void *ctx, size_t b, int worker)
 {
 	const struct rank *r = ctx;
@@ -1287,7 +1322,7 @@ static void rank_task(void *ctx, size_t b, int worker)
 	bw.pthr = w->thr;
 	bw.pass = w->pass;
 	/* After a short first chunk, each lane's threshold is set. */
-	for (size_t c0 = 0, nb; c0 < g->nlist; c0 += nb) {
+	for (size_t c0 = 0, nb, npass = 0; c0 < g->nlist; c0 += nb, npass = 0) {
 		nb = c0 ? RANK_CHUNK : RANK_FIRST;
 		nb = g->nlist - c0 < nb ? g->nlist - c0 : nb;
 		ww.x = g->cent + c0 * dim;
@@ -1306,8 +1341,14 @@ static void rank_task(void *ctx, size_t b, int worker)
 		/* The kernel compared each centroid's scores with the
 		 * thresholds at the chunk's start (qb <= 64, kernels.h); those
 		 * that pass are checked against the current ones (which only
-		 * come down) and appended. */
-		for (size_t e = 0; e < nb; e++) {
+		 * come down) and appended.  Where most pass (a first chunk, a
+		 * large nprobe), each lane takes the chunk's scores in one
+		 * branch-free pass instead: the same keys, in the same order. */
+		for (size_t e = 0; e < nb; e++)
+			npass += (size_t)__builtin_popcountll(w->pass[e]);
+		for (unsigned l = 0; npass * 4 >= nb * nlanes && l < nlanes; l++)
+			dense_append(r, w, l, c0, nb);
+		for (size_t e = 0; npass * 4 < nb * nlanes && e < nb; e++) {
 			const float *o = w->out + e * qb;
 			uint64_t mask = w->pass[e];
 			while (mask) {
