@@ -945,6 +945,15 @@ static void cands_select(struct cands *c, size_t keep)
 
 	if (keep >= c->n)
 		return;
+	if (keep == 1) { /* the smallest, first */
+		size_t m = 0;
+		for (size_t j = 1; j < c->n; j++)
+			m = k[j] < k[m] ? j : m;
+		uint64_t t = k[0];
+		k[0] = k[m];
+		k[m] = t;
+		return;
+	}
 	while (hi - lo > 1) {
 		size_t mid = lo + (hi - lo) / 2, i = lo;
 		uint64_t t, piv;
@@ -1224,6 +1233,15 @@ static void margin_keep(uint64_t *k, size_t *n, size_t keep, float mrg,
 	*thr = lim;
 }
 
+/* Bits set in x (no popcnt instruction in the portable build). */
+static inline size_t bit_count(uint64_t x)
+{
+	x -= (x >> 1) & 0x5555555555555555u;
+	x = (x & 0x3333333333333333u) + ((x >> 2) & 0x3333333333333333u);
+	x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fu;
+	return (size_t)((x * 0x0101010101010101u) >> 56);
+}
+
 /*
  * Lane l's scores of chunk [c0, c0 + nb) (w->out), those no worse than its
  * threshold appended as keys: a store for every score and a count of
@@ -1345,7 +1363,7 @@ static void rank_task(void *ctx, size_t b, int worker)
 		 * large nprobe), each lane takes the chunk's scores in one
 		 * branch-free pass instead: the same keys, in the same order. */
 		for (size_t e = 0; e < nb; e++)
-			npass += (size_t)__builtin_popcountll(w->pass[e]);
+			npass += bit_count(w->pass[e]);
 		for (unsigned l = 0; npass * 4 >= nb * nlanes && l < nlanes; l++)
 			dense_append(r, w, l, c0, nb);
 		for (size_t e = 0; npass * 4 < nb * nlanes && e < nb; e++) {
