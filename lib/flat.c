@@ -129,15 +129,20 @@ static void narrow_portable(const struct vec_flat_narrow *w)
 	}
 }
 
-/* One query's scores of chosen rows, as narrow_portable sums them. */
-static void scores_portable(const float *q, const float *x, size_t dim,
-			    const uint32_t *rows, size_t n, int l2, float *out)
+/* Scores of chosen rows, as narrow_portable sums them. */
+static void scores_portable(const float *q, unsigned nq, const float *x,
+			    size_t dim, const uint32_t *rows, size_t n, int l2,
+			    float *out)
 {
 	const struct vec_kernels *kr = vec_kernels();
 
 	for (size_t j = 0; j < n; j++) {
 		const float *xr = x + (rows ? rows[j] : j) * dim;
-		out[j] = l2 ? kr->l2sq(q, xr, dim) : -kr->dot(q, xr, dim);
+		for (unsigned i = 0; i < nq; i++) {
+			const float *qi = q + i * dim;
+			out[i * n + j] = l2 ? kr->l2sq(qi, xr, dim)
+					    : -kr->dot(qi, xr, dim);
+		}
 	}
 }
 

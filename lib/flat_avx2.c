@@ -178,7 +178,7 @@ ALWAYS_INLINE void narrow_tile(const struct vec_flat_narrow *w, size_t j0,
 			if (!l2)
 				s = -s;
 			if (G)
-				out[j0 + r] = s;
+				out[i * w->nb + j0 + r] = s;
 			else if (s <= thr[i])
 				vec_flat_offer(w->heap[i], &thr[i],
 					       w->id0 + j0 + r, s);
@@ -221,28 +221,39 @@ static void narrow_avx2(const struct vec_flat_narrow *w)
 #undef CASE
 }
 
-/* One query's scores of chosen rows, summed as narrow_avx2 sums them. */
-ALWAYS_INLINE void scores_rows(const struct vec_flat_narrow *w,
+/* Scores of chosen rows, summed as narrow_avx2 sums them (its tiles). */
+ALWAYS_INLINE void scores_rows(const struct vec_flat_narrow *w, const int Q,
 			       const uint32_t *rows, const int l2, float *out)
 {
 	size_t j = 0;
 
 	for (; j + 2 <= w->nb; j += 2)
-		narrow_tile(w, j, 1, 2, l2, NULL, 1, rows, out);
+		narrow_tile(w, j, Q, 2, l2, NULL, 1, rows, out);
 	for (; j < w->nb; j++)
-		narrow_tile(w, j, 1, 1, l2, NULL, 1, rows, out);
+		narrow_tile(w, j, Q, 1, l2, NULL, 1, rows, out);
 }
 
-static void scores_avx2(const float *q, const float *x, size_t dim,
-			const uint32_t *rows, size_t n, int l2, float *out)
+static void scores_avx2(const float *q, unsigned nq, const float *x,
+			size_t dim, const uint32_t *rows, size_t n, int l2,
+			float *out)
 {
-	struct vec_flat_narrow w = { .q = q, .nq = 1, .x = x, .nb = n,
+	struct vec_flat_narrow w = { .q = q, .nq = nq, .x = x, .nb = n,
 				     .dim = dim, .l2 = l2 };
 
-	if (l2)
-		scores_rows(&w, rows, 1, out);
-	else
-		scores_rows(&w, rows, 0, out);
+#define CASE(q)                                                 \
+	case q:                                                 \
+		if (l2)                                         \
+			scores_rows(&w, q, rows, 1, out);       \
+		else                                            \
+			scores_rows(&w, q, rows, 0, out);       \
+		break
+	switch (nq) {
+	CASE(1);
+	CASE(2);
+	CASE(3);
+	CASE(4);
+	}
+#undef CASE
 }
 
 const struct vec_flat_kernels vec_flat_avx2 = {

@@ -224,9 +224,9 @@ ALWAYS_INLINE void narrow_tile(const struct vec_flat_narrow *w, size_t j0,
 				s = _mm_mul_ps(s, _mm_set1_ps(-1.0f));
 			if (G) {
 				if (R >= 4)
-					_mm_storeu_ps(out + j0 + g, s);
+					_mm_storeu_ps(out + i * w->nb + j0 + g, s);
 				else
-					out[j0] = _mm_cvtss_f32(s);
+					out[i * w->nb + j0] = _mm_cvtss_f32(s);
 				continue;
 			}
 			m = _mm_cmp_ps_mask(s, _mm_set1_ps(thr[i]), _CMP_LE_OQ);
@@ -285,30 +285,42 @@ static void narrow_avx512(const struct vec_flat_narrow *w)
 #undef CASE
 }
 
-/* One query's scores of chosen rows, summed as narrow_avx512 sums them. */
-ALWAYS_INLINE void scores_rows(const struct vec_flat_narrow *w,
+/* Scores of chosen rows, summed as narrow_avx512 sums them (its tiles). */
+ALWAYS_INLINE void scores_rows(const struct vec_flat_narrow *w, const int Q,
 			       const uint32_t *rows, const int l2, float *out)
 {
 	size_t j = 0;
 
-	for (; j + 8 <= w->nb; j += 8)
-		narrow_tile(w, j, 1, 8, l2, NULL, 1, rows, out);
+	if (Q == 1)
+		for (; j + 8 <= w->nb; j += 8)
+			narrow_tile(w, j, Q, 8, l2, NULL, 1, rows, out);
 	for (; j + 4 <= w->nb; j += 4)
-		narrow_tile(w, j, 1, 4, l2, NULL, 1, rows, out);
+		narrow_tile(w, j, Q, 4, l2, NULL, 1, rows, out);
 	for (; j < w->nb; j++)
-		narrow_tile(w, j, 1, 1, l2, NULL, 1, rows, out);
+		narrow_tile(w, j, Q, 1, l2, NULL, 1, rows, out);
 }
 
-static void scores_avx512(const float *q, const float *x, size_t dim,
-			  const uint32_t *rows, size_t n, int l2, float *out)
+static void scores_avx512(const float *q, unsigned nq, const float *x,
+			  size_t dim, const uint32_t *rows, size_t n, int l2,
+			  float *out)
 {
-	struct vec_flat_narrow w = { .q = q, .nq = 1, .x = x, .nb = n,
+	struct vec_flat_narrow w = { .q = q, .nq = nq, .x = x, .nb = n,
 				     .dim = dim, .l2 = l2 };
 
-	if (l2)
-		scores_rows(&w, rows, 1, out);
-	else
-		scores_rows(&w, rows, 0, out);
+#define CASE(q)                                                 \
+	case q:                                                 \
+		if (l2)                                         \
+			scores_rows(&w, q, rows, 1, out);       \
+		else                                            \
+			scores_rows(&w, q, rows, 0, out);       \
+		break
+	switch (nq) {
+	CASE(1);
+	CASE(2);
+	CASE(3);
+	CASE(4);
+	}
+#undef CASE
 }
 
 const struct vec_flat_kernels vec_flat_avx512 = {

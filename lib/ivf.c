@@ -56,11 +56,9 @@
 #define RANK_RADIX_MIN 48   /* more lists than this: sorted by radix_keys */
 #define LMAJOR_MIN 8 /* batches from this size read each probed list
 			once for all their queries (lmajor_fits) ... */
-#define LMAJOR_HEAP_MAX (1u << 22) /* ... flat: when their heaps hold no
-				      more, and their (query, list) pairs
-				      are at least nlist / 4 ... */
-#define LMAJOR_CODED_LIST 4096 /* ... coded: when their lists average
-				  this many bytes, ... */
+#define LMAJOR_CODED_LIST 4096 /* ... when their (query, list) pairs are
+				  at least nlist / 4, their lists (coded)
+				  average this many bytes, ... */
 #define LMAJOR_CANDS_MAX (1u << 20) /* ... their candidates are no more
 				       (4 x as many keys) ... */
 #define LMAJOR_QPART_MAX ((size_t)16 << 20) /* ... and their queries' own
@@ -1005,6 +1003,45 @@ static inline void cand_push(struct cands *c, uint32_t id, float d)
 	}
 }
 
+/*
+ * cand_push of n scores d[r] with ids ids[r], in order, the same keys
+ * kept: eight scores at a time are compared with thr and skipped if none
+ * passes (most, once thr has settled); otherwise each is stored and
+ * counted if it passes, where a branch each would mispredict.
+ */
+static void cands_take(struct cands *c, const uint32_t *ids, const float *d,
+		       size_t n)
+{
+	size_t m = c->n;
+	float thr = c->thr;
+
+	for (size_t r = 0; r < n;) {
+		size_t end = n - r < 8 ? n : r + 8;
+		int any = 0;
+		if (end == r + 8) /* a fixed count: vectorised */
+			for (int t = 0; t < 8; t++)
+				any |= d[r + t] <= thr;
+		else
+			for (size_t t = r; t < end; t++)
+				any |= d[t] <= thr;
+		if (!any) {
+			r = end;
+			continue;
+		}
+		for (; r < end; r++) {
+			c->key[m] = cand_key(d[r], ids[r]);
+			m += d[r] <= thr;
+			if (__builtin_expect(m < c->cap, 1))
+				continue;
+			c->n = m;
+			cands_shrink(c);
+			m = c->n;
+			thr = c->thr;
+		}
+	}
+	c->n = m;
+}
+
 static void cands_reset(struct cands *c)
 {
 	c->n = 0;
@@ -1155,7 +1192,7 @@ static void canon_pick(const struct rank *r, struct rank_scratch *w,
 	size_t got = n < r->nprobe ? n : r->nprobe;
 	struct cands c;
 
-	r->fk->scores(q, g->cent, g->dim, ids, n, r->cnorms != NULL,
+	r->fk->scores(q, 1, g->cent, g->dim, ids, n, r->cnorms != NULL,
 		      ids ? w->sc : w->csc);
 	for (size_t i = 0; i < n; i++) {
 		uint32_t id = ids ? ids[i] : (uint32_t)i;
@@ -1632,9 +1669,6 @@ int vec_ivf_rank(const struct vec_ivf *g, const float *q, size_t nq,
 }
 
 struct scratch {
-	struct vec_topk heap;     /* flat payload: k (list, position) pairs */
-	uint64_t *hids;
-	float *hsc;
 	struct cands cand;        /* k, or refine x k to re-rank */
 	struct cands top;         /* k, re-ranked */
 	float *table;             /* m x ksub */
@@ -1654,7 +1688,7 @@ struct scratch {
 	float *rq_lb;             /* refine codes: each candidate's bound */
 	struct cands rq_est;      /* refine codes: the k best estimates */
 	uint64_t *loff;           /* list-major: nlist + 1 offsets into byl */
-	float *qblk;              /* list-major: a few queries' rows */
+	float *qblk;              /* list-major, flat: a few queries' rows */
 	uint64_t scanned;
 };
 
@@ -1673,7 +1707,6 @@ struct search {
 	uint64_t *ids;           /* this batch's rows of the output */
 	float *scores;
 	/* The list-major scan of a batch (flat payload; NULL: by query). */
-	struct vec_topk *heaps;  /* flat: one per query of the batch */
 	struct cands *qc;        /* coded: one per query of the batch ... */
 	unsigned char *qpart;    /* ... and its query_setup (qpart_bytes) */
 	uint32_t *byl;           /* batch x nprobe: (query, probe) pairs
@@ -1759,24 +1792,15 @@ static void add_tables(float *restrict out, const float *restrict a,
 }
 
 /*
- * A list of full vectors: the exact search's one-query kernel, into a heap
- * whose ids are list << 32 | position (turned into vector ids at the end).
+ * A list of full vectors: the exact search's scores for one query (the
+ * narrow kernel's sums), taken as candidates by vector id.
  */
-static void scan_flat(const struct search *s, struct scratch *w, uint64_t j,
-		      const struct list *l, const float *q)
+static void scan_flat(const struct search *s, struct scratch *w,
+		      const struct list *l, const float *q, struct cands *c)
 {
-	struct vec_flat_narrow nw;
-	struct vec_topk *hp = &w->heap;
-
-	nw.q = q;
-	nw.nq = 1;
-	nw.x = (const float *)(const void *)l->data;
-	nw.nb = (size_t)l->len;
-	nw.dim = s->g->dim;
-	nw.id0 = j << 32;
-	nw.l2 = s->l2;
-	nw.heap = &hp;
-	s->fk->narrow(&nw);
+	s->fk->scores(q, 1, (const float *)(const void *)l->data, s->g->dim,
+		      NULL, (size_t)l->len, s->l2, w->dist);
+	cands_take(c, l->ids, w->dist, (size_t)l->len);
 }
 
 /*
@@ -1985,7 +2009,7 @@ static void rerank_coded(const struct search *s, struct scratch *w,
 }
 
 static void finish_query(const struct search *s, struct scratch *w, size_t i,
-			 const float *q, struct vec_topk *heap, struct cands *c);
+			 const float *q, struct cands *c);
 
 /*
  * What a query's lists share, in w: inner products: one table (or
@@ -2066,7 +2090,7 @@ static void qpart_copy(const struct search *s, struct scratch *w,
 
 /*
  * Query i's p-th list j (not empty) into its candidates c, the query's
- * shared part being in w (query_setup); the flat payload into w->heap.
+ * shared part being in w (query_setup).
  */
 static void scan_pair(const struct search *s, struct scratch *w, size_t i,
 		      size_t p, uint64_t j, struct cands *c)
@@ -2078,7 +2102,7 @@ static void scan_pair(const struct search *s, struct scratch *w, size_t i,
 
 	w->scanned += l->len;
 	if (g->codec == VEC_IVF_FLAT) {
-		scan_flat(s, w, j, l, q);
+		scan_flat(s, w, l, q, c);
 		return;
 	}
 	if (g->codec == VEC_IVF_SQ8) {
@@ -2094,7 +2118,8 @@ static void scan_pair(const struct search *s, struct scratch *w, size_t i,
 		}
 		sq8_scores2(g, w, l, w->dist);
 		for (uint64_t r = 0; r < l->len; r++)
-			cand_push(c, l->ids[r], bias + w->dist[r]);
+			w->dist[r] += bias;
+		cands_take(c, l->ids, w->dist, (size_t)l->len);
 		return;
 	}
 	if (s->l2) {
@@ -2127,7 +2152,8 @@ static void scan_pair(const struct search *s, struct scratch *w, size_t i,
 	}
 	vec_pq_scan8(w->table, g->pq.m, l->data, (size_t)l->len, w->dist);
 	for (uint64_t r = 0; r < l->len; r++)
-		cand_push(c, l->ids[r], bias + w->dist[r]);
+		w->dist[r] += bias;
+	cands_take(c, l->ids, w->dist, (size_t)l->len);
 }
 
 /* One query: scan its probed lists, best first, then refine. */
@@ -2139,7 +2165,6 @@ static void search_task(void *ctx, size_t i, int worker)
 	struct scratch *w = s->sc + worker;
 
 	cands_reset(&w->cand);
-	vec_topk_reset(&w->heap);
 	query_setup(s, w, q);
 	for (size_t p = 0; p < s->nprobe; p++) {
 		uint64_t j = s->probe[i * s->nprobe + p];
@@ -2147,7 +2172,7 @@ static void search_task(void *ctx, size_t i, int worker)
 		if (j < g->nlist && g->lists[j].len)
 			scan_pair(s, w, i, p, j, &w->cand);
 	}
-	finish_query(s, w, i, q, &w->heap, &w->cand);
+	finish_query(s, w, i, q, &w->cand);
 }
 
 
@@ -2176,26 +2201,17 @@ static void refine_ahead(const struct search *s, struct cands *c)
 }
 
 /*
- * Query i's answer from its candidates (w->cand; for the flat payload,
- * heap's (list, position) pairs): re-ranked if asked, then written out.
+ * Query i's answer from its candidates c (by score, then vector id):
+ * re-ranked if asked, then written out.
  */
-
 static void finish_query(const struct search *s, struct scratch *w, size_t i,
-			 const float *q, struct vec_topk *heap, struct cands *c)
+			 const float *q, struct cands *c)
 {
 	const struct vec_ivf *g = s->g;
 	uint64_t *ids = s->ids + i * s->k;
 	float *sc = s->scores + i * s->k;
 	size_t got;
 
-	if (g->codec == VEC_IVF_FLAT) {
-		/* (list, position) to vector ids; ties then go by id. */
-		size_t n = vec_topk_extract(heap, w->hids, w->hsc);
-		for (size_t e = 0; e < n; e++) {
-			const struct list *l = &g->lists[w->hids[e] >> 32];
-			cand_push(c, l->ids[(uint32_t)w->hids[e]], w->hsc[e]);
-		}
-	}
 	got = cands_final(c, s->k2, !s->refine);
 	if (s->refine) {
 		if (g->rq_head && g->rq_use)
@@ -2219,16 +2235,12 @@ static void finish_query(const struct search *s, struct scratch *w, size_t i,
 /*
  * List-major, a part of a batch at a time: the part's (query, list) pairs
  * are sorted by list, and each probed list is read once for all the
- * part's queries that probe it, while it is in cache.  The flat payload
- * takes VEC_FLAT_NARROW_MAX queries at a time (one load of a row serves
- * them all) into each query's own heap; coded payloads scan the list for
- * each query in turn into the query's own candidates (s->qc).  Every
- * query's heap or candidates are offered the same entries with the same
- * scores as by search_task (the narrow kernel's sums do not depend on how
- * many queries share a row; a list's table is made the same way), and
- * both keep the best by (score, id) whatever the order the entries come
- * in, so the answers are identical; only the entries come in another
- * order.
+ * part's queries that probe it, while it is in cache: the list is scanned
+ * for each query in turn into the query's own candidates (s->qc).  Every
+ * query's candidates are offered the same entries with the same scores as
+ * by search_task (a list's scores or table are made the same way), and
+ * keep the best by (score, id) whatever the order the entries come in, so
+ * the answers are identical; only the entries come in another order.
  */
 /*
  * Flat payload, list-major: the whole of the next list some query probes
@@ -2254,6 +2266,39 @@ static void prefetch_next_list(const struct vec_ivf *g, const uint64_t *off,
 		__builtin_prefetch(d + o);
 }
 
+/*
+ * List j of full vectors for the n (query, probe) pairs pr, a few queries
+ * at a time (one load of a row serves them all), each query's scores
+ * taken into its candidates as scan_flat takes them.
+ */
+static void scan_flat_many(const struct search *s, struct scratch *w,
+			   uint32_t j, const uint32_t *pr, size_t n)
+{
+	const struct vec_ivf *g = s->g;
+	const struct list *l = &g->lists[j];
+	const size_t len = (size_t)l->len, dim = g->dim;
+
+	for (size_t e = 0; e < n; e += VEC_FLAT_NARROW_MAX) {
+		unsigned nq = n - e < VEC_FLAT_NARROW_MAX ?
+			(unsigned)(n - e) : VEC_FLAT_NARROW_MAX;
+		const float *q = s->q + pr[e] / s->nprobe * dim;
+
+		if (nq > 1) {
+			for (unsigned t = 0; t < nq; t++)
+				memcpy(w->qblk + t * dim,
+				       s->q + pr[e + t] / s->nprobe * dim,
+				       dim * sizeof *w->qblk);
+			q = w->qblk;
+		}
+		s->fk->scores(q, nq, (const float *)(const void *)l->data, dim,
+			      NULL, len, s->l2, w->dist);
+		for (unsigned t = 0; t < nq; t++)
+			cands_take(&s->qc[pr[e + t] / s->nprobe], l->ids,
+				   w->dist + t * len, len);
+		w->scanned += len * nq;
+	}
+}
+
 static void lmajor_task(void *ctx, size_t part, int worker)
 {
 	const struct search *s = ctx;
@@ -2263,18 +2308,14 @@ static void lmajor_task(void *ctx, size_t part, int worker)
 	size_t a = part * m / s->nchunks, b = (part + 1) * m / s->nchunks;
 	uint64_t *off = w->loff, from = 0;
 	uint32_t *byl = s->byl + a * np;
-	size_t qb = s->heaps ? 0 : qpart_bytes(s);
+	size_t qb = qpart_bytes(s);
 
 	memset(off, 0, ((size_t)g->nlist + 1) * sizeof *off);
 	for (size_t i = a; i < b; i++) {
-		if (s->heaps) {
-			vec_topk_reset(&s->heaps[i]);
-		} else {
-			cands_reset(&s->qc[i]);
-			if (qb) {
-				query_setup(s, w, s->q + i * g->dim);
-				qpart_copy(s, w, s->qpart + i * qb, 1);
-			}
+		cands_reset(&s->qc[i]);
+		if (qb) {
+			query_setup(s, w, s->q + i * g->dim);
+			qpart_copy(s, w, s->qpart + i * qb, 1);
 		}
 		for (size_t p = 0; p < np; p++) {
 			uint64_t j = s->probe[i * np + p];
@@ -2292,64 +2333,33 @@ static void lmajor_task(void *ctx, size_t part, int worker)
 		}
 	/* off[j] is now where list j's pairs end (and j + 1's begin). */
 	for (uint32_t j = 0; j < g->nlist; from = off[j++]) {
-		const struct list *l = &g->lists[j];
-		struct vec_topk *hp[VEC_FLAT_NARROW_MAX];
-		struct vec_flat_narrow nw;
-
-		if (!s->heaps) {
-			for (uint64_t e = from; e < off[j]; e++) {
-				size_t i = byl[e] / np;
-				if (qb)
-					qpart_copy(s, w, s->qpart + i * qb, 0);
-				scan_pair(s, w, i, byl[e] % np, j, &s->qc[i]);
-			}
-			continue;
-		}
 		if (from == off[j])
 			continue; /* no query probes list j */
-		prefetch_next_list(g, off, j);
-		nw.x = (const float *)(const void *)l->data;
-		nw.nb = (size_t)l->len;
-		nw.dim = g->dim;
-		nw.id0 = (uint64_t)j << 32;
-		nw.l2 = s->l2;
-		nw.heap = hp;
-		nw.q = w->qblk;
-		for (uint64_t e = from; e < off[j]; e += nw.nq) {
-			nw.nq = off[j] - e < VEC_FLAT_NARROW_MAX ?
-				(unsigned)(off[j] - e) : VEC_FLAT_NARROW_MAX;
-			for (unsigned t = 0; t < nw.nq; t++) {
-				size_t i = byl[e + t] / np;
-				memcpy(w->qblk + t * g->dim, s->q + i * g->dim,
-				       g->dim * sizeof *w->qblk);
-				hp[t] = &s->heaps[i];
-			}
-			s->fk->narrow(&nw);
-			w->scanned += l->len * nw.nq;
+		if (g->codec == VEC_IVF_FLAT) {
+			prefetch_next_list(g, off, j);
+			scan_flat_many(s, w, j, byl + from, off[j] - from);
+			continue;
+		}
+		for (uint64_t e = from; e < off[j]; e++) {
+			size_t i = byl[e] / np;
+			if (qb)
+				qpart_copy(s, w, s->qpart + i * qb, 0);
+			scan_pair(s, w, i, byl[e] % np, j, &s->qc[i]);
 		}
 	}
 	for (size_t i = a; i < b; i++) {
-		cands_reset(&w->cand);
-		if (!s->heaps && i + 1 < b)
+		if (i + 1 < b)
 			refine_ahead(s, &s->qc[i + 1]);
-		if (s->heaps)
-			finish_query(s, w, i, s->q + i * g->dim, &s->heaps[i],
-				     &w->cand);
-		else
-			finish_query(s, w, i, s->q + i * g->dim, NULL, &s->qc[i]);
+		finish_query(s, w, i, s->q + i * g->dim, &s->qc[i]);
 	}
 }
 
 static void scratch_free(struct scratch *w)
 {
-	vec_topk_free(&w->heap);
-	free(w->hids);
-	free(w->hsc);
 	cands_free(&w->cand);
 	cands_free(&w->top);
 	cands_free(&w->rq_est);
 	free(w->loff);
-	free(w->qblk);
 	free(w->rq_q);
 	free(w->rq_x);
 	free(w->rq_lb);
@@ -2357,6 +2367,7 @@ static void scratch_free(struct scratch *w)
 	free(w->qtab);
 	free(w->qres);
 	free(w->dist);
+	free(w->qblk);
 	free(w->sums);
 	free(w->pos);
 	free(w->lut);
@@ -2400,15 +2411,12 @@ static int scratch_init(const struct search *s, struct scratch *w,
 		return w->cq && w->cq2 && w->i1 && w->i2 && w->dist ? 0 : -1;
 	}
 	if (g->codec == VEC_IVF_FLAT) {
-		w->hids = malloc(s->k * sizeof *w->hids);
-		w->hsc = malloc(s->k * sizeof *w->hsc);
-		if (s->heaps) {
-			w->loff = malloc(((size_t)g->nlist + 1) * sizeof *w->loff);
-			w->qblk = malloc(VEC_FLAT_NARROW_MAX * g->dim * sizeof *w->qblk);
-			if (!w->loff || !w->qblk)
-				return -1;
-		}
-		return vec_topk_init(&w->heap, s->k) || !w->hids || !w->hsc ? -1 : 0;
+		/* a list's scores for up to VEC_FLAT_NARROW_MAX queries */
+		w->dist = malloc(VEC_FLAT_NARROW_MAX * padded * sizeof *w->dist);
+		if (s->qc)
+			w->qblk = malloc(VEC_FLAT_NARROW_MAX * g->dim *
+					 sizeof *w->qblk);
+		return w->dist && (!s->qc || w->qblk) ? 0 : -1;
 	}
 	if (g->codec != VEC_IVF_PQ)
 		return 0;
@@ -2428,14 +2436,13 @@ static int scratch_init(const struct search *s, struct scratch *w,
 }
 
 /*
- * Whether a batch of this many queries is searched list-major: the flat
- * payload when its heaps hold at most LMAJOR_HEAP_MAX entries; coded
- * payloads when their lists average at least LMAJOR_CODED_LIST bytes of
- * codes (smaller lists stay in cache from one query to the next anyway,
- * and then the candidates of many queries at once cost more than it
- * saves), their candidates hold at most LMAJOR_CANDS_MAX and what is kept
- * of their query_setup at most LMAJOR_QPART_MAX bytes.  bytes: all the
- * lists' data.
+ * Whether a batch of this many queries is searched list-major: when their
+ * candidates hold at most LMAJOR_CANDS_MAX; coded payloads also when
+ * their lists average at least LMAJOR_CODED_LIST bytes of codes (smaller
+ * lists stay in cache from one query to the next anyway, and then the
+ * candidates of many queries at once cost more than it saves) and what is
+ * kept of their query_setup is at most LMAJOR_QPART_MAX bytes.  bytes:
+ * all the lists' data.
  */
 static int lmajor_fits(const struct search *s, size_t batch, uint64_t bytes)
 {
@@ -2444,7 +2451,7 @@ static int lmajor_fits(const struct search *s, size_t batch, uint64_t bytes)
 	if (g->lmajor == 0)
 		return 0;
 	if (g->codec == VEC_IVF_FLAT)
-		return batch * s->k <= LMAJOR_HEAP_MAX;
+		return batch * s->k <= LMAJOR_CANDS_MAX;
 	return (g->lmajor > 0 || bytes >= (uint64_t)LMAJOR_CODED_LIST * g->nlist) &&
 	       batch * s->k2 <= LMAJOR_CANDS_MAX &&
 	       batch * qpart_bytes(s) <= LMAJOR_QPART_MAX;
@@ -2461,7 +2468,7 @@ int vec_ivf_search(const struct vec_ivf *g, const struct vec_vectors *v,
 	size_t rank_workers = 0;
 	uint64_t *probe = NULL, maxlen = 0, lbytes = 0; /* longest list; all lists' bytes */
 	float *psc = NULL;
-	size_t nheaps = 0, nlheaps = 0, batch, nprobe = o->nprobe;
+	size_t nheaps = 0, nqc = 0, batch, nprobe = o->nprobe;
 	int threads = o->threads, rc = VEC_OK;
 	long refine = o->refine < 0 ? (long)g->refine : o->refine;
 
@@ -2514,20 +2521,15 @@ int vec_ivf_search(const struct vec_ivf *g, const struct vec_vectors *v,
 	if (batch >= LMAJOR_MIN && 4 * (uint64_t)batch * nprobe >= g->nlist &&
 	    lmajor_fits(&s, batch, lbytes)) {
 		s.byl = malloc(batch * nprobe * sizeof *s.byl);
-		if (g->codec == VEC_IVF_FLAT)
-			s.heaps = calloc(batch, sizeof *s.heaps);
-		else
-			s.qc = calloc(batch, sizeof *s.qc);
+		s.qc = calloc(batch, sizeof *s.qc);
 		if (s.qc && qpart_bytes(&s))
 			s.qpart = malloc(batch * qpart_bytes(&s));
-		if ((!s.heaps && !s.qc) || !s.byl ||
-		    (s.qc && qpart_bytes(&s) && !s.qpart)) {
+		if (!s.qc || !s.byl || (qpart_bytes(&s) && !s.qpart)) {
 			rc = vec_err(eb, VEC_E_NOMEM, "out of memory");
 			goto done;
 		}
-		for (nlheaps = 0; nlheaps < batch; nlheaps++)
-			if (s.heaps ? vec_topk_init(&s.heaps[nlheaps], k) :
-			    cands_init(&s.qc[nlheaps], s.k2)) {
+		for (nqc = 0; nqc < batch; nqc++)
+			if (cands_init(&s.qc[nqc], s.k2)) {
 				rc = vec_err(eb, VEC_E_NOMEM, "out of memory");
 				goto done;
 			}
@@ -2576,7 +2578,7 @@ int vec_ivf_search(const struct vec_ivf *g, const struct vec_vectors *v,
 		s.psc = psc;
 		s.ids = ids + q0 * k;
 		s.scores = scores + q0 * k;
-		if ((s.heaps || s.qc) && m >= LMAJOR_MIN) {
+		if (s.qc && m >= LMAJOR_MIN) {
 			s.nm = m;
 			s.nchunks = nheaps < m ? nheaps : m;
 			vec_pool_run((int)nheaps, s.nchunks, lmajor_task, &s);
@@ -2594,12 +2596,8 @@ done:
 		}
 	}
 	free(s.sc);
-	for (size_t e = 0; e < nlheaps; e++)
-		if (s.heaps)
-			vec_topk_free(&s.heaps[e]);
-		else
-			cands_free(&s.qc[e]);
-	free(s.heaps);
+	for (size_t e = 0; e < nqc; e++)
+		cands_free(&s.qc[e]);
 	free(s.qc);
 	free(s.qpart);
 	free(s.byl);

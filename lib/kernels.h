@@ -70,16 +70,18 @@ struct vec_flat_narrow {
 #define VEC_FLAT_NARROW_MAX 4
 
 /*
- * scores: one query q against rows rows[j] of x (row j when rows is NULL),
- * j < n: out[j] gets the score the narrow kernel would offer for that row
- * and that query alone, summed in the same order to the same bits.
+ * scores: nq queries (1..VEC_FLAT_NARROW_MAX, rows of q with stride dim)
+ * against rows rows[j] of x (row j when rows is NULL), j < n: out[i * n +
+ * j] gets the score the narrow kernel would offer for row j and query i,
+ * summed in the same order to the same bits (the narrow kernel's sum for a
+ * row and query does not depend on the rows and queries scored with it).
  */
 struct vec_flat_kernels {
 	const char *name;
 	unsigned qb;           /* lanes (queries) of one wide block, <= 64 */
 	void (*wide)(const struct vec_flat_wide *w);
 	void (*narrow)(const struct vec_flat_narrow *w);
-	void (*scores)(const float *q, const float *x, size_t dim,
+	void (*scores)(const float *q, unsigned nq, const float *x, size_t dim,
 		       const uint32_t *rows, size_t n, int l2, float *out);
 };
 

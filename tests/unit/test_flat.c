@@ -646,31 +646,30 @@ static void test_wide_pass(void)
 }
 
 /*
- * The kernels' scores (kernels.h): for one query, the score of each chosen
- * row is, to the bit, the one the narrow kernel offers for that row, at
- * every level, L2 and IP, for dimensions around the vector widths, rows
- * contiguous (rows NULL) and gathered in any order with repeats, and row
- * counts that leave every tile shape.
+ * The kernels' scores (kernels.h): the score of each chosen row for each
+ * query is, to the bit, the one the narrow kernel offers for that row and
+ * query alone, at every level, L2 and IP, one to four queries, dimensions
+ * around the vector widths, rows contiguous (rows NULL) and gathered in
+ * any order with repeats, and row counts that leave every tile shape.
  */
 static void test_scores_as_narrow(void)
 {
 	static const size_t dims[] = { 1, 7, 8, 15, 16, 17, 33, 100 };
-	const size_t nb = 29;
+	enum { NB = 29, NQ = VEC_FLAT_NARROW_MAX };
 	const struct vec_kernels *best = vec_kernels();
-	float *x = malloc(nb * 100 * sizeof *x), q[100], out[29], want[29];
-	uint32_t rows[29];
-	uint64_t hid[29];
-	float hsc[29];
+	float *x = malloc(NB * 100 * sizeof *x), q[NQ * 100];
+	float out[NQ * NB], want[NQ][NB];
+	uint32_t rows[NB];
+	uint64_t hid[NB];
+	float hsc[NB];
 	struct vec_topk h;
 	int bad = 0, checked = 0;
 
-	EXPECT(vec_topk_init(&h, nb) == 0);
-	for (size_t e = 0; e < nb * 100; e++)
+	EXPECT(vec_topk_init(&h, NB) == 0);
+	for (size_t e = 0; e < NB * 100; e++)
 		x[e] = frand() * 4 - 2;
-	for (size_t d = 0; d < 100; d++)
-		q[d] = frand() * 4 - 2;
-	for (size_t j = 0; j < nb; j++)
-		rows[j] = (uint32_t)((j * 7 + 3) % nb / 2); /* repeats */
+	for (size_t j = 0; j < NB; j++)
+		rows[j] = (uint32_t)((j * 7 + 3) % NB / 2); /* repeats */
 	for (int lv = VEC_SIMD_SCALAR; lv <= VEC_SIMD_NEON; lv++) {
 		const struct vec_flat_kernels *fk;
 		if (!vec_kernels_for((enum vec_simd)lv))
@@ -680,33 +679,43 @@ static void test_scores_as_narrow(void)
 		for (size_t di = 0; di < sizeof dims / sizeof *dims; di++)
 			for (int l2 = 0; l2 < 2; l2++) {
 				size_t dim = dims[di];
-				struct vec_topk *hp = &h;
-				struct vec_flat_narrow nw;
-				size_t n;
 
-				/* narrow: every row offered (a heap of nb) */
-				memset(&nw, 0, sizeof nw);
-				nw.q = q;
-				nw.nq = 1;
-				nw.x = x;
-				nw.nb = nb;
-				nw.dim = dim;
-				nw.l2 = l2;
-				nw.heap = &hp;
-				vec_topk_reset(&h);
-				fk->narrow(&nw);
-				n = vec_topk_extract(&h, hid, hsc);
-				EXPECT(n == nb);
-				for (size_t e = 0; e < n; e++)
-					want[hid[e]] = hsc[e];
-				for (size_t m = 1; m <= nb; m += 4) {
-					fk->scores(q, x, dim, NULL, m, l2, out);
-					for (size_t j = 0; j < m; j++, checked++)
-						bad += memcmp(&out[j], &want[j], 4) != 0;
-					fk->scores(q, x, dim, rows, m, l2, out);
-					for (size_t j = 0; j < m; j++, checked++)
-						bad += memcmp(&out[j], &want[rows[j]], 4) != 0;
+				for (size_t e = 0; e < NQ * dim; e++)
+					q[e] = frand() * 4 - 2;
+				/* narrow, each query alone: every row offered
+				 * (a heap of NB) */
+				for (unsigned i = 0; i < NQ; i++) {
+					struct vec_topk *hp = &h;
+					struct vec_flat_narrow nw;
+					size_t n;
+					memset(&nw, 0, sizeof nw);
+					nw.q = q + i * dim;
+					nw.nq = 1;
+					nw.x = x;
+					nw.nb = NB;
+					nw.dim = dim;
+					nw.l2 = l2;
+					nw.heap = &hp;
+					vec_topk_reset(&h);
+					fk->narrow(&nw);
+					n = vec_topk_extract(&h, hid, hsc);
+					EXPECT(n == NB);
+					for (size_t e = 0; e < n; e++)
+						want[i][hid[e]] = hsc[e];
 				}
+				for (unsigned nq = 1; nq <= NQ; nq++)
+					for (size_t m = 1; m <= NB; m += 4) {
+						fk->scores(q, nq, x, dim, NULL, m, l2, out);
+						for (unsigned i = 0; i < nq; i++)
+							for (size_t j = 0; j < m; j++, checked++)
+								bad += memcmp(&out[i * m + j],
+									      &want[i][j], 4) != 0;
+						fk->scores(q, nq, x, dim, rows, m, l2, out);
+						for (unsigned i = 0; i < nq; i++)
+							for (size_t j = 0; j < m; j++, checked++)
+								bad += memcmp(&out[i * m + j],
+									      &want[i][rows[j]], 4) != 0;
+					}
 			}
 	}
 	vec_simd_select(best->level);
