@@ -180,20 +180,33 @@ float vec_dot(const float *a, const float *b, size_t d)
 }
 
 /*
- * Unit length for cosine indexes.  The norm is summed in double: this runs
- * once per stored vector, and the stored vectors should be as close to
- * unit length as float allows.
+ * Unit length for cosine indexes.  The norm is summed in double (four
+ * sums, so that they overlap), and each component divided in double: the
+ * stored vectors should be as close to unit length as float allows.
  */
 float vec_normalize(float *x, size_t d)
 {
-	double s = 0, r;
+	double s0 = 0, s1 = 0, s2 = 0, s3 = 0, s, r;
+	size_t i = 0;
 
-	for (size_t i = 0; i < d; i++)
-		s += (double)x[i] * x[i];
+	for (; i + 4 <= d; i += 4) {
+		s0 += (double)x[i] * x[i];
+		s1 += (double)x[i + 1] * x[i + 1];
+		s2 += (double)x[i + 2] * x[i + 2];
+		s3 += (double)x[i + 3] * x[i + 3];
+	}
+	for (; i < d; i++)
+		s0 += (double)x[i] * x[i];
+	s = (s0 + s1) + (s2 + s3);
 	if (!(s > 0) || !isfinite(s))
 		return 0;
 	r = sqrt(s);
-	for (size_t i = 0; i < d; i++)
+	for (i = 0; i + 2 <= d; i += 2) { /* pairs: one divpd */
+		double a = x[i] / r, b = x[i + 1] / r;
+		x[i] = (float)a;
+		x[i + 1] = (float)b;
+	}
+	for (; i < d; i++)
 		x[i] = (float)(x[i] / r);
 	return (float)r;
 }
