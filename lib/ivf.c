@@ -1128,6 +1128,8 @@ struct rank {
 	const float *cnorms;      /* l2: |c|^2 of each centroid; ip: NULL */
 	double cmax;              /* the largest |c| */
 	int bf;                   /* blocks rank on g->cbf (bf16) */
+	int any_order;            /* nprobe >= nlist: every list, in list
+				     order (a search's; vec_ivf_rank sorts) */
 	size_t nwide, nprobe, cap;
 	uint64_t *probe;          /* m x nprobe out */
 	float *psc;               /* m x nprobe out (l2: |q - c|, ip: <q, c>) */
@@ -1194,6 +1196,14 @@ static void canon_pick(const struct rank *r, struct rank_scratch *w,
 
 	r->fk->scores(q, 1, g->cent, g->dim, ids, n, r->cnorms != NULL,
 		      ids ? w->sc : w->csc);
+	if (!ids && got == n && r->any_order) {
+		for (size_t e = 0; e < n; e++) {
+			float v = w->csc[e];
+			pr[e] = e;
+			ps[e] = r->cnorms ? sqrtf(v > 0 ? v : 0) : -v;
+		}
+		return; /* got == nprobe: no padding */
+	}
 	for (size_t i = 0; i < n; i++) {
 		uint32_t id = ids ? ids[i] : (uint32_t)i;
 		if (ids)
@@ -1329,6 +1339,13 @@ static void rank_task(void *ctx, size_t b, int worker)
 	int bf = r->bf;
 
 	nlanes = (unsigned)(r->nwide - first < qb ? r->nwide - first : qb);
+	if (keep >= g->nlist) { /* every list: no fast pass to filter */
+		for (unsigned l = 0; l < nlanes; l++)
+			rank_all(r, r->q + (first + l) * dim, w,
+				 r->probe + (first + l) * keep,
+				 r->psc + (first + l) * keep);
+		return;
+	}
 	/* bf16: each lane's scores are within E = A max B + C max D +
 	 * max N of the fp32 path's (kernels.h), which are within half
 	 * rank_margin of the canonical ones; so the margin grows by 2 E. */
@@ -2557,6 +2574,9 @@ int vec_ivf_search(const struct vec_ivf *g, const struct vec_vectors *v,
 			rc = vec_err(eb, VEC_E_NOMEM, "out of memory");
 			goto done;
 		}
+		/* Every list: its answers do not depend on the lists' order
+		 * (each query keeps the best by score, then id). */
+		rk.any_order = nprobe >= g->nlist;
 		use_rank = 1;
 	}
 	for (size_t q0 = 0; q0 < nq; q0 += batch) {
