@@ -46,7 +46,10 @@
 #define IVFP_BYTES 64
 #define IVFP_VERSION 1
 #define PROBE_BATCH 1024 /* queries whose lists are ranked at once ... */
-#define PROBE_ENTRIES (1u << 22) /* ... holding at most this many list numbers */
+#define PROBE_ENTRIES (1u << 16) /* ... holding at most this many list numbers
+				  (a search's arrays are new memory, whose
+				  first touch of each page costs more than
+				  using it: kept small, they stay so) */
 #define CODEC_TRAIN_MAX 16384 /* residuals the codec is trained on, at most:
 				 what k-means samples for 256 centroids */
 #define ENCODE_CHUNK 1024 /* vectors encoded per task */

@@ -94,6 +94,10 @@ Environment:
                         recall (default 1.01: never)
   BENCH_IVF_MAX_SECONDS  stop a method's sweep after a point whose median
                         search took longer than this (default: no limit)
+  BENCH_IVF_SCAN_ALL    the 4-bit methods also search every list (nprobe =
+                        nlist) once the sweep ends, for the scan rate: the
+                        per-query work spread over every code (default 1;
+                        0: not)
   BENCH_REPEAT          timed runs per point; the median is used (5)
   BENCH_CPU             the CPU both sides' searches run on (default: the
                         first one allowed; "none": wherever the scheduler
@@ -504,84 +508,7 @@ class IvfBench:
         failed = set()
         skipped = set()
         for nprobe in e["nprobes"]:
-            times = {s: [] for s in sides}
-            infos = {s: [] for s in sides}
-            last = {}
-            for rnd in range(rep + 1):
-                order = sides if rnd % 2 == 0 else sides[::-1]
-                for s in order:
-                    if s in failed:
-                        continue
-                    try:
-                        sec, info, get_ids = searchers[s](nprobe)
-                    except Skip as why:
-                        self.note("%s: vecutils %s skipped (%s)" % (
-                            e["name"], NAME[m], why))
-                        mres["vec_skipped"] = str(why)
-                        failed.add(s)
-                        skipped.add(s)
-                        continue
-                    except BenchError as err:
-                        failed.add(s)
-                        self.note_error("%s %s %s nprobe %d: %s" % (
-                            e["name"], NAME[m], s, nprobe, err))
-                        continue
-                    if rnd > 0:
-                        times[s].append(sec)
-                        infos[s].append(info)
-                    last[s] = get_ids
-            for s in skipped:
-                mres["sweep"].pop(s, None)
-            cells = []
-            pts = {}
-            for s in sides:
-                if s in skipped:
-                    cells.append("  %9s %6s" % ("skipped", "-"))
-                    continue
-                if s in failed or not times[s]:
-                    cells.append("  %9s %6s" % ("ERR", "-"))
-                    continue
-                ids = last[s]()
-                if ids.shape[0] != nq:
-                    failed.add(s)
-                    self.note_error("%s %s %s nprobe %d: %d answers for %d queries" % (
-                        e["name"], NAME[m], s, nprobe, ids.shape[0], nq))
-                    cells.append("  %9s %6s" % ("ERR", "-"))
-                    continue
-                med = statistics.median(times[s])
-                rec = bl.recall_at_k(e["base"], e["queries"], ids, e["gt_dist"],
-                                     e["metric"], K)
-                scanned = infos[s][-1].get("scanned")
-                pt = {"nprobe": nprobe, "s": med, "s_all": times[s], "qps": nq / med,
-                      "recall": rec, "scanned": scanned}
-                if s == "vecutils":
-                    pt["timing"] = infos[s][-1].get("timing")
-                    pt["process_s"] = statistics.median(i["process_s"] for i in infos[s])
-                    cold = [i["cold_s"] for i in infos[s] if "cold_s" in i]
-                    if cold:
-                        pt["cold_s"] = statistics.median(cold)
-                        pt["cold_qps"] = nq / pt["cold_s"]
-                if scanned:
-                    pt["code_Bps"] = scanned * mres["code_bytes"] / med
-                    pt["code_bw_frac"] = pt["code_Bps"] / BW_BOUND
-                mres["sweep"][s].append(pt)
-                pts[s] = pt
-                cells.append("  %9.0f %6.4f" % (pt["qps"], rec))
-            line = "  %6d" % nprobe + "".join(cells)
-            if len(sides) == 2:
-                ratio = pts["vecutils"]["qps"] / pts["faiss"]["qps"] \
-                    if len(pts) == 2 else None
-                line += "  %7s" % ("%.2fx" % ratio if ratio else "-")
-                if ratio:
-                    mres["ratio_equal_nprobe"].append({
-                        "nprobe": nprobe, "ratio": ratio,
-                        "recall_vec": pts["vecutils"]["recall"],
-                        "recall_faiss": pts["faiss"]["recall"]})
-            if bw:
-                line += "".join("  %8s" % (
-                    "%.1f" % (pts[s]["code_Bps"] / 1e9)
-                    if s in pts and pts[s].get("code_Bps") else "-") for s in sides)
-            print(line, flush=True)
+            pts = self.point(e, m, mres, searchers, sides, nprobe, failed, skipped)
             if pts and all(p["recall"] >= self.o["stop_recall"] for p in pts.values()) \
                     and len(pts) == len(sides):
                 print("  (every side at recall >= %g: larger nprobe left out)"
@@ -591,6 +518,105 @@ class IvfBench:
                 print("  (a search took over %g s: larger nprobe left out; "
                       "BENCH_IVF_MAX_SECONDS)" % self.o["max_seconds"], flush=True)
                 break
+        if bw and self.o["scan_all"] and e["nlist"] not in e["nprobes"]:
+            # Every list: the 4-bit scan's streaming rate with the
+            # per-query work (ranking, re-ranking) spread over all codes.
+            print("  (every list, for the scan rate; not in the recall curves)",
+                  flush=True)
+            self.point(e, m, mres, searchers, sides, e["nlist"], failed, skipped,
+                       into="scan_all")
+
+    def point(self, e, m, mres, searchers, sides, nprobe, failed, skipped,
+              into=None):
+        """One nprobe, both sides alternately: its line printed, its points
+        added to the sweep (or, with into, to mres[into][side]); returns
+        them by side."""
+        nq = e["nq"]
+        rep = self.o["repeat"]
+        bw = m in ("pq4", "pq4r")
+        times = {s: [] for s in sides}
+        infos = {s: [] for s in sides}
+        last = {}
+        for rnd in range(rep + 1):
+            order = sides if rnd % 2 == 0 else sides[::-1]
+            for s in order:
+                if s in failed:
+                    continue
+                try:
+                    sec, info, get_ids = searchers[s](nprobe)
+                except Skip as why:
+                    self.note("%s: vecutils %s skipped (%s)" % (
+                        e["name"], NAME[m], why))
+                    mres["vec_skipped"] = str(why)
+                    failed.add(s)
+                    skipped.add(s)
+                    continue
+                except BenchError as err:
+                    failed.add(s)
+                    self.note_error("%s %s %s nprobe %d: %s" % (
+                        e["name"], NAME[m], s, nprobe, err))
+                    continue
+                if rnd > 0:
+                    times[s].append(sec)
+                    infos[s].append(info)
+                last[s] = get_ids
+        for s in skipped:
+            mres["sweep"].pop(s, None)
+            mres.get(into or "sweep", {}).pop(s, None)
+        cells = []
+        pts = {}
+        for s in sides:
+            if s in skipped:
+                cells.append("  %9s %6s" % ("skipped", "-"))
+                continue
+            if s in failed or not times[s]:
+                cells.append("  %9s %6s" % ("ERR", "-"))
+                continue
+            ids = last[s]()
+            if ids.shape[0] != nq:
+                failed.add(s)
+                self.note_error("%s %s %s nprobe %d: %d answers for %d queries" % (
+                    e["name"], NAME[m], s, nprobe, ids.shape[0], nq))
+                cells.append("  %9s %6s" % ("ERR", "-"))
+                continue
+            med = statistics.median(times[s])
+            rec = bl.recall_at_k(e["base"], e["queries"], ids, e["gt_dist"],
+                                 e["metric"], K)
+            scanned = infos[s][-1].get("scanned")
+            pt = {"nprobe": nprobe, "s": med, "s_all": times[s], "qps": nq / med,
+                  "recall": rec, "scanned": scanned}
+            if s == "vecutils":
+                pt["timing"] = infos[s][-1].get("timing")
+                pt["process_s"] = statistics.median(i["process_s"] for i in infos[s])
+                cold = [i["cold_s"] for i in infos[s] if "cold_s" in i]
+                if cold:
+                    pt["cold_s"] = statistics.median(cold)
+                    pt["cold_qps"] = nq / pt["cold_s"]
+            if scanned:
+                pt["code_Bps"] = scanned * mres["code_bytes"] / med
+                pt["code_bw_frac"] = pt["code_Bps"] / BW_BOUND
+            if into:
+                mres.setdefault(into, {})[s] = pt
+            else:
+                mres["sweep"][s].append(pt)
+            pts[s] = pt
+            cells.append("  %9.0f %6.4f" % (pt["qps"], rec))
+        line = "  %6d" % nprobe + "".join(cells)
+        if len(sides) == 2:
+            ratio = pts["vecutils"]["qps"] / pts["faiss"]["qps"] \
+                if len(pts) == 2 else None
+            line += "  %7s" % ("%.2fx" % ratio if ratio else "-")
+            if ratio and not into:
+                mres["ratio_equal_nprobe"].append({
+                    "nprobe": nprobe, "ratio": ratio,
+                    "recall_vec": pts["vecutils"]["recall"],
+                    "recall_faiss": pts["faiss"]["recall"]})
+        if bw:
+            line += "".join("  %8s" % (
+                "%.1f" % (pts[s]["code_Bps"] / 1e9)
+                if s in pts and pts[s].get("code_Bps") else "-") for s in sides)
+        print(line, flush=True)
+        return pts
 
     def finish(self, mres):
         for s, pts in mres["sweep"].items():
@@ -608,9 +634,11 @@ class IvfBench:
                 how = "=" if a["how"] == "=" and b["how"] == "=" else "bound"
             mres["ratio_at_recall"][key] = {"ratio": ratio, "how": how}
         for s, pts in mres["sweep"].items():
-            bws = [p["code_Bps"] for p in pts if p.get("code_Bps")]
+            pts = pts + ([mres["scan_all"][s]] if s in mres.get("scan_all", {}) else [])
+            bws = [(p["code_Bps"], p["nprobe"]) for p in pts if p.get("code_Bps")]
             if bws and mres["method"] in ("pq4", "pq4r"):
-                mres.setdefault("code_Bps_max", {})[s] = max(bws)
+                mres.setdefault("code_Bps_max", {})[s] = max(bws)[0]
+                mres.setdefault("code_Bps_max_nprobe", {})[s] = max(bws)[1]
 
     # -- output ---------------------------------------------------------
     def report_method(self, mres):
@@ -741,14 +769,15 @@ def summary(sets):
     bw = [(r, m, mr) for r, m, mr in rows if m in ("pq4", "pq4r")]
     if bw:
         print("\n4-bit scan: code bytes streamed per second (vectors scanned x code "
-              "bytes / search time), the best over nprobe,")
-        print("against %.0f GB/s (vecutils: '-' when vec-query --stats does not "
-              "report 'scanned N')" % (BW_BOUND / 1e9))
+              "bytes / search time), the best over nprobe")
+        print("(the sweep's and every list's), against %.0f GB/s (vecutils: '-' when "
+              "vec-query --stats does not report 'scanned N')" % (BW_BOUND / 1e9))
         for r, m, mr in bw:
             mx = mr.get("code_Bps_max", {})
+            at = mr.get("code_Bps_max_nprobe", {})
             print("%-14s %-22s " % (r["set"], NAME[m]) + "  ".join(
-                "%s %s" % (s, "%.1f GB/s (%.2f of the bound)" % (
-                    mx[s] / 1e9, mx[s] / BW_BOUND) if s in mx else "-")
+                "%s %s" % (s, "%.1f GB/s (%.2f of the bound, nprobe %d)" % (
+                    mx[s] / 1e9, mx[s] / BW_BOUND, at[s]) if s in mx else "-")
                 for s in SIDES if s in mr["sweep"]))
 
 
@@ -783,6 +812,7 @@ def main():
         "seed": int(os.environ.get("BENCH_IVF_SEED", "42")),
         "stop_recall": float(os.environ.get("BENCH_IVF_STOP_RECALL", "1.01")),
         "max_seconds": float(os.environ.get("BENCH_IVF_MAX_SECONDS", "1e9")),
+        "scan_all": os.environ.get("BENCH_IVF_SCAN_ALL", "1") not in ("", "0"),
     }
     plot_dir = os.environ.get("BENCH_PLOT_DIR", "bench-plots")
     out_path = os.environ.get("BENCH_OUT", "bench-results.json")
