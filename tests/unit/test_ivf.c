@@ -643,8 +643,113 @@ static void test_batch_vs_one(void)
 	free(s2);
 }
 
+/*
+ * Exact ties go by id, across lists too: on integer data (every sum
+ * exact, whatever its order), an IVF-Flat answer is the k best by
+ * (score, id) among the vectors of the lists the query probes (its
+ * ranking from vec_ivf_rank, the lists' members from IVFO and IVFI), for
+ * l2 and ip and several nprobe, with queries that tie with many vectors.
+ */
+static int cmp_cand(const void *a, const void *b)
+{
+	const int64_t *x = a, *y = b; /* { score, id, list } */
+	return x[0] != y[0] ? (x[0] < y[0] ? -1 : 1) : (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+static void test_ties_by_id(void)
+{
+	enum { TN = 1500, TD = 6, TQ = 40, TK = 10, TL = 30 };
+	static const size_t nps[] = { 1, 3, 7 };
+	float *x = malloc(TN * TD * sizeof *x), q[TQ * TD], sc[TQ * TK], psc[7];
+	uint64_t ids[TQ * TK], probe[7];
+	int64_t (*cand)[3] = malloc(TN * sizeof *cand);
+	int bad = 0, cross = 0, checked = 0;
+
+	rs = 777;
+	for (size_t i = 0; i < TN * TD; i++)
+		x[i] = (float)(rnd() % 3) - 1.0f;
+	for (size_t i = 0; i < TQ * TD; i++)
+		q[i] = (float)(rnd() % 3) - 1.0f;
+	for (int metric = VEC_METRIC_L2; metric <= VEC_METRIC_IP; metric++) {
+		struct vec_index_params p = VEC_INDEX_PARAMS_INIT;
+		struct vec_index *idx = NULL;
+		struct vec_file_section secs[VEC_IVF_MAX_SECTIONS];
+		const uint8_t *off = NULL, *mem = NULL;
+		struct vec_errbuf eb;
+		struct vec_ivf *g;
+		size_t ns = 0;
+
+		p.metric = metric;
+		p.dim = TD;
+		if (vec_index_create(&idx, &p, &eb) ||
+		    vec_index_add(idx, TN, x, NULL, &eb)) {
+			EXPECT_MSG(0, "%s", eb.msg);
+			vec_index_close(idx);
+			continue;
+		}
+		p.type = VEC_TYPE_IVF;
+		p.nlist = TL;
+		p.seed = 3;
+		p.threads = 2;
+		if (vec_index_convert(idx, &p, &eb)) {
+			EXPECT_MSG(0, "%s", eb.msg);
+			vec_index_close(idx);
+			continue;
+		}
+		g = vec_index_ivf(idx);
+		EXPECT(vec_ivf_sections(g, secs, &ns, &eb) == VEC_OK);
+		for (size_t i = 0; i < ns; i++) {
+			if (secs[i].id == VEC_SEC_IVFO)
+				off = secs[i].data;
+			if (secs[i].id == VEC_SEC_IVFI)
+				mem = secs[i].data;
+		}
+		EXPECT(off && mem);
+		for (size_t a = 0; off && mem && a < sizeof nps / sizeof *nps; a++) {
+			struct vec_search_opts so = VEC_SEARCH_OPTS_INIT;
+			so.nprobe = nps[a];
+			so.threads = 2;
+			EXPECT(vec_index_search(idx, TQ, q, TK, &so, ids, sc, &eb) == VEC_OK);
+			for (size_t i = 0; i < TQ; i++) {
+				const float *qi = q + i * TD;
+				size_t n = 0;
+				EXPECT(vec_ivf_rank(g, qi, 1, nps[a], 1, probe, psc, &eb) == VEC_OK);
+				for (size_t e = 0; e < nps[a]; e++) {
+					uint64_t j = probe[e];
+					for (uint64_t ps = vec_get_le64(off + 8 * j);
+					     ps < vec_get_le64(off + 8 * (j + 1)); ps++) {
+						uint32_t id = vec_get_le32(mem + 4 * ps);
+						int64_t v = 0;
+						for (size_t d = 0; d < TD; d++) {
+							int64_t t = (int64_t)qi[d], u = (int64_t)x[id * TD + d];
+							v += metric == VEC_METRIC_L2 ? (t - u) * (t - u) : -t * u;
+						}
+						cand[n][0] = v;
+						cand[n][1] = id;
+						cand[n++][2] = (int64_t)j;
+					}
+				}
+				qsort(cand, n, sizeof *cand, cmp_cand);
+				for (size_t e = 0; e < TK && e < n; e++, checked++)
+					bad += ids[i * TK + e] != (uint64_t)cand[e][1];
+				/* a tie at the cut, between vectors of two lists */
+				if (n > TK && cand[TK - 1][0] == cand[TK][0] &&
+				    cand[TK - 1][2] != cand[TK][2])
+					cross++;
+			}
+		}
+		vec_index_close(idx);
+	}
+	EXPECT_MSG(bad == 0, "%d of %d answers not the k best by (score, id)", bad, checked);
+	EXPECT(checked > 0);
+	EXPECT(cross > 0);
+	free(x);
+	free(cand);
+}
+
 void suite_ivf(void)
 {
+	RUN(test_ties_by_id);
 	RUN(test_batch_vs_one);
 	RUN(test_rank_canonical);
 	RUN(test_round_trip);
