@@ -246,35 +246,33 @@ ALWAYS_INLINE void narrow_tile(const struct vec_flat_narrow *w, size_t j0,
 	}
 }
 
-/* All rows for a fixed query count and metric. */
+/* All rows for a fixed query count and metric; G as in narrow_tile. */
 ALWAYS_INLINE void narrow_rows(const struct vec_flat_narrow *w, const int Q,
-			       const int l2, float *thr)
+			       const int l2, float *thr, const int G,
+			       const uint32_t *rows, float *out)
 {
 	size_t j = 0;
 
 	/* one query: eight rows in flight, for memory-level parallelism */
 	if (Q == 1)
 		for (; j + 8 <= w->nb; j += 8)
-			narrow_tile(w, j, Q, 8, l2, thr, 0, NULL, NULL);
+			narrow_tile(w, j, Q, 8, l2, thr, G, rows, out);
 	for (; j + 4 <= w->nb; j += 4)
-		narrow_tile(w, j, Q, 4, l2, thr, 0, NULL, NULL);
+		narrow_tile(w, j, Q, 4, l2, thr, G, rows, out);
 	for (; j < w->nb; j++)
-		narrow_tile(w, j, Q, 1, l2, thr, 0, NULL, NULL);
+		narrow_tile(w, j, Q, 1, l2, thr, G, rows, out);
 }
 
 /* Dispatch on the query count and metric, so every tile is specialised. */
-static void narrow_avx512(const struct vec_flat_narrow *w)
+ALWAYS_INLINE void narrow_all(const struct vec_flat_narrow *w, float *thr,
+			      const int G, const uint32_t *rows, float *out)
 {
-	float thr[VEC_FLAT_NARROW_MAX];
-
-	for (unsigned i = 0; i < w->nq; i++)
-		thr[i] = vec_topk_worst(w->heap[i]);
-#define CASE(q)                                           \
-	case q:                                           \
-		if (w->l2)                                \
-			narrow_rows(w, q, 1, thr);        \
-		else                                      \
-			narrow_rows(w, q, 0, thr);        \
+#define CASE(q)                                                        \
+	case q:                                                        \
+		if (w->l2)                                             \
+			narrow_rows(w, q, 1, thr, G, rows, out);       \
+		else                                                   \
+			narrow_rows(w, q, 0, thr, G, rows, out);       \
 		break
 	switch (w->nq) {
 	CASE(1);
@@ -285,21 +283,16 @@ static void narrow_avx512(const struct vec_flat_narrow *w)
 #undef CASE
 }
 
-/* Scores of chosen rows, summed as narrow_avx512 sums them (its tiles). */
-ALWAYS_INLINE void scores_rows(const struct vec_flat_narrow *w, const int Q,
-			       const uint32_t *rows, const int l2, float *out)
+static void narrow_avx512(const struct vec_flat_narrow *w)
 {
-	size_t j = 0;
+	float thr[VEC_FLAT_NARROW_MAX];
 
-	if (Q == 1)
-		for (; j + 8 <= w->nb; j += 8)
-			narrow_tile(w, j, Q, 8, l2, NULL, 1, rows, out);
-	for (; j + 4 <= w->nb; j += 4)
-		narrow_tile(w, j, Q, 4, l2, NULL, 1, rows, out);
-	for (; j < w->nb; j++)
-		narrow_tile(w, j, Q, 1, l2, NULL, 1, rows, out);
+	for (unsigned i = 0; i < w->nq; i++)
+		thr[i] = vec_topk_worst(w->heap[i]);
+	narrow_all(w, thr, 0, NULL, NULL);
 }
 
+/* Scores of chosen rows, summed by narrow_avx512's tiles. */
 static void scores_avx512(const float *q, unsigned nq, const float *x,
 			  size_t dim, const uint32_t *rows, size_t n, int l2,
 			  float *out)
@@ -307,20 +300,7 @@ static void scores_avx512(const float *q, unsigned nq, const float *x,
 	struct vec_flat_narrow w = { .q = q, .nq = nq, .x = x, .nb = n,
 				     .dim = dim, .l2 = l2 };
 
-#define CASE(q)                                                 \
-	case q:                                                 \
-		if (l2)                                         \
-			scores_rows(&w, q, rows, 1, out);       \
-		else                                            \
-			scores_rows(&w, q, rows, 0, out);       \
-		break
-	switch (nq) {
-	CASE(1);
-	CASE(2);
-	CASE(3);
-	CASE(4);
-	}
-#undef CASE
+	narrow_all(&w, NULL, 1, rows, out);
 }
 
 const struct vec_flat_kernels vec_flat_avx512 = {
