@@ -135,7 +135,8 @@ ALWAYS_INLINE void narrow_tile(const struct vec_flat_narrow *w, size_t j0,
 	const float *x = w->x + j0 * dim, *xp[2];
 	size_t d = 0;
 
-	/* G (scores): rows[j] of w->x (or row j), sums to out[j] */
+	/* G (scores): rows[j] of w->x (or row j); query i's sums to
+	 * out[i * nb + j] */
 #pragma GCC unroll 2
 	for (int r = 0; r < R; r++)
 		xp[r] = G && rows ? w->x + (size_t)rows[j0 + r] * dim

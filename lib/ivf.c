@@ -1183,6 +1183,12 @@ static void radix_keys(uint64_t *k, uint64_t *t, size_t n)
 	}
 }
 
+/* A list's score as psc holds it: l2 |q - c|, ip <q, c> (v canonical). */
+static inline float probe_score(const struct rank *r, float v)
+{
+	return r->cnorms ? sqrtf(v > 0 ? v : 0) : -v;
+}
+
 /*
  * The best nprobe of n lists (ids[i], or list i when ids is NULL) by
  * canonical score then list number, as probe pr and psc ps (padded): the
@@ -1201,9 +1207,8 @@ static void canon_pick(const struct rank *r, struct rank_scratch *w,
 		      ids ? w->sc : w->csc);
 	if (!ids && got == n && r->any_order) {
 		for (size_t e = 0; e < n; e++) {
-			float v = w->csc[e];
 			pr[e] = e;
-			ps[e] = r->cnorms ? sqrtf(v > 0 ? v : 0) : -v;
+			ps[e] = probe_score(r, w->csc[e]);
 		}
 		return; /* got == nprobe: no padding */
 	}
@@ -1221,10 +1226,8 @@ static void canon_pick(const struct rank *r, struct rank_scratch *w,
 	else
 		sort_keys(w->ak, got);
 	for (size_t e = 0; e < got; e++) {
-		uint32_t id = key_id(w->ak[e]);
-		float v = w->csc[id];
-		pr[e] = id;
-		ps[e] = r->cnorms ? sqrtf(v > 0 ? v : 0) : -v;
+		pr[e] = key_id(w->ak[e]);
+		ps[e] = probe_score(r, w->csc[pr[e]]);
 	}
 	for (size_t e = got; e < r->nprobe; e++) {
 		pr[e] = UINT64_MAX;
@@ -1293,10 +1296,26 @@ static inline size_t bit_count(uint64_t x)
 }
 
 /*
+ * Lane l's key buffer is full (*n = cap): shrink it to the margin; if that
+ * still holds over half, the lane is scored in full (w->all), and takes
+ * nothing more (*n = 0, *thr = -inf).  Returns whether it went so.
+ */
+static int lane_full(const struct rank *r, struct rank_scratch *w,
+		     unsigned l, size_t *n, float *thr)
+{
+	margin_keep(w->key + (size_t)l * r->cap, n, r->nprobe, w->mrg[l], thr);
+	if (*n <= r->cap / 2)
+		return 0;
+	w->all[l] = 1;
+	*n = 0;
+	*thr = -INFINITY;
+	return 1;
+}
+
+/*
  * Lane l's scores of chunk [c0, c0 + nb) (w->out), those no worse than its
  * threshold appended as keys: a store for every score and a count of
  * those that pass, where following the pass masks costs a branch each.
- * A full buffer is shrunk as by the masked loop.
  */
 static void dense_append(const struct rank *r, struct rank_scratch *w,
 			 unsigned l, size_t c0, size_t nb)
@@ -1313,15 +1332,8 @@ static void dense_append(const struct rank *r, struct rank_scratch *w,
 		float v = o[e * qb];
 		key[n] = cand_key(v + 0.0f, (uint32_t)(c0 + e));
 		n += v <= thr;
-		if (__builtin_expect(n < r->cap, 1))
-			continue;
-		margin_keep(key, &n, r->nprobe, w->mrg[l], &thr);
-		if (n > r->cap / 2) {
-			w->all[l] = 1;
-			n = 0;
-			thr = -INFINITY;
+		if (__builtin_expect(n == r->cap, 0) && lane_full(r, w, l, &n, &thr))
 			break;
-		}
 	}
 	w->n[l] = n;
 	w->thr[l] = thr;
@@ -1398,6 +1410,8 @@ static void rank_task(void *ctx, size_t b, int worker)
 	bw.pass = w->pass;
 	/* After a short first chunk, each lane's threshold is set. */
 	for (size_t c0 = 0, nb, npass = 0; c0 < g->nlist; c0 += nb, npass = 0) {
+		int dense;
+
 		nb = c0 ? RANK_CHUNK : RANK_FIRST;
 		nb = g->nlist - c0 < nb ? g->nlist - c0 : nb;
 		ww.x = g->cent + c0 * dim;
@@ -1421,9 +1435,10 @@ static void rank_task(void *ctx, size_t b, int worker)
 		 * branch-free pass instead: the same keys, in the same order. */
 		for (size_t e = 0; e < nb; e++)
 			npass += bit_count(w->pass[e]);
-		for (unsigned l = 0; npass * 4 >= nb * nlanes && l < nlanes; l++)
+		dense = npass * 4 >= nb * nlanes;
+		for (unsigned l = 0; dense && l < nlanes; l++)
 			dense_append(r, w, l, c0, nb);
-		for (size_t e = 0; npass * 4 < nb * nlanes && e < nb; e++) {
+		for (size_t e = 0; !dense && e < nb; e++) {
 			const float *o = w->out + e * qb;
 			uint64_t mask = w->pass[e];
 			while (mask) {
@@ -1433,16 +1448,8 @@ static void rank_task(void *ctx, size_t b, int worker)
 				if (!(o[l] <= w->thr[l]))
 					continue;
 				key[w->n[l]] = cand_key(o[l] + 0.0f, (uint32_t)(c0 + e));
-				if (++w->n[l] < r->cap)
-					continue;
-				/* Full: shrink to the margin; if that still
-				 * holds over half, score the lane in full. */
-				margin_keep(key, &w->n[l], keep, w->mrg[l], &w->thr[l]);
-				if (w->n[l] > r->cap / 2) {
-					w->all[l] = 1;
-					w->n[l] = 0;
-					w->thr[l] = -INFINITY; /* nothing more */
-				}
+				if (++w->n[l] == r->cap)
+					lane_full(r, w, l, &w->n[l], &w->thr[l]);
 			}
 		}
 		for (unsigned l = 0; c0 == 0 && l < nlanes; l++)
@@ -1726,8 +1733,8 @@ struct search {
 	struct scratch *sc;      /* one per worker */
 	uint64_t *ids;           /* this batch's rows of the output */
 	float *scores;
-	/* The list-major scan of a batch (flat payload; NULL: by query). */
-	struct cands *qc;        /* coded: one per query of the batch ... */
+	/* The list-major scan of a batch (NULL: by query). */
+	struct cands *qc;        /* one per query of the batch ... */
 	unsigned char *qpart;    /* ... and its query_setup (qpart_bytes) */
 	uint32_t *byl;           /* batch x nprobe: (query, probe) pairs
 				    (query x nprobe + probe) by list */
@@ -2195,7 +2202,6 @@ static void search_task(void *ctx, size_t i, int worker)
 	finish_query(s, w, i, q, &w->cand);
 }
 
-
 /*
  * The next query's candidates, chosen now (the k2 best, which its
  * finish_query would choose) and their refine codes prefetched into the
@@ -2468,12 +2474,11 @@ static int lmajor_fits(const struct search *s, size_t batch, uint64_t bytes)
 {
 	const struct vec_ivf *g = s->g;
 
-	if (g->lmajor == 0)
+	if (g->lmajor == 0 || batch * s->k2 > LMAJOR_CANDS_MAX)
 		return 0;
 	if (g->codec == VEC_IVF_FLAT)
-		return batch * s->k <= LMAJOR_CANDS_MAX;
+		return 1;
 	return (g->lmajor > 0 || bytes >= (uint64_t)LMAJOR_CODED_LIST * g->nlist) &&
-	       batch * s->k2 <= LMAJOR_CANDS_MAX &&
 	       batch * qpart_bytes(s) <= LMAJOR_QPART_MAX;
 }
 
